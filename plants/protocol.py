@@ -1,0 +1,77 @@
+"""The dynamics protocol: what ``hfcontrol`` (or any user) needs from a plant.
+
+Any object with these members can be put in a closed loop. The built-in plants also
+satisfy :class:`CompiledDynamics`, which adds the flat description used by the compiled
+kernels in :mod:`plants._kernels`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Dynamics(Protocol):
+    """A discrete-time plant ``x_{t+1} = step(x_t, u_t)`` acting on batches.
+
+    Attributes
+    ----------
+    state_dim : int
+        ``n``, the length of a state vector.
+    control_dim : int
+        ``m``, the length of a control vector.
+    dt : float
+        Duration of one step in seconds.
+    control_low, control_high : ndarray, shape (m,)
+        Control limits; controls outside are clipped as part of the model
+        (``-inf``/``inf`` when unlimited).
+    parameters : Mapping[str, Any]
+        The model parameters by name (the "parameter record").
+
+    Methods
+    -------
+    step(x, u) -> x_next
+        ``x[B, n]``, ``u[B, m]`` to ``x_next[B, n]``.
+    rollout(x0, U) -> X
+        ``x0[B, n]``, ``U[B, T, m]`` to ``X[B, T + 1, n]`` with ``X[:, 0] = x0``, in one
+        compiled call.
+    jacobians(x, u) -> (A, B)
+        ``A[B, n, n] = d x_next / d x`` and ``B[B, n, m] = d x_next / d u``: the exact
+        derivative of the discrete step (integrator included), of its deterministic part.
+    """
+
+    state_dim: int
+    control_dim: int
+    dt: float
+    control_low: np.ndarray
+    control_high: np.ndarray
+
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
+
+    def step(self, x: np.ndarray, u: np.ndarray) -> np.ndarray: ...
+
+    def rollout(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray: ...
+
+    def jacobians(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class CompiledDynamics(Dynamics, Protocol):
+    """A :class:`Dynamics` that the compiled kernels can step without Python.
+
+    Attributes
+    ----------
+    kernel_code : int
+        Plant code for :func:`plants._kernels.step_sample` and
+        :func:`plants._kernels.jacobians_sample`.
+    kernel_params : ndarray, float64, 1-D
+        Flat parameter array (layout in :mod:`plants._layout`); ``kernel_params[1]`` is the
+        integrator code and ``kernel_params[2]`` the number of substeps.
+    """
+
+    kernel_code: int
+    kernel_params: np.ndarray
