@@ -48,7 +48,10 @@ class PlantBase:
         self.dt = V.positive(dt, "dt")
         self.substeps = V.integer(substeps, "substeps")
         self.integrator = integrator
-        integ = V.integrator_code(integrator, allowed_integrators) if integrator != "discrete" else 3
+        if integrator == "discrete":
+            integ = 3
+        else:
+            integ = V.integrator_code(integrator, allowed_integrators)
         nq = len(pos_index)
         if max_speed is None:
             vmax = np.full(nq, np.inf)

@@ -1,4 +1,4 @@
-"""Compiled right-hand side of the cart-pole (Gymnasium ``CartPole-v1`` equations, continuous force).
+"""Compiled right-hand side of the cart-pole (Gymnasium ``CartPole-v1`` equations).
 
 State ``[x, x_dot, theta, theta_dot]``, theta = 0 upright, ``l`` = half pole length::
 

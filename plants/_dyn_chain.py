@@ -27,8 +27,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._dyn_common import cholesky_inplace, cholesky_solve_cols, cholesky_solve_vec, field_torque
-from ._dyn_common import field_torque_jac
+from ._dyn_common import (
+    cholesky_inplace,
+    cholesky_solve_cols,
+    cholesky_solve_vec,
+    field_torque,
+    field_torque_jac,
+)
 from ._layout import FIELD_LEN, H_PLANT
 
 

@@ -40,7 +40,6 @@ from ._dyn_pendulum import deriv_jac_pendulum, deriv_pendulum
 from ._layout import (
     CARTPOLE,
     CHAIN,
-    DISCRETE,
     EULER,
     H_DT,
     H_INTEG,

@@ -138,4 +138,5 @@ def make_rng(rng=None, seed=None) -> np.random.Generator:
 
 
 def _fmt(shape) -> str:
-    return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+    inner = ", ".join("any" if s is None else str(s) for s in shape)
+    return "(" + inner + ("," if len(shape) == 1 else "") + ")"

@@ -126,7 +126,8 @@ class PlanarArm(PlantBase):
         if np.any(inertias < masses * com**2 * (1 - 1e-12)):
             raise ValueError("inertias (about the proximal joint) must be >= masses * com**2 "
                              f"(parallel-axis theorem), got {inertias} < {masses * com**2}")
-        if not np.allclose(visc, visc.T) or np.linalg.eigvalsh(0.5 * (visc + visc.T)).min() < -1e-12:
+        sym = 0.5 * (visc + visc.T)
+        if not np.allclose(visc, visc.T) or np.linalg.eigvalsh(sym).min() < -1e-12:
             raise ValueError(f"viscosity must be symmetric positive semi-definite, got {visc}")
         if isinstance(gravity, bool):
             g = 9.81 if gravity else 0.0
@@ -170,7 +171,7 @@ class PlanarArm(PlantBase):
         return pts.transpose(0, 2, 1)
 
     def hand_position(self, x) -> np.ndarray:
-        """Hand position ``sum_a l_a (cos phi_a, sin phi_a)`` for states ``x[B, 2N]``: ``[B, 2]``."""
+        """Hand position ``sum_a l_a (cos phi_a, sin phi_a)`` for ``x[B, 2N]``: ``[B, 2]``."""
         return self.joint_positions(x)[:, -1, :]
 
     def hand_jacobian(self, x) -> np.ndarray:
