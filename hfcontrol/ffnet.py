@@ -1,0 +1,658 @@
+"""Feedforward networks: forward pass, gradient, Gauss-Newton product and training loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import loss_funcs as lf
+from . import nonlinearities as nl
+from ._validation import as_dtype, as_rng, check_array, check_vector
+
+Conn = tuple[int, int]
+
+DEFAULT_W_INIT = {"init_type": "sparse", "coeff": 1.0, "biases": 0.0}
+SPARSE_FAN_IN = 15  # Martens (2010): each unit gets 15 non-zero incoming weights
+
+
+class FFNet:
+    """Feedforward network trained by Hessian-free optimisation or SGD.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Number of units in each layer, input layer first.
+    layers : Nonlinearity, str, or sequence of them
+        The nonlinearity of every layer (one per layer, input layer included), or
+        a single one used for every layer but the input layer, which is then
+        :class:`~hfcontrol.nonlinearities.Linear`. Names such as ``"Tanh"`` are accepted.
+    conns : dict of int to list of int, optional
+        Connections ``{pre: [post, ...]}``, each from a lower layer to a higher
+        one (skip connections allowed). Default: each layer to the next.
+    loss_type : LossFunction or list of LossFunction
+        The loss; a list becomes a :class:`~hfcontrol.loss_funcs.LossSet`.
+        Default :class:`~hfcontrol.loss_funcs.SquaredError`.
+    W_init_params : dict, optional
+        Weight initialisation: ``init_type`` (``"sparse"``, Martens' sparse init:
+        each unit gets 15 non-zero N(0, coeff^2) weights from each connection;
+        ``"uniform"``, U(-coeff, coeff) / sqrt(fan-in); ``"gaussian"``, N(0, coeff^2) /
+        sqrt(fan-in)), ``coeff`` (scale, default 1) and ``biases`` (initial bias, default 0).
+    load_weights : ndarray or path, optional
+        Initial parameters: a vector of the right length and dtype, or a file
+        written by :meth:`save`.
+    debug : bool
+        If True, check the gradient and ``G v`` against finite differences at
+        every training update and warn when they disagree.
+    rng : numpy.random.Generator or int, optional
+        Random generator or seed for initialisation and minibatches.
+    dtype : float32 or float64
+        Dtype of parameters and activations (float32 by default).
+
+    Attributes
+    ----------
+    W : ndarray
+        All parameters in one flat vector; :meth:`get_weights` gives per-connection views.
+    loss : LossFunction
+        The training loss.
+    mask : ndarray of bool or None
+        Parameters where the mask is False are frozen (zero gradient and update).
+    """
+
+    def __init__(self, shape: Sequence[int], layers: Any = None,
+                 conns: Mapping[int, Sequence[int]] | None = None,
+                 loss_type: Any = None, W_init_params: Mapping[str, Any] | None = None,
+                 load_weights: Any = None, debug: bool = False, rng: Any = None,
+                 dtype: Any = np.float32):
+        self.dtype = as_dtype(dtype)
+        self.rng = as_rng(rng)
+        self.debug = bool(debug)
+        self.shape = self._check_shape(shape)
+        self.n_layers = len(self.shape)
+        self.layers = self._check_layers(layers)
+        self.conns = self._check_conns(conns)
+        self.back_conns: dict[int, list[int]] = {post: [] for post in range(self.n_layers)}
+        for pre, posts in self.conns.items():
+            for post in posts:
+                self.back_conns[post].append(pre)
+        self.loss = lf.from_spec(lf.SquaredError() if loss_type is None else loss_type)
+        self._layout_params()
+        self.W = self._init_weights(W_init_params)
+        if load_weights is not None:
+            self.W = self._load_weight_vector(load_weights)
+        self.mask: np.ndarray | None = None
+        self._optimizer = None
+        self.inputs: np.ndarray | None = None
+        self.targets: np.ndarray | None = None
+        self.activations: list[np.ndarray] | None = None
+        self.d_activations: list[np.ndarray] | None = None
+        self.best_W: np.ndarray | None = None
+        self.best_error = np.inf
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _check_shape(shape) -> list[int]:
+        try:
+            sizes = [int(s) for s in shape]
+        except TypeError as exc:
+            raise TypeError(f"shape must be a sequence of layer sizes, got {shape!r}") from exc
+        if len(sizes) < 2:
+            raise ValueError(f"shape must list at least an input and an output layer, got {shape}")
+        if any(s < 1 for s in sizes) or any(s != float(x) for s, x in zip(sizes, shape, strict=True)):
+            raise ValueError(f"shape must contain positive integers, got {list(shape)}")
+        return sizes
+
+    def _check_layers(self, layers) -> list[nl.Nonlinearity]:
+        if layers is None:
+            layers = nl.Logistic()
+        if isinstance(layers, nl.Nonlinearity | str):
+            return [nl.Linear()] + [nl.from_spec(layers) for _ in range(self.n_layers - 1)]
+        layers = list(layers)
+        if len(layers) != self.n_layers:
+            raise ValueError(f"layers must give one nonlinearity per layer ({self.n_layers} for "
+                             f"shape {self.shape}), got {len(layers)}")
+        out = [nl.from_spec(layer) for layer in layers]
+        for i, layer in enumerate(out):
+            if layer.stateful and not self._allows_stateful:
+                raise ValueError(f"layers[{i}] is stateful ({layer!r}); stateful nonlinearities "
+                                 f"need a recurrent network (RNNet)")
+        return out
+
+    _allows_stateful = False
+
+    def _check_conns(self, conns) -> dict[int, list[int]]:
+        if conns is None:
+            return {i: [i + 1] for i in range(self.n_layers - 1)}
+        if not isinstance(conns, Mapping):
+            raise TypeError(f"conns must be a dict {{pre: [post, ...]}}, got {conns!r}")
+        out: dict[int, list[int]] = {}
+        for pre, posts in conns.items():
+            pre = int(pre)
+            for post in posts:
+                post = int(post)
+                if not (0 <= pre < self.n_layers and 0 <= post < self.n_layers):
+                    raise ValueError(f"conns: connection {pre} -> {post} names a layer outside "
+                                     f"0..{self.n_layers - 1}")
+                if post <= pre:
+                    raise ValueError(f"conns: connection {pre} -> {post} goes backward or to "
+                                     f"itself; connections must go from a lower to a higher "
+                                     f"layer (use RNNet rec_layers for recurrence)")
+                out.setdefault(pre, [])
+                if post in out[pre]:
+                    raise ValueError(f"conns: connection {pre} -> {post} is listed twice")
+                out[pre].append(post)
+        for posts in out.values():
+            posts.sort()
+        for layer in range(1, self.n_layers):
+            if not any(layer in posts for posts in out.values()):
+                raise ValueError(f"conns: layer {layer} receives no connection")
+        return dict(sorted(out.items()))
+
+    def _all_conns(self) -> list[Conn]:
+        """Every parameterised connection, in parameter-vector order."""
+        return [(pre, post) for pre, posts in self.conns.items() for post in posts]
+
+    def _layout_params(self) -> None:
+        self.offsets: dict[Conn, tuple[int, int, int]] = {}
+        offset = 0
+        for pre, post in self._all_conns():
+            n_w = self.shape[pre] * self.shape[post]
+            self.offsets[(pre, post)] = (offset, offset + n_w, offset + n_w + self.shape[post])
+            offset += n_w + self.shape[post]
+        self.n_params = offset
+
+    def get_weights(self, params: np.ndarray, conn: Conn) -> tuple[np.ndarray, np.ndarray]:
+        """Views ``(w [pre_units, post_units], b [post_units])`` of one connection in ``params``."""
+        start, mid, end = self.offsets[conn]
+        pre, post = conn
+        return params[start:mid].reshape(self.shape[pre], self.shape[post]), params[mid:end]
+
+    def _init_weights(self, W_init_params) -> np.ndarray:
+        return self._init_conn_weights(self._all_conns(), W_init_params, np.zeros(self.n_params,
+                                                                              self.dtype))
+
+    def _init_conn_weights(self, conns, params_spec, W) -> np.ndarray:
+        spec = dict(DEFAULT_W_INIT)
+        if params_spec is not None:
+            unknown = set(params_spec) - set(DEFAULT_W_INIT)
+            if unknown:
+                raise ValueError(f"W_init_params: unknown keys {sorted(unknown)}; expected "
+                                 f"{sorted(DEFAULT_W_INIT)}")
+            spec.update(params_spec)
+        init_type, coeff, biases = spec["init_type"], float(spec["coeff"]), float(spec["biases"])
+        if init_type not in ("sparse", "uniform", "gaussian"):
+            raise ValueError(f"W_init_params: init_type must be 'sparse', 'uniform' or "
+                             f"'gaussian', got {init_type!r}")
+        for conn in conns:
+            w, b = self.get_weights(W, conn)
+            fan_in = w.shape[0]
+            if init_type == "sparse":
+                for j in range(w.shape[1]):
+                    rows = self.rng.choice(fan_in, size=min(SPARSE_FAN_IN, fan_in), replace=False)
+                    w[rows, j] = coeff * self.rng.standard_normal(len(rows))
+            elif init_type == "uniform":
+                w[:] = coeff * self.rng.uniform(-1, 1, w.shape) / np.sqrt(fan_in)
+            else:
+                w[:] = coeff * self.rng.standard_normal(w.shape) / np.sqrt(fan_in)
+            b[:] = biases
+        return W
+
+    def _load_weight_vector(self, source) -> np.ndarray:
+        if isinstance(source, str | os.PathLike):
+            with np.load(source, allow_pickle=False) as data:
+                source = data["W"]
+        return check_vector(source, "load_weights", self.n_params, self.dtype).copy()
+
+    # ------------------------------------------------------------------ optimiser link
+    @property
+    def optimizer(self):
+        """The attached optimiser; setting it also sets ``optimizer.net``."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, opt) -> None:
+        from .optimizers import Optimizer
+
+        if not isinstance(opt, Optimizer):
+            raise TypeError(f"optimizer must be an hfcontrol.optimizers.Optimizer, got {opt!r}")
+        opt.net = self
+        self._optimizer = opt
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        """Freeze the parameters where ``mask`` is False (``None`` unfreezes all)."""
+        if mask is None:
+            self.mask = None
+            return
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (self.n_params,):
+            raise ValueError(f"mask must be a boolean vector of length {self.n_params}, got "
+                             f"dtype {mask.dtype} and shape {mask.shape}")
+        self.mask = mask.copy()
+
+    # ------------------------------------------------------------------ data checks
+    def _check_params(self, params) -> np.ndarray:
+        return self.W if params is None else check_vector(params, "params", self.n_params,
+                                                          self.dtype)
+
+    def _check_inputs(self, inputs) -> np.ndarray:
+        return check_array(inputs, "inputs", 2, self.shape[0], self.dtype)
+
+    def _check_targets(self, targets, inputs) -> np.ndarray:
+        return check_array(targets, "targets", 2, self.shape[-1], self.dtype, allow_nan=True,
+                           batch=inputs.shape[0])
+
+    # ------------------------------------------------------------------ reference kernels
+    @staticmethod
+    def _apply_jacobian_T(layer: nl.Nonlinearity, delta: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Back-propagate ``dE/da`` through a stateless nonlinearity to ``dE/dx``."""
+        if layer.elementwise:
+            return delta * d
+        return np.einsum("...i,...ij->...j", delta, d)
+
+    @staticmethod
+    def _apply_jacobian(layer: nl.Nonlinearity, rx: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Push a directional derivative ``R{x}`` through a stateless nonlinearity to ``R{a}``."""
+        if layer.elementwise:
+            return d * rx
+        return np.einsum("...ij,...j->...i", d, rx)
+
+    def forward(self, inputs, params: np.ndarray | None = None, deriv: bool = False):
+        """Run the network.
+
+        Parameters
+        ----------
+        inputs : ndarray ``[batch, units]``
+            Input to the first layer.
+        params : ndarray, optional
+            Parameter vector to use instead of ``self.W``.
+        deriv : bool
+            If True, also return the nonlinearity derivatives of every layer.
+
+        Returns
+        -------
+        activations : list of ndarray
+            Output of every layer, input layer first.
+        d_activations : list of ndarray
+            Only if ``deriv``: ``d_activation`` of every layer.
+        """
+        params = self._check_params(params)
+        inputs = self._check_inputs(inputs)
+        acts: list[np.ndarray] = []
+        derivs: list[np.ndarray] = []
+        for layer in range(self.n_layers):
+            if layer == 0:
+                x = inputs
+            else:
+                x = None
+                for pre in self.back_conns[layer]:
+                    w, b = self.get_weights(params, (pre, layer))
+                    term = acts[pre] @ w + b
+                    x = term if x is None else x + term
+            a = self.layers[layer].activation(x)
+            acts.append(a)
+            if deriv:
+                derivs.append(self.layers[layer].d_activation(x, a))
+        return (acts, derivs) if deriv else acts
+
+    def _backward(self, d_act: list[np.ndarray | None], params: np.ndarray) -> np.ndarray:
+        """Back-propagate per-layer ``dE/da`` into a gradient vector (cached activations)."""
+        acts, derivs = self.activations, self.d_activations
+        delta_x: list[np.ndarray | None] = [None] * self.n_layers
+        for layer in range(self.n_layers - 1, 0, -1):
+            delta = d_act[layer]
+            for post in self.conns.get(layer, []):
+                w, _ = self.get_weights(params, (layer, post))
+                term = delta_x[post] @ w.T
+                delta = term if delta is None else delta + term
+            if delta is None:
+                delta = np.zeros_like(acts[layer])
+            delta_x[layer] = self._apply_jacobian_T(self.layers[layer], delta, derivs[layer])
+        grad = np.zeros(self.n_params, self.dtype)
+        for conn in self._all_conns():
+            gw, gb = self.get_weights(grad, conn)
+            gw[:] = acts[conn[0]].T @ delta_x[conn[1]]
+            gb[:] = delta_x[conn[1]].sum(axis=0)
+        return grad
+
+    def _r_forward(self, v: np.ndarray, params: np.ndarray) -> list[np.ndarray]:
+        """Directional derivative ``R{a}`` of every layer's activation along ``v``."""
+        acts, derivs = self.activations, self.d_activations
+        r_acts: list[np.ndarray] = [np.zeros_like(acts[0])]
+        for layer in range(1, self.n_layers):
+            rx = None
+            for pre in self.back_conns[layer]:
+                vw, vb = self.get_weights(v, (pre, layer))
+                term = acts[pre] @ vw + vb
+                if pre > 0:
+                    w, _ = self.get_weights(params, (pre, layer))
+                    term = term + r_acts[pre] @ w
+                rx = term if rx is None else rx + term
+            r_acts.append(self._apply_jacobian(self.layers[layer], rx, derivs[layer]))
+        return r_acts
+
+    # ------------------------------------------------------------------ public numerics
+    def cache_minibatch(self, inputs, targets) -> None:
+        """Store a batch and its activations; :meth:`calc_grad` and :meth:`calc_G` then use it."""
+        inputs = self._check_inputs(inputs)
+        self.targets = self._check_targets(targets, inputs)
+        self.inputs = inputs
+        self.activations, self.d_activations = self.forward(inputs, deriv=True)
+        self._cached_W = self.W.copy()
+
+    def _require_cache(self) -> None:
+        if self.activations is None:
+            raise RuntimeError("no minibatch is cached: call cache_minibatch(inputs, targets) "
+                               "first")
+
+    def _batch_size(self) -> int:
+        return self.activations[-1].shape[0]
+
+    def calc_grad(self) -> np.ndarray:
+        """Gradient of the error on the cached minibatch with respect to ``W``."""
+        self._require_cache()
+        scale = self.dtype.type(1.0 / self._batch_size())
+        d_act = [None if d is None else d * scale
+                 for d in self.loss.d_loss(self.activations, self.targets)]
+        grad = self._backward(d_act, self._cached_W)
+        return grad if self.mask is None else grad * self.mask
+
+    def calc_G(self, v: np.ndarray, damping: float = 0, out: np.ndarray | None = None) -> np.ndarray:
+        """Gauss-Newton product ``(G + damping I) v`` on the cached minibatch.
+
+        ``G = J^T H J`` where ``J`` is the Jacobian of every layer's activations
+        with respect to ``W`` and ``H`` the loss curvature (``d2_loss``), divided
+        by the batch size. Computed by the R-operator (Pearlmutter 1994; Schraudolph 2002).
+        """
+        self._require_cache()
+        v = check_vector(v, "v", self.n_params, self.dtype)
+        if self.mask is not None:
+            v = v * self.mask
+        r_acts = self._r_forward(v, self._cached_W)
+        scale = self.dtype.type(1.0 / self._batch_size())
+        d2 = self.loss.d2_loss(self.activations, self.targets)
+        d_act = [None if c is None else c * r * scale for c, r in zip(d2, r_acts, strict=True)]
+        gv = self._backward(d_act, self._cached_W)
+        if damping:
+            gv += self.dtype.type(damping) * v
+        if self.mask is not None:
+            gv *= self.mask
+        if out is not None:
+            out[:] = gv
+            return out
+        return gv
+
+    def error(self, W: np.ndarray | None = None, inputs=None, targets=None) -> float:
+        """Loss on the given data (default: the cached minibatch) with weights ``W`` (default ``self.W``)."""
+        if inputs is None:
+            self._require_cache()
+            if W is None and np.array_equal(self.W, self._cached_W):
+                return self.loss.batch_loss(self.activations, self.targets)
+            acts, targets = self._evaluate_cached(self._check_params(W))
+        else:
+            acts, targets = self._evaluate(inputs, targets, W)
+        return self.loss.batch_loss(acts, targets)
+
+    def _evaluate(self, inputs, targets, W):
+        """Activations and validated targets for ``inputs`` under weights ``W``."""
+        inputs = self._check_inputs(inputs)
+        targets = self._check_targets(targets, inputs)
+        return self.forward(inputs, params=W), targets
+
+    def _evaluate_cached(self, W):
+        """Activations and targets of the cached minibatch under weights ``W``."""
+        return self.forward(self.inputs, params=W), self.targets
+
+    # ------------------------------------------------------------------ checks
+    def _fd_setup(self, inputs, targets):
+        if inputs is not None:
+            self.cache_minibatch(inputs, targets)
+        self._require_cache()
+        if self.dtype != np.float64:
+            raise TypeError("finite-difference checks need a float64 network (dtype=np.float64); "
+                            "float32 rounding swamps the differences")
+
+    def check_grad(self, inputs=None, targets=None, eps: float = 1e-6) -> float:
+        """Max relative error between :meth:`calc_grad` and central finite differences.
+
+        The error is ``max|g - g_fd| / max|g_fd|``. Uses the cached minibatch
+        unless ``inputs``/``targets`` are given (then they are cached first).
+        """
+        self._fd_setup(inputs, targets)
+        grad = self.calc_grad()
+        fd = np.zeros_like(grad)
+        for i in range(self.n_params):
+            if self.mask is not None and not self.mask[i]:
+                continue
+            w = self._cached_W.copy()
+            w[i] += eps
+            plus = self.error(w)
+            w[i] -= 2 * eps
+            fd[i] = (plus - self.error(w)) / (2 * eps)
+        return _relative_error(grad, fd)
+
+    def check_G(self, v: np.ndarray | None = None, inputs=None, targets=None,
+                eps: float = 1e-6) -> float:
+        """Max relative error between :meth:`calc_G` and a finite-difference ``J^T H J v``.
+
+        ``J v`` is a central difference of every layer's activations along ``v``;
+        ``J^T c`` is the central-difference gradient of ``sum(a(W) * c)`` with
+        ``c = H J v / batch`` held fixed. Neither step uses the R-operator.
+        """
+        self._fd_setup(inputs, targets)
+        if v is None:
+            v = self.rng.standard_normal(self.n_params)
+        v = check_vector(v, "v", self.n_params, self.dtype)
+        if self.mask is not None:
+            v = v * self.mask
+        w0 = self._cached_W
+        plus = self._activations_at(w0 + eps * v)
+        minus = self._activations_at(w0 - eps * v)
+        d2 = self.loss.d2_loss(self.activations, self.targets)
+        batch = self._batch_size()
+        c = [None if h is None else h * (p - m) / (2 * eps) / batch
+             for h, p, m in zip(d2, plus, minus, strict=True)]
+
+        def contracted(w):
+            return sum(float(np.sum(a * ci)) for a, ci in zip(self._activations_at(w), c,
+                                                             strict=True) if ci is not None)
+
+        fd = np.zeros(self.n_params)
+        for i in range(self.n_params):
+            if self.mask is not None and not self.mask[i]:
+                continue
+            w = w0.copy()
+            w[i] += eps
+            up = contracted(w)
+            w[i] -= 2 * eps
+            fd[i] = (up - contracted(w)) / (2 * eps)
+        return _relative_error(self.calc_G(v), fd)
+
+    def _activations_at(self, W: np.ndarray) -> list[np.ndarray]:
+        """Activations of the cached inputs under weights ``W`` (for finite differences)."""
+        return self.forward(self.inputs, params=W)
+
+    # ------------------------------------------------------------------ training
+    def run_epochs(self, inputs, targets, optimizer, max_epochs: int = 100,
+                   minibatch_size: int | None = None, test=None, test_err=None,
+                   target_err: float = 1e-6, plotting: bool = False,
+                   file_output: str | os.PathLike | None = None, print_period: int | None = 10,
+                   restore_best: bool = True) -> dict[str, list]:
+        """Train the network.
+
+        Parameters
+        ----------
+        inputs, targets : ndarray or Plant
+            Training data (``targets`` is None when ``inputs`` is a Plant, which supplies both).
+        optimizer : Optimizer
+            :class:`~hfcontrol.optimizers.HessianFree` or :class:`~hfcontrol.optimizers.SGD`;
+            it is attached to the network.
+        max_epochs : int
+            Number of updates.
+        minibatch_size : int, optional
+            Train on a random subset of this size each update (default: all data).
+        test : tuple (inputs, targets), optional
+            Held-out data for the test error; the weights with the lowest test error
+            (training error when no test set is given) are kept in ``best_W``.
+        test_err : LossFunction, optional
+            Loss used for the test error (default the training loss), e.g.
+            :class:`~hfcontrol.loss_funcs.ClassificationError`.
+        target_err : float
+            Stop when the test error falls below this.
+        plotting : bool
+            Save a figure of the training history (to ``<file_output>_history.png``,
+            or ``hfcontrol_history.png`` without ``file_output``).
+        file_output : path, optional
+            Prefix for outputs written atomically at the end: ``<prefix>.npz`` (network)
+            and ``<prefix>_history.json``.
+        print_period : int or None
+            Print progress every this many updates (None: silent).
+        restore_best : bool
+            Put the best weights back into ``W`` at the end.
+
+        Returns
+        -------
+        dict of lists
+            Per update: ``epoch``, ``train_err``, ``test_err``, ``damping``, ``cg_iters``,
+            ``l_rate`` and ``time`` (wall seconds since the start).
+        """
+        self.optimizer = optimizer
+        if int(max_epochs) < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+        test_loss = self.loss if test_err is None else lf.from_spec(test_err)
+        data = self._training_data(inputs, targets, minibatch_size)
+        history: dict[str, list] = {k: [] for k in ("epoch", "train_err", "test_err", "damping",
+                                                    "cg_iters", "l_rate", "time")}
+        self.best_W, self.best_error = self.W.copy(), np.inf
+        start = time.perf_counter()
+        for epoch in range(int(max_epochs)):
+            self.cache_minibatch(*next(data))
+            if self.debug:
+                self._debug_checks()
+            train_err = self.error()
+            update = optimizer.compute_update(printing=bool(print_period) and
+                                              epoch % print_period == 0)
+            if update is not None and np.all(np.isfinite(update)):
+                self.W = self.W + update.astype(self.dtype, copy=False)
+            if test is None:
+                err = self._plain_error(inputs, targets, test_loss)
+            else:
+                err = self._plain_error(test[0], test[1], test_loss)
+            if err < self.best_error:
+                self.best_error, self.best_W = err, self.W.copy()
+            stats = optimizer.stats()
+            history["epoch"].append(epoch)
+            history["train_err"].append(train_err)
+            history["test_err"].append(err)
+            history["damping"].append(stats.get("damping", np.nan))
+            history["cg_iters"].append(stats.get("cg_iters", 0))
+            history["l_rate"].append(stats.get("l_rate", np.nan))
+            history["time"].append(time.perf_counter() - start)
+            if print_period and epoch % print_period == 0:
+                print(f"epoch {epoch:4d}  train {train_err:.4e}  test {err:.4e}  " +
+                      "  ".join(f"{k} {v:.3g}" for k, v in stats.items()))
+            if err < target_err:
+                break
+        if restore_best:
+            self.W = self.best_W.copy()
+        if file_output is not None:
+            self.save(f"{file_output}.npz")
+            _atomic_write_text(f"{file_output}_history.json", json.dumps(history, default=float))
+        if plotting:
+            from .plotting import plot_history
+
+            prefix = "hfcontrol" if file_output is None else str(file_output)
+            plot_history(history, f"{prefix}_history.png")
+        return history
+
+    def _plain_error(self, inputs, targets, loss) -> float:
+        acts, targets = self._evaluate(inputs, targets, None)
+        return loss.batch_loss(acts, targets)
+
+    def _training_data(self, inputs, targets, minibatch_size):
+        """Infinite iterator of ``(inputs, targets)`` minibatches."""
+        inputs = self._check_inputs(inputs)
+        targets = self._check_targets(targets, inputs)
+        n = inputs.shape[0]
+        if minibatch_size is None:
+            while True:
+                yield inputs, targets
+        size = int(minibatch_size)
+        if not 1 <= size <= n:
+            raise ValueError(f"minibatch_size must be between 1 and the batch size {n}, "
+                             f"got {minibatch_size}")
+        while True:
+            idx = self.rng.choice(n, size=size, replace=False)
+            yield inputs[idx], targets[idx]
+
+    def _debug_checks(self) -> None:
+        if self.dtype != np.float64:
+            return
+        g_err, gv_err = self.check_grad(), self.check_G()
+        if max(g_err, gv_err) > 1e-4:
+            import warnings
+
+            warnings.warn(f"debug: gradient error {g_err:.2e}, G v error {gv_err:.2e} against "
+                          f"finite differences", stacklevel=3)
+
+    # ------------------------------------------------------------------ persistence
+    def _config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "shape": self.shape,
+            "layers": [nl.spec_of(layer) for layer in self.layers],
+            "conns": {str(k): v for k, v in self.conns.items()},
+            "loss_type": lf.spec_of(self.loss),
+            "dtype": self.dtype.name,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write architecture (JSON) and weights to an ``.npz`` file, atomically, without pickle."""
+        path = Path(path)
+        arrays = {"W": self.W, "config": np.array(json.dumps(self._config()))}
+        if self.mask is not None:
+            arrays["mask"] = self.mask
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", suffix=".npz")
+        os.close(fd)
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> FFNet:
+        """Rebuild a network written by :meth:`save` (extra keyword arguments override)."""
+        from .rnnet import RNNet
+
+        with np.load(path, allow_pickle=False) as data:
+            config = json.loads(str(data["config"]))
+            W = data["W"].copy()
+            mask = data["mask"].copy() if "mask" in data else None
+        net_cls = {"FFNet": FFNet, "RNNet": RNNet}[config.pop("class")]
+        config["conns"] = {int(k): v for k, v in config["conns"].items()}
+        config["layers"] = [nl.from_spec(spec) for spec in config["layers"]]
+        config["loss_type"] = lf.from_spec(config["loss_type"])
+        config.update(kwargs)
+        net = net_cls(load_weights=W, **config)
+        net.set_mask(mask)
+        return net
+
+
+def _relative_error(value: np.ndarray, reference: np.ndarray) -> float:
+    scale = float(np.max(np.abs(reference)))
+    return float(np.max(np.abs(value - reference))) / max(scale, 1e-30)
+
+
+def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

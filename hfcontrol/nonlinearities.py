@@ -1,0 +1,375 @@
+"""Layer nonlinearities.
+
+Every nonlinearity maps a layer's summed input ``x`` to its activation ``a``
+and reports the derivative needed by backpropagation and the Gauss-Newton
+product:
+
+* element-wise nonlinearities (``elementwise = True``) return ``da/dx`` with the
+  shape of ``x``;
+* non-element-wise ones (:class:`Softmax`, :class:`Plant`) return the full
+  Jacobian ``J[..., i, j] = da_i / dx_j``;
+* stateful ones (:class:`Continuous`, :class:`Plant`) return ``(ds/dx,
+  ds/ds_prev, da/ds)`` stacked on a last axis of size 3: the derivatives of the
+  internal state with respect to the input and to the previous state, and of the
+  output with respect to the state. Element-wise ones give ``[..., units, 3]``,
+  others full Jacobians ``[..., units, units, 3]``.
+
+Built-in nonlinearities carry a small integer ``code`` and a parameter vector
+so that compiled kernels can evaluate them (see ``../shared/DESIGN.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Nonlinearity",
+    "Tanh",
+    "Logistic",
+    "Linear",
+    "ReLU",
+    "Gaussian",
+    "Softmax",
+    "SoftLIF",
+    "Continuous",
+    "Plant",
+    "from_spec",
+]
+
+
+class Nonlinearity:
+    """Base class for layer nonlinearities.
+
+    Parameters
+    ----------
+    stateful : bool
+        True if the nonlinearity keeps internal state between time steps; it then
+        returns ``(d_input, d_state, d_output)`` stacked on a last axis of size 3
+        from :meth:`d_activation` (see :class:`Continuous`).
+    """
+
+    #: whether ``d_activation`` is element-wise (same shape as the input)
+    elementwise: bool = True
+
+    def __init__(self, stateful: bool = False):
+        self.stateful = bool(stateful)
+
+    def activation(self, x: np.ndarray) -> np.ndarray:
+        """Apply the nonlinearity to the summed input ``x``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define activation()")
+
+    def d_activation(self, x: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """Derivative of the activation, given input ``x`` and output ``a``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define d_activation()")
+
+    def reset(self, init: np.ndarray | None = None) -> None:
+        """Reset internal state (no-op for stateless nonlinearities)."""
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, for saving a network (JSON-serialisable)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Tanh(Nonlinearity):
+    r"""Hyperbolic tangent, :math:`f(x) = \tanh(x)`."""
+
+    code = 1
+
+    def activation(self, x):
+        return np.tanh(x)
+
+    def d_activation(self, x, a):
+        return 1 - a * a
+
+
+class Logistic(Nonlinearity):
+    r"""Logistic sigmoid, :math:`f(x) = 1 / (1 + e^{-x})`."""
+
+    code = 2
+
+    def activation(self, x):
+        # 0.5 * (1 + tanh(x/2)) is the logistic function without overflow for large |x|
+        return 0.5 * (1 + np.tanh(0.5 * x))
+
+    def d_activation(self, x, a):
+        return a * (1 - a)
+
+
+class Linear(Nonlinearity):
+    r"""Identity, :math:`f(x) = x`."""
+
+    code = 0
+
+    def activation(self, x):
+        return x
+
+    def d_activation(self, x, a):
+        return np.ones_like(a)
+
+
+class ReLU(Nonlinearity):
+    r"""Rectified linear unit, :math:`f(x) = \min(\max(x, 0), \mathrm{max})`.
+
+    Parameters
+    ----------
+    max : float
+        Upper bound on the activation (guards against numerical blow-up).
+    """
+
+    code = 3
+
+    def __init__(self, max: float = 1e10):  # noqa: A002 - name fixed by the reference API
+        super().__init__()
+        if not max > 0:
+            raise ValueError(f"ReLU: max must be > 0, got {max!r}")
+        self.max = float(max)
+
+    def activation(self, x):
+        return np.clip(x, 0, self.max)
+
+    def d_activation(self, x, a):
+        return ((x > 0) & (x < self.max)).astype(a.dtype)
+
+    def get_config(self):
+        return {"max": self.max}
+
+
+class Gaussian(Nonlinearity):
+    r"""Gaussian bump, :math:`f(x) = e^{-x^2}`."""
+
+    code = 4
+
+    def activation(self, x):
+        return np.exp(-x * x)
+
+    def d_activation(self, x, a):
+        return -2 * x * a
+
+
+class Softmax(Nonlinearity):
+    r"""Softmax over the units of a layer, :math:`f(x)_i = e^{x_i} / \sum_j e^{x_j}`.
+
+    :meth:`d_activation` returns the full Jacobian
+    :math:`J_{ij} = a_i (\delta_{ij} - a_j)` with shape ``[..., units, units]``.
+    """
+
+    code = 5
+    elementwise = False
+
+    def activation(self, x):
+        e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+    def d_activation(self, x, a):
+        eye = np.eye(a.shape[-1], dtype=a.dtype)
+        return a[..., :, None] * (eye - a[..., None, :])
+
+
+class SoftLIF(Nonlinearity):
+    r"""Firing rate of a leaky integrate-and-fire neuron driven by a soft-rectified current.
+
+    .. math::
+
+        j = \sigma \log(1 + e^{x / \sigma}), \qquad
+        f(x) = \frac{amp}{\tau_{ref} + \tau_{RC} \log(1 + 1/j)}
+
+    (Hunsberger & Eliasmith 2015, arXiv:1510.08829). It is computed in forms
+    that stay finite for large ``|x|``: for large negative ``x`` the rate
+    goes to 0 like :math:`amp / (\tau_{RC} x / \sigma)`-ish rather than dividing by zero.
+
+    Parameters
+    ----------
+    sigma : float
+        Smoothness of the threshold.
+    tau_rc : float
+        Membrane RC time constant (s).
+    tau_ref : float
+        Refractory period (s).
+    amp : float
+        Output scale.
+    """
+
+    code = 6
+
+    def __init__(self, sigma: float = 1, tau_rc: float = 0.02, tau_ref: float = 0.002,
+                 amp: float = 0.01):
+        super().__init__()
+        for name, value in (("sigma", sigma), ("tau_rc", tau_rc), ("amp", amp)):
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"SoftLIF: {name} must be a finite number > 0, got {value!r}")
+        if not (np.isfinite(tau_ref) and tau_ref >= 0):
+            raise ValueError(f"SoftLIF: tau_ref must be a finite number >= 0, got {tau_ref!r}")
+        self.sigma = float(sigma)
+        self.tau_rc = float(tau_rc)
+        self.tau_ref = float(tau_ref)
+        self.amp = float(amp)
+
+    def _current(self, x):
+        # j = sigma * softplus(x / sigma); log(1 + 1/j) = log1p(1/j) = log(1 + j) - log(j)
+        y = x / self.sigma
+        j = self.sigma * np.logaddexp(0, y)
+        # log(j) stays finite even where j underflows: log(softplus(y)) ~ y for y << 0
+        log_j = np.where(y > -30, np.log(np.maximum(j, np.finfo(j.dtype).tiny)),
+                         y + np.log(self.sigma))
+        return y, j, log_j
+
+    def activation(self, x):
+        y, j, log_j = self._current(x)
+        log_term = np.logaddexp(0, -log_j)  # log(1 + 1/j), finite for any j > 0
+        return self.amp / (self.tau_ref + self.tau_rc * log_term)
+
+    def d_activation(self, x, a):
+        # da/dx = amp * tau_rc / (den^2 * j * (1 + j)) * dj/dx, with dj/dx = logistic(x / sigma).
+        # Written as a^2 * tau_rc / amp * logistic(y) / (j (1 + j)); for y << 0, logistic(y)/j -> 1/sigma.
+        y, j, log_j = self._current(x)
+        sig = 0.5 * (1 + np.tanh(0.5 * y))
+        ratio = np.where(y > -30, sig / np.maximum(j, np.finfo(j.dtype).tiny), 1 / self.sigma)
+        return a * a * self.tau_rc / self.amp * ratio / (1 + j)
+
+    def get_config(self):
+        return {"sigma": self.sigma, "tau_rc": self.tau_rc, "tau_ref": self.tau_ref,
+                "amp": self.amp}
+
+
+class Continuous(Nonlinearity):
+    r"""Continuous-time version of an element-wise nonlinearity.
+
+    The layer input is low-pass filtered into a state ``s`` (forward Euler of
+    :math:`\tau\, ds/dt = x - s`) and the output is the base nonlinearity of the state:
+
+    .. math::
+
+        s_t = s_{t-1} + \frac{dt}{\tau}(x_t - s_{t-1}), \qquad a_t = base(s_t)
+
+    Parameters
+    ----------
+    base : Nonlinearity or str
+        Element-wise output nonlinearity applied to the state.
+    tau : float
+        Time constant of the input filter (same units as ``dt``); must satisfy ``tau >= dt``.
+    dt : float
+        Simulation time step.
+    """
+
+    code = 7
+
+    def __init__(self, base: Nonlinearity | str, tau: float = 1.0, dt: float = 1.0):
+        super().__init__(stateful=True)
+        base = from_spec(base)
+        if base.stateful or not base.elementwise:
+            raise ValueError(f"Continuous: base must be a stateless element-wise nonlinearity, "
+                             f"got {base!r}")
+        if not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"Continuous: dt must be a finite number > 0, got {dt!r}")
+        if not (np.isfinite(tau) and tau >= dt):
+            raise ValueError(f"Continuous: tau must be a finite number >= dt ({dt}), got {tau!r}")
+        self.base = base
+        self.tau = float(tau)
+        self.dt = float(dt)
+        self.coeff = self.dt / self.tau
+        self.state: np.ndarray | None = None
+        self._init: np.ndarray | None = None
+
+    def reset(self, init: np.ndarray | None = None) -> None:
+        """Reset the filter state to ``init`` (zeros, sized on first use, if None)."""
+        self._init = None if init is None else np.array(init, copy=True)
+        self.state = None if init is None else np.array(init, copy=True)
+
+    def activation(self, x):
+        if self.state is None:
+            self.state = np.zeros_like(x)
+        elif self.state.shape != x.shape:
+            raise ValueError(f"Continuous: the layer input has shape {x.shape} but the filter "
+                             f"state has shape {self.state.shape}; pass init of that shape")
+        self.state = self.state + self.coeff * (x - self.state)
+        return self.base.activation(self.state)
+
+    def d_activation(self, x, a):
+        d_out = self.base.d_activation(self.state, a)
+        out = np.empty(x.shape + (3,), dtype=a.dtype)
+        out[..., 0] = self.coeff
+        out[..., 1] = 1 - self.coeff
+        out[..., 2] = d_out
+        return out
+
+    def get_config(self):
+        return {"base": spec_of(self.base), "tau": self.tau, "dt": self.dt}
+
+
+class Plant(Nonlinearity):
+    """Base class for a plant: a stateful input source and/or output layer.
+
+    A plant generates a network's inputs as it runs. Used as the network's input
+    (``net.forward(plant)``), the network calls it once per step with the output
+    of its last layer on the previous step (``None`` on the first step) and feeds
+    what it returns as that step's input. Used as the nonlinearity of the output
+    layer, its :meth:`activation` advances the plant state ``s`` with the layer's
+    summed input as the control ``u`` and returns the new output, and its
+    :meth:`d_activation` returns ``[batch, units, units, 3]``: the Jacobians
+    ``ds'/du``, ``ds'/ds`` and ``da/ds'`` (the layer's size is both the control and
+    the state dimension).
+
+    In this reference semantics the plant's output that is fed back as the
+    next input is treated as data: derivatives follow the plant's own state from
+    step to step, but not the loop back through the network's input.
+
+    Subclasses define ``shape = (batch, time, input_units)``, :meth:`__call__`,
+    :meth:`get_vecs`, :meth:`reset`, and, to serve as an output layer,
+    :meth:`activation` and :meth:`d_activation`.
+    """
+
+    elementwise = False
+
+    def __init__(self, stateful: bool = True):
+        super().__init__(stateful=stateful)
+        self.shape: tuple[int, int, int] | None = None
+
+    def __call__(self, x: np.ndarray | None) -> np.ndarray:
+        """Advance the plant given the network output of the previous step; return the input."""
+        raise NotImplementedError(f"{type(self).__name__} does not define __call__()")
+
+    def get_vecs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(inputs, targets)`` generated since the last reset, ``[batch, time, units]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define get_vecs()")
+
+    def reset(self, init: np.ndarray | None = None) -> None:
+        """Reset the plant to its initial state, or to ``init`` if given."""
+        raise NotImplementedError(f"{type(self).__name__} does not define reset()")
+
+
+_BUILTINS: dict[str, type[Nonlinearity]] = {
+    cls.__name__: cls
+    for cls in (Tanh, Logistic, Linear, ReLU, Gaussian, Softmax, SoftLIF, Continuous)
+}
+
+
+def from_spec(spec: Nonlinearity | str | dict) -> Nonlinearity:
+    """Turn a nonlinearity, its class name (``"Tanh"``) or a saved spec into a nonlinearity."""
+    if isinstance(spec, Nonlinearity):
+        return spec
+    if isinstance(spec, str):
+        if spec not in _BUILTINS:
+            raise ValueError(f"unknown nonlinearity {spec!r}; expected one of {sorted(_BUILTINS)}")
+        return _BUILTINS[spec]()
+    if isinstance(spec, dict) and "type" in spec:
+        if spec["type"] not in _BUILTINS:
+            raise ValueError(f"unknown nonlinearity {spec['type']!r}; expected one of "
+                             f"{sorted(_BUILTINS)}")
+        return _BUILTINS[spec["type"]](**spec.get("config", {}))
+    raise TypeError(f"a layer nonlinearity must be a Nonlinearity instance or a name such as "
+                    f"'Tanh', got {spec!r}")
+
+
+def spec_of(nl: Nonlinearity) -> dict[str, Any]:
+    """JSON-serialisable description of a built-in nonlinearity (inverse of :func:`from_spec`)."""
+    name = type(nl).__name__
+    if _BUILTINS.get(name) is not type(nl):
+        raise TypeError(f"cannot save custom nonlinearity {nl!r}: only built-in nonlinearities "
+                        f"({sorted(_BUILTINS)}) can be saved")
+    return {"type": name, "config": nl.get_config()}

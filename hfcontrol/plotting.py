@@ -1,0 +1,56 @@
+"""Figures of training histories, drawn headless (Agg) and saved as PNG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+
+def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike,
+                 title: str | None = None) -> None:
+    """Save a figure of a training history returned by ``run_epochs``.
+
+    Four panels against the update number: training and test error (log
+    scale), damping (log scale), CG iterations and learning rate.
+
+    Parameters
+    ----------
+    history : dict of lists
+        Must contain ``train_err`` and ``test_err``; ``damping``, ``cg_iters`` and
+        ``l_rate`` are drawn where present.
+    path : path
+        Where to write the PNG.
+    title : str, optional
+        Figure title.
+    """
+    for key in ("train_err", "test_err"):
+        if key not in history:
+            raise ValueError(f"history must contain {key!r} (as returned by run_epochs)")
+    epochs = np.arange(len(history["train_err"]))
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
+    ax = axes[0, 0]
+    ax.semilogy(epochs, np.maximum(history["train_err"], 1e-300), label="train")
+    ax.semilogy(epochs, np.maximum(history["test_err"], 1e-300), label="test")
+    ax.set_ylabel("error")
+    ax.legend()
+    panels = [(axes[0, 1], "damping", "damping", True), (axes[1, 0], "cg_iters", "CG iterations",
+              False), (axes[1, 1], "l_rate", "learning rate", False)]
+    for ax, key, label, log in panels:
+        values = np.asarray(history.get(key, []), dtype=float)
+        if values.size and np.isfinite(values).any():
+            (ax.semilogy if log and np.all(values[np.isfinite(values)] > 0) else ax.plot)(
+                epochs[: values.size], values)
+        ax.set_ylabel(label)
+    for ax in axes[1]:
+        ax.set_xlabel("update")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,360 @@
+"""Recurrent networks: time-unrolled forward pass, truncated backprop through time, ``G v``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import nonlinearities as nl
+from ._validation import check_array
+from .ffnet import FFNet
+
+__all__ = ["RNNet"]
+
+
+class RNNet(FFNet):
+    """Recurrent network over sequences ``[batch, time, units]``.
+
+    At every time step the layers are computed in order, each from the current
+    step's lower layers; a recurrent layer also receives its own activation of
+    the previous step through a recurrent weight matrix. The recurrent
+    connection's bias is a learned input added only at ``t = 0`` (a learned
+    initial condition); later steps use the previous activations instead.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Units per layer, input layer first.
+    rec_layers : sequence of int, optional
+        Indices of recurrent layers (default: all but the first and last).
+    W_rec_params : dict, optional
+        Initialisation of the recurrent weights, with the keys of ``W_init_params``.
+    truncation : tuple (n, k), optional
+        Truncated backprop through time: every ``k`` steps, the error of those
+        ``k`` steps is back-propagated ``n`` steps into the past (``1 <= k <= n <= T``).
+        Default: full backprop through time.
+    **ffnet_args
+        The other arguments of :class:`~hfcontrol.FFNet` (``layers``, ``conns``,
+        ``loss_type``, ``W_init_params``, ``load_weights``, ``debug``, ``rng``, ``dtype``).
+        Stateful nonlinearities such as :class:`~hfcontrol.nonlinearities.Continuous` are allowed.
+
+    Notes
+    -----
+    ``inputs`` may be a :class:`~hfcontrol.nonlinearities.Plant`: at each step the
+    plant receives the output of the previous step and returns that step's input,
+    and after the run it supplies inputs and targets through ``get_vecs()``.
+    The fed-back input is treated as data by the gradient and ``G v``.
+    """
+
+    _allows_stateful = True
+
+    def __init__(self, shape: Sequence[int], rec_layers: Sequence[int] | None = None,
+                 W_rec_params: Mapping[str, Any] | None = None,
+                 truncation: tuple[int, int] | None = None, **ffnet_args):
+        n_layers = len(shape) if hasattr(shape, "__len__") else 0
+        if rec_layers is None:
+            rec_layers = list(range(1, n_layers - 1))
+        self.rec_layers = sorted({int(layer) for layer in rec_layers})
+        for layer in self.rec_layers:
+            if not 0 < layer < n_layers:
+                raise ValueError(f"rec_layers: layer {layer} is not a hidden or output layer "
+                                 f"(expected 1..{n_layers - 1})")
+        self.truncation = self._check_truncation(truncation)
+        self._W_rec_params = W_rec_params
+        self._forward_kwargs: dict[str, Any] = {}
+        self._init_acts: list[np.ndarray | None] = []
+        self._plant: nl.Plant | None = None
+        super().__init__(shape, **ffnet_args)
+
+    @staticmethod
+    def _check_truncation(truncation):
+        if truncation is None:
+            return None
+        try:
+            n, k = (int(x) for x in truncation)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"truncation must be a pair (n, k) of ints, got {truncation!r}") from exc
+        if not 1 <= k <= n:
+            raise ValueError(f"truncation (n, k) needs 1 <= k <= n (back-propagate n steps every "
+                             f"k steps), got {truncation!r}")
+        return n, k
+
+    # ------------------------------------------------------------------ construction
+    def _all_conns(self):
+        return super()._all_conns() + [(layer, layer) for layer in self.rec_layers]
+
+    def _init_weights(self, W_init_params) -> np.ndarray:
+        W = np.zeros(self.n_params, self.dtype)
+        self._init_conn_weights(FFNet._all_conns(self), W_init_params, W)
+        self._init_conn_weights([(layer, layer) for layer in self.rec_layers],
+                                self._W_rec_params, W)
+        return W
+
+    def _config(self):
+        config = super()._config()
+        config.update(rec_layers=self.rec_layers,
+                      truncation=None if self.truncation is None else list(self.truncation))
+        return config
+
+    # ------------------------------------------------------------------ data checks
+    def _check_inputs(self, inputs) -> np.ndarray:
+        return check_array(inputs, "inputs", 3, self.shape[0], self.dtype)
+
+    def _check_targets(self, targets, inputs) -> np.ndarray:
+        return check_array(targets, "targets", 3, self.shape[-1], self.dtype, allow_nan=True,
+                           batch=inputs.shape[0], time=inputs.shape[1])
+
+    def _check_init(self, values, name: str, batch: int, layers: Sequence[int]):
+        """Per-layer initial values: a list indexed by layer (None entries allowed)."""
+        out: list[np.ndarray | None] = [None] * self.n_layers
+        if values is None:
+            return out
+        values = list(values)
+        if len(values) != self.n_layers:
+            raise ValueError(f"{name} must be a list with one entry per layer ({self.n_layers}), "
+                             f"None where unused; got {len(values)} entries")
+        for layer, value in enumerate(values):
+            if value is None:
+                continue
+            if layer not in layers:
+                raise ValueError(f"{name}[{layer}] is given but layer {layer} does not use it")
+            out[layer] = check_array(value, f"{name}[{layer}]", 2, self.shape[layer], self.dtype,
+                                     batch=batch)
+        return out
+
+    def _windows(self, n_steps: int) -> list[tuple[int, int, int]]:
+        """Back-propagation windows ``(lowest step, first injected step, end step)``."""
+        if self.truncation is None:
+            return [(0, 0, n_steps)]
+        n, k = self.truncation
+        if n > n_steps:
+            raise ValueError(f"truncation: n = {n} steps is longer than the sequence "
+                             f"({n_steps} steps)")
+        return [(max(0, end - n), start, end)
+                for start, end in ((s, min(s + k, n_steps)) for s in range(0, n_steps, k))]
+
+    # ------------------------------------------------------------------ reference kernels
+    def forward(self, inputs, params: np.ndarray | None = None, deriv: bool = False,
+                init_activations: Sequence[np.ndarray | None] | None = None,
+                init_state: Sequence[np.ndarray | None] | None = None):
+        """Run the network over a sequence.
+
+        Parameters
+        ----------
+        inputs : ndarray ``[batch, time, units]`` or Plant
+            Input sequence, or a plant that generates it step by step.
+        params : ndarray, optional
+            Parameters to use instead of ``self.W``.
+        deriv : bool
+            Also return the nonlinearity derivatives.
+        init_activations : list, optional
+            Per layer (None where unused), the activation ``[batch, units]`` of each
+            recurrent layer before the first step (default zeros).
+        init_state : list, optional
+            Per layer, the initial state ``[batch, units]`` of stateful nonlinearities
+            (default zeros).
+
+        Returns
+        -------
+        activations : list of ndarray ``[batch, time, units]``
+        d_activations : list of ndarray (only if ``deriv``)
+        """
+        params = self._check_params(params)
+        plant = inputs if isinstance(inputs, nl.Plant) else None
+        if plant is not None:
+            if plant.shape is None or len(plant.shape) != 3:
+                raise ValueError("inputs: a Plant must define shape = (batch, time, input_units)")
+            batch, n_steps = int(plant.shape[0]), int(plant.shape[1])
+        else:
+            inputs = self._check_inputs(inputs)
+            batch, n_steps = inputs.shape[:2]
+        self._windows(n_steps)  # validates the truncation against the sequence length
+        init_acts = self._check_init(init_activations, "init_activations", batch, self.rec_layers)
+        stateful = [i for i, layer in enumerate(self.layers) if layer.stateful]
+        init_states = self._check_init(init_state, "init_state", batch, stateful)
+        for i in stateful:
+            self.layers[i].reset(init_states[i])
+        if plant is not None and not any(layer is plant for layer in self.layers):
+            plant.reset()
+
+        acts = [np.empty((batch, n_steps, size), self.dtype) for size in self.shape]
+        derivs: list[np.ndarray | None] = [None] * self.n_layers
+        for t in range(n_steps):
+            for layer in range(self.n_layers):
+                if layer == 0:
+                    if plant is None:
+                        x = inputs[:, t]
+                    else:
+                        x = self._plant_input(plant, None if t == 0 else acts[-1][:, t - 1])
+                else:
+                    x = None
+                    for pre in self.back_conns[layer]:
+                        w, b = self.get_weights(params, (pre, layer))
+                        term = acts[pre][:, t] @ w + b
+                        x = term if x is None else x + term
+                    if layer in self.rec_layers:
+                        w, b = self.get_weights(params, (layer, layer))
+                        if t > 0:
+                            x = x + acts[layer][:, t - 1] @ w
+                        elif init_acts[layer] is not None:
+                            x = x + init_acts[layer] @ w + b
+                        else:
+                            x = x + b
+                nonlin = self.layers[layer]
+                a = nonlin.activation(x)
+                acts[layer][:, t] = a
+                if deriv:
+                    d = nonlin.d_activation(x, a)
+                    if derivs[layer] is None:
+                        derivs[layer] = np.empty((batch, n_steps) + d.shape[1:], self.dtype)
+                    derivs[layer][:, t] = d
+        return (acts, derivs) if deriv else acts
+
+    def _plant_input(self, plant: nl.Plant, previous_output):
+        return check_array(plant(previous_output), "plant input", 2, self.shape[0], self.dtype,
+                           batch=plant.shape[0])
+
+    def _backward(self, d_act, params) -> np.ndarray:
+        acts, derivs = self.activations, self.d_activations
+        batch, n_steps = acts[0].shape[:2]
+        delta_x = [None] + [np.zeros((batch, n_steps, size), self.dtype) for size in self.shape[1:]]
+        for low, first_injected, end in self._windows(n_steps):
+            rec_carry = [np.zeros((batch, size), self.dtype) for size in self.shape]
+            state_carry = [np.zeros((batch, size), self.dtype) for size in self.shape]
+            step_dx: list[np.ndarray | None] = [None] * self.n_layers
+            for t in range(end - 1, low - 1, -1):
+                for layer in range(self.n_layers - 1, 0, -1):
+                    delta = np.zeros((batch, self.shape[layer]), self.dtype)
+                    if d_act[layer] is not None and t >= first_injected:
+                        delta += d_act[layer][:, t]
+                    for post in self.conns.get(layer, []):
+                        w, _ = self.get_weights(params, (layer, post))
+                        delta += step_dx[post] @ w.T
+                    if layer in self.rec_layers and t < end - 1:
+                        w, _ = self.get_weights(params, (layer, layer))
+                        delta += rec_carry[layer] @ w.T
+                    nonlin, d = self.layers[layer], derivs[layer][:, t]
+                    if nonlin.stateful:
+                        ds = self._apply_jacobian_T(nonlin, delta, d[..., 2]) + state_carry[layer]
+                        dx = self._apply_jacobian_T(nonlin, ds, d[..., 0])
+                        state_carry[layer] = self._apply_jacobian_T(nonlin, ds, d[..., 1])
+                    else:
+                        dx = self._apply_jacobian_T(nonlin, delta, d)
+                    step_dx[layer] = dx
+                    rec_carry[layer] = dx
+                    delta_x[layer][:, t] += dx
+        return self._weight_gradient(delta_x)
+
+    def _weight_gradient(self, delta_x) -> np.ndarray:
+        """Accumulate weight gradients from ``dE/dx`` of every layer and step, in large products."""
+        acts = self.activations
+        batch, n_steps = acts[0].shape[:2]
+        grad = np.zeros(self.n_params, self.dtype)
+        flat = [a.reshape(batch * n_steps, -1) for a in acts]
+        flat_dx = [None] + [d.reshape(batch * n_steps, -1) for d in delta_x[1:]]
+        for pre, post in FFNet._all_conns(self):
+            gw, gb = self.get_weights(grad, (pre, post))
+            gw[:] = flat[pre].T @ flat_dx[post]
+            gb[:] = flat_dx[post].sum(axis=0)
+        init_acts = self._init_acts
+        for layer in self.rec_layers:
+            gw, gb = self.get_weights(grad, (layer, layer))
+            prev = acts[layer][:, :-1].reshape(-1, self.shape[layer])
+            gw[:] = prev.T @ delta_x[layer][:, 1:].reshape(-1, self.shape[layer])
+            if init_acts[layer] is not None:
+                gw += init_acts[layer].T @ delta_x[layer][:, 0]
+            gb[:] = delta_x[layer][:, 0].sum(axis=0)
+        return grad
+
+    def _r_forward(self, v, params) -> list[np.ndarray]:
+        acts, derivs = self.activations, self.d_activations
+        batch, n_steps = acts[0].shape[:2]
+        init_acts = self._init_acts
+        r_acts = [np.zeros_like(a) for a in acts]
+        r_state = [np.zeros((batch, size), self.dtype) for size in self.shape]
+        for t in range(n_steps):
+            for layer in range(1, self.n_layers):
+                rx = np.zeros((batch, self.shape[layer]), self.dtype)
+                for pre in self.back_conns[layer]:
+                    vw, vb = self.get_weights(v, (pre, layer))
+                    rx += acts[pre][:, t] @ vw + vb
+                    if pre > 0:
+                        w, _ = self.get_weights(params, (pre, layer))
+                        rx += r_acts[pre][:, t] @ w
+                if layer in self.rec_layers:
+                    vw, vb = self.get_weights(v, (layer, layer))
+                    w, _ = self.get_weights(params, (layer, layer))
+                    if t > 0:
+                        rx += acts[layer][:, t - 1] @ vw + r_acts[layer][:, t - 1] @ w
+                    else:
+                        rx += vb
+                        if init_acts[layer] is not None:
+                            rx += init_acts[layer] @ vw
+                nonlin, d = self.layers[layer], derivs[layer][:, t]
+                if nonlin.stateful:
+                    r_state[layer] = (self._apply_jacobian(nonlin, rx, d[..., 0])
+                                      + self._apply_jacobian(nonlin, r_state[layer], d[..., 1]))
+                    r_acts[layer][:, t] = self._apply_jacobian(nonlin, r_state[layer], d[..., 2])
+                else:
+                    r_acts[layer][:, t] = self._apply_jacobian(nonlin, rx, d)
+        return r_acts
+
+    # ------------------------------------------------------------------ caching and evaluation
+    def cache_minibatch(self, inputs, targets=None, init_activations=None,
+                        init_state=None) -> None:
+        """Store a batch, or a Plant's run, and its activations for :meth:`calc_grad`/:meth:`calc_G`.
+
+        With a Plant, ``targets`` must be None: the plant supplies inputs and
+        targets from the run, and they are then held fixed as data.
+        """
+        plant = inputs if isinstance(inputs, nl.Plant) else None
+        if plant is not None and targets is not None:
+            raise ValueError("targets must be None when inputs is a Plant (the plant supplies "
+                             "them)")
+        forward_kwargs = {"init_activations": init_activations, "init_state": init_state}
+        acts, derivs = self.forward(inputs, deriv=True, **forward_kwargs)
+        if plant is not None:
+            inputs, targets = plant.get_vecs()
+        inputs = self._check_inputs(inputs)
+        self.targets = self._check_targets(targets, inputs)
+        self.inputs, self._plant = inputs, plant
+        self._forward_kwargs = forward_kwargs
+        self._init_acts = self._check_init(init_activations, "init_activations", inputs.shape[0],
+                                           self.rec_layers)
+        self.activations, self.d_activations = acts, derivs
+        self._cached_W = self.W.copy()
+
+    def _evaluate(self, inputs, targets, W):
+        if isinstance(inputs, nl.Plant):
+            if targets is not None:
+                raise ValueError("targets must be None when inputs is a Plant")
+            acts = self.forward(inputs, params=W)
+            _, targets = inputs.get_vecs()
+            return acts, self._check_targets(targets, acts[0])
+        return super()._evaluate(inputs, targets, W)
+
+    def _evaluate_cached(self, W):
+        # A plant's run is cached as data: its inputs are held fixed, as in the gradient,
+        # so that the optimiser's error, gradient and G v describe one objective.
+        return self.forward(self.inputs, params=W, **self._forward_kwargs), self.targets
+
+    def _activations_at(self, W):
+        return self.forward(self.inputs, params=W, **self._forward_kwargs)
+
+    def _training_data(self, inputs, targets, minibatch_size):
+        if isinstance(inputs, nl.Plant):
+            if minibatch_size is not None:
+                raise ValueError("minibatch_size must be None when inputs is a Plant (the plant "
+                                 "sets the batch)")
+            if targets is not None:
+                raise ValueError("targets must be None when inputs is a Plant")
+
+            def plant_batches():
+                while True:
+                    yield inputs, None
+
+            return plant_batches()
+        return super()._training_data(inputs, targets, minibatch_size)
+
