@@ -22,96 +22,81 @@ from ._layout import FIELD_LEN, H_PLANT
 
 
 @njit(cache=True)
-def _tip_jacobian(l, th, J, dJ):
-    c = np.cos(th)
-    s = np.sin(th)
-    J[0, 0] = 1.0
-    J[1, 0] = 0.0
-    J[0, 1] = 2 * l * c
-    J[1, 1] = -2 * l * s
-    for a in range(2):
-        for b in range(2):
-            dJ[0, a, b] = 0.0
-    dJ[1, 0, 0] = 0.0
-    dJ[1, 1, 0] = 0.0
-    dJ[1, 0, 1] = -2 * l * s
-    dJ[1, 1, 1] = -2 * l * c
-
-
-@njit(cache=True)
-def _forces(p, off, z, u, ws, jac):
-    """Generalised forces (ws[0:2]) and, if ``jac``, their partials (ws[16:20])."""
-    l = p[off + FIELD_LEN + 3]
-    tau = ws[0:2]
-    tau[0] = u[0]
-    tau[1] = 0.0
-    dtq = ws[16:20].reshape((2, 2))
-    dtv = ws[20:24].reshape((2, 2))
+def _forces(p, off, w, oz, ow, jac):
+    """Generalised forces at ``w[ow:ow+2]``; if ``jac`` their partials at ``w[ow+16:ow+20]`` (q)
+    and ``w[ow+20:ow+24]`` (v). Scratch: J ``[ow+2:6]``, dJ ``[ow+6:14]``, F ``[ow+14:16]``,
+    velocities ``(x_dot, theta_dot)`` ``[ow+24:26]``.
+    """
+    w[ow] = w[0]
+    w[ow + 1] = 0.0
     if jac:
-        dtq[:, :] = 0.0
-        dtv[:, :] = 0.0
+        for i in range(16, 24):
+            w[ow + i] = 0.0
     if p[off] != 0.0:
-        q = ws[24:26]
-        v = ws[26:28]
-        q[0] = z[0]
-        q[1] = z[2]
-        v[0] = z[1]
-        v[1] = z[3]
-        J = ws[2:6].reshape((2, 2))
-        dJ = ws[6:14].reshape((2, 2, 2))
-        _tip_jacobian(l, q[1], J, dJ)
-        field_torque(p, off, J, 2, v, tau, ws[14:16])
+        l = p[off + FIELD_LEN + 3]
+        c = np.cos(w[oz + 2])
+        s = np.sin(w[oz + 2])
+        w[ow + 24] = w[oz + 1]
+        w[ow + 25] = w[oz + 3]
+        # J = [[1, 2l cos], [0, -2l sin]]; dJ/dx = 0; dJ/dtheta = [[0, -2l sin], [0, -2l cos]]
+        w[ow + 2] = 1.0
+        w[ow + 3] = 2 * l * c
+        w[ow + 4] = 0.0
+        w[ow + 5] = -2 * l * s
+        for i in range(6, 11):
+            w[ow + i] = 0.0
+        w[ow + 11] = -2 * l * s
+        w[ow + 12] = 0.0
+        w[ow + 13] = -2 * l * c
+        field_torque(p, off, w, ow + 2, 2, w, ow + 24, ow, ow + 14)
         if jac:
-            field_torque_jac(p, off, J, dJ, 2, v, ws[14:16], dtq, dtv)
+            field_torque_jac(p, off, w, ow + 2, ow + 6, 2, w, ow + 24, ow + 14, ow + 16,
+                             ow + 20)
 
 
 @njit(cache=True)
-def deriv_cartpole(p, z, u, dz, ws):
+def deriv_cartpole(p, w, oz, odz, ow):
     """``dz = [x_dot, x_ddot, theta_dot, theta_ddot]``."""
     off = int(p[H_PLANT])
     g = p[off + FIELD_LEN]
     mc = p[off + FIELD_LEN + 1]
     mp = p[off + FIELD_LEN + 2]
     l = p[off + FIELD_LEN + 3]
-    _forces(p, off, z, u, ws, False)
+    _forces(p, off, w, oz, ow, False)
     mt = mc + mp
     pml = mp * l
-    th = z[2]
-    w = z[3]
-    c = np.cos(th)
-    s = np.sin(th)
-    temp = (ws[0] + pml * w * w * s) / mt
-    thacc = (g * s - c * temp + ws[1] / pml) / (l * (4.0 / 3.0 - mp * c * c / mt))
-    dz[0] = z[1]
-    dz[1] = temp - pml * thacc * c / mt
-    dz[2] = w
-    dz[3] = thacc
+    om = w[oz + 3]
+    c = np.cos(w[oz + 2])
+    s = np.sin(w[oz + 2])
+    temp = (w[ow] + pml * om * om * s) / mt
+    thacc = (g * s - c * temp + w[ow + 1] / pml) / (l * (4.0 / 3.0 - mp * c * c / mt))
+    w[odz] = w[oz + 1]
+    w[odz + 1] = temp - pml * thacc * c / mt
+    w[odz + 2] = om
+    w[odz + 3] = thacc
 
 
 @njit(cache=True)
-def deriv_jac_cartpole(p, z, u, dz, Fz, Fu, ws):
+def deriv_jac_cartpole(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials of :func:`deriv_cartpole`."""
     off = int(p[H_PLANT])
     g = p[off + FIELD_LEN]
     mc = p[off + FIELD_LEN + 1]
     mp = p[off + FIELD_LEN + 2]
     l = p[off + FIELD_LEN + 3]
-    _forces(p, off, z, u, ws, True)
-    dtq = ws[16:20].reshape((2, 2))
-    dtv = ws[20:24].reshape((2, 2))
+    _forces(p, off, w, oz, ow, True)
     mt = mc + mp
     pml = mp * l
-    th = z[2]
-    w = z[3]
-    c = np.cos(th)
-    s = np.sin(th)
-    temp = (ws[0] + pml * w * w * s) / mt
+    om = w[oz + 3]
+    c = np.cos(w[oz + 2])
+    s = np.sin(w[oz + 2])
+    temp = (w[ow] + pml * om * om * s) / mt
     den = l * (4.0 / 3.0 - mp * c * c / mt)
-    thacc = (g * s - c * temp + ws[1] / pml) / den
-    dz[0] = z[1]
-    dz[1] = temp - pml * thacc * c / mt
-    dz[2] = w
-    dz[3] = thacc
+    thacc = (g * s - c * temp + w[ow + 1] / pml) / den
+    w[odz] = w[oz + 1]
+    w[odz + 1] = temp - pml * thacc * c / mt
+    w[odz + 2] = om
+    w[odz + 3] = thacc
     # variables in state order: x, x_dot, theta, theta_dot, then u
     for y in range(5):
         if y == 4:
@@ -119,30 +104,30 @@ def deriv_jac_cartpole(p, z, u, dz, Fz, Fu, ws):
             dqt = 0.0
         else:
             col = y // 2  # generalised coordinate index (x -> 0, theta -> 1)
-            src = dtv if (y % 2) == 1 else dtq
-            dfin = src[0, col]
-            dqt = src[1, col]
+            base = ow + (20 if (y % 2) == 1 else 16)
+            dfin = w[base + col]
+            dqt = w[base + 2 + col]
         dtemp = dfin / mt
         dnum = dqt / pml
         dden = 0.0
         if y == 2:
-            dtemp += pml * w * w * c / mt
+            dtemp += pml * om * om * c / mt
             dnum += g * c + s * temp
             dden = l * 2.0 * mp * c * s / mt
         elif y == 3:
-            dtemp += 2.0 * pml * w * s / mt
+            dtemp += 2.0 * pml * om * s / mt
         dnum -= c * dtemp
         dth = (dnum - thacc * dden) / den
         dx = dtemp - pml / mt * c * dth
         if y == 2:
             dx += pml / mt * s * thacc
         if y == 4:
-            Fu[0, 0] = 0.0
-            Fu[1, 0] = dx
-            Fu[2, 0] = 0.0
-            Fu[3, 0] = dth
+            w[oG] = 0.0
+            w[oG + 1] = dx
+            w[oG + 2] = 0.0
+            w[oG + 3] = dth
         else:
-            Fz[0, y] = 1.0 if y == 1 else 0.0
-            Fz[1, y] = dx
-            Fz[2, y] = 1.0 if y == 3 else 0.0
-            Fz[3, y] = dth
+            w[oF + y] = 1.0 if y == 1 else 0.0
+            w[oF + 4 + y] = dx
+            w[oF + 8 + y] = 1.0 if y == 3 else 0.0
+            w[oF + 12 + y] = dth

@@ -27,32 +27,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._dyn_common import (
-    cholesky_inplace,
-    cholesky_solve_cols,
-    cholesky_solve_vec,
-    field_torque,
-    field_torque_jac,
-)
+from ._dyn_common import cholesky_inplace, cholesky_solve, field_torque, field_torque_jac
 from ._layout import FIELD_LEN, H_PLANT
 
 
 def chain_workspace(N: int) -> int:
     """Scratch (float64 elements) used by the chain kernels."""
-    return 8 * N + 8 * N * N + 2 * N * N * N + 16
+    return 8 * N + 8 * N * N + 16
 
 
 @njit(cache=True)
-def _hand_jacobian(p, lo, N, c, s, J, dJ, with_dJ):
-    """Hand Jacobian ``J`` (2 x N) and, if asked, ``dJ[k] = dJ/dq_k``."""
+def _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, with_dJ):
+    """Hand Jacobian (2 x N at ``w[oJ:]``) and, if asked, ``dJ/dq_k`` at ``w[odJ + 2Nk:]``."""
     for i in range(N):
         jx = 0.0
         jy = 0.0
         for a in range(i, N):
-            jx -= p[lo + a] * s[a]
-            jy += p[lo + a] * c[a]
-        J[0, i] = jx
-        J[1, i] = jy
+            jx -= p[lo + a] * w[os_ + a]
+            jy += p[lo + a] * w[oc + a]
+        w[oJ + i] = jx
+        w[oJ + N + i] = jy
     if with_dJ:
         for k in range(N):
             for i in range(N):
@@ -60,15 +54,15 @@ def _hand_jacobian(p, lo, N, c, s, J, dJ, with_dJ):
                 dx = 0.0
                 dy = 0.0
                 for a in range(st, N):
-                    dx -= p[lo + a] * c[a]
-                    dy -= p[lo + a] * s[a]
-                dJ[k, 0, i] = dx
-                dJ[k, 1, i] = dy
+                    dx -= p[lo + a] * w[oc + a]
+                    dy -= p[lo + a] * w[os_ + a]
+                w[odJ + 2 * N * k + i] = dx
+                w[odJ + 2 * N * k + N + i] = dy
 
 
 @njit(cache=True)
-def _chain_eval(p, z, u, ws, N, off):
-    """Fill ``M`` (Cholesky factor) and solve for accelerations; returns the work views."""
+def _chain_eval(p, w, oz, ow, N, off):
+    """Cholesky factor of M at ``w[ow + 2N:]``, accelerations at ``w[ow + 2N + N^2:]``."""
     po = off + FIELD_LEN
     npair = int(p[po + 1])
     lo = po + 2
@@ -76,70 +70,67 @@ def _chain_eval(p, z, u, ws, N, off):
     bo = go + N
     mo = bo + N * N
     pairo = mo + N * N
-    c = ws[0:N]
-    s = ws[N:2 * N]
-    M = ws[2 * N:2 * N + N * N].reshape((N, N))
-    acc = ws[2 * N + N * N:3 * N + N * N]
-    o = 3 * N + N * N
-    J = ws[o:o + 2 * N].reshape((2, N))
-    o += 2 * N
-    F = ws[o:o + 2]
-    v = z[N:2 * N]
+    oc = ow
+    os_ = ow + N
+    oM = ow + 2 * N
+    oa = ow + 2 * N + N * N
+    oJ = oa + N
+    oF = oJ + 2 * N
     ang = 0.0
     for a in range(N):
-        ang += z[a]
-        c[a] = np.cos(ang)
-        s[a] = np.sin(ang)
+        ang += w[oz + a]
+        w[oc + a] = np.cos(ang)
+        w[os_ + a] = np.sin(ang)
     for i in range(N):
-        r = u[i]
+        r = w[i]
         for j in range(N):
-            M[i, j] = p[mo + i * N + j]
-            r -= p[bo + i * N + j] * v[j]
+            w[oM + i * N + j] = p[mo + i * N + j]
+            r -= p[bo + i * N + j] * w[oz + N + j]
         g = 0.0
         for a in range(i, N):
-            g += p[go + a] * c[a]
-        acc[i] = r - g
+            g += p[go + a] * w[oc + a]
+        w[oa + i] = r - g
     for q in range(npair):
         qo = pairo + q * (2 + N * N)
         a = int(p[qo])
         b = int(p[qo + 1])
         mc = qo + 2
-        cd = c[a] * c[b] + s[a] * s[b]
-        sd = s[a] * c[b] - c[a] * s[b]
+        cd = w[oc + a] * w[oc + b] + w[os_ + a] * w[os_ + b]
+        sd = w[os_ + a] * w[oc + b] - w[oc + a] * w[os_ + b]
         dd = 0.0
         for r in range(b + 1, a + 1):
-            dd += v[r]
+            dd += w[oz + N + r]
         sp = 0.0
         for i in range(N):
-            w = 0.0
+            wi = 0.0
             for j in range(N):
-                w += p[mc + i * N + j] * v[j]
-                M[i, j] += cd * p[mc + i * N + j]
-            sp += v[i] * w
-            acc[i] += sd * dd * w
+                wi += p[mc + i * N + j] * w[oz + N + j]
+                w[oM + i * N + j] += cd * p[mc + i * N + j]
+            sp += w[oz + N + i] * wi
+            w[oa + i] += sd * dd * wi
         for i in range(b + 1, a + 1):
-            acc[i] -= 0.5 * sd * sp
+            w[oa + i] -= 0.5 * sd * sp
     if p[off] != 0.0:
-        _hand_jacobian(p, lo, N, c, s, J, J.reshape((1, 2, N)), False)
-        field_torque(p, off, J, N, v, acc, F)
-    cholesky_inplace(M, N)
-    cholesky_solve_vec(M, acc, N)
+        _hand_jacobian(p, lo, N, w, oc, os_, oJ, 0, False)
+        field_torque(p, off, w, oJ, N, w, oz + N, oa, oF)
+    cholesky_inplace(w, oM, N)
+    cholesky_solve(w, oM, N, oa, 1)
 
 
 @njit(cache=True)
-def deriv_chain(p, z, u, dz, ws):
+def deriv_chain(p, w, oz, odz, ow):
     """``dz = [qdot, qddot]`` for the planar chain."""
     off = int(p[H_PLANT])
     N = int(p[off + FIELD_LEN])
-    _chain_eval(p, z, u, ws, N, off)
-    o = 2 * N + N * N
+    _chain_eval(p, w, oz, ow, N, off)
+    oa = ow + 2 * N + N * N
     for i in range(N):
-        dz[i] = z[N + i]
-        dz[N + i] = ws[o + i]
+        w[odz + i] = w[oz + N + i]
+        w[odz + N + i] = w[oa + i]
 
 
 @njit(cache=True)
-def deriv_jac_chain(p, z, u, dz, Fz, Fu, ws):
+def deriv_jac_chain(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials of :func:`deriv_chain`.
 
     ``dqddot/dq_k = M^-1 (dr/dq_k - dM/dq_k qddot)``, ``dqddot/dqdot = M^-1 dr/dqdot``,
@@ -147,7 +138,7 @@ def deriv_jac_chain(p, z, u, dz, Fz, Fu, ws):
     """
     off = int(p[H_PLANT])
     N = int(p[off + FIELD_LEN])
-    _chain_eval(p, z, u, ws, N, off)
+    _chain_eval(p, w, oz, ow, N, off)
     po = off + FIELD_LEN
     npair = int(p[po + 1])
     lo = po + 2
@@ -155,84 +146,77 @@ def deriv_jac_chain(p, z, u, dz, Fz, Fu, ws):
     bo = go + N
     mo = bo + N * N
     pairo = mo + N * N
-    c = ws[0:N]
-    s = ws[N:2 * N]
-    L = ws[2 * N:2 * N + N * N].reshape((N, N))
-    acc = ws[2 * N + N * N:3 * N + N * N]
-    o = 3 * N + N * N
-    J = ws[o:o + 2 * N].reshape((2, N))
-    o += 2 * N
-    F = ws[o:o + 2]
-    o += 2
-    X = ws[o:o + 3 * N * N].reshape((N, 3 * N))
-    o += 3 * N * N
-    dtq = ws[o:o + N * N].reshape((N, N))
-    o += N * N
-    dtv = ws[o:o + N * N].reshape((N, N))
-    o += N * N
-    w = ws[o:o + N]
-    o += N
-    ma = ws[o:o + N]
-    o += N
-    dJ = ws[o:o + 2 * N * N].reshape((N, 2, N))
-    v = z[N:2 * N]
-    # right-hand sides: [dr/dq - dM/dq acc | dr/dqdot | I]
+    oc = ow
+    os_ = ow + N
+    oL = ow + 2 * N
+    oa = ow + 2 * N + N * N
+    oJ = oa + N
+    oFf = oJ + 2 * N
+    oX = oFf + 2
+    N3 = 3 * N
+    odtq = oX + 3 * N * N
+    odtv = odtq + N * N
+    owp = odtv + N * N
+    oma = owp + N
+    odJ = oma + N
+    # right-hand sides X = [dr/dq - dM/dq acc | dr/dqdot | I]   (N x 3N)
     for i in range(N):
         for k in range(N):
             st = i if i > k else k
             gs = 0.0
             for a in range(st, N):
-                gs += p[go + a] * s[a]
-            X[i, k] = gs
-            X[i, N + k] = -p[bo + i * N + k]
-            X[i, 2 * N + k] = 1.0 if i == k else 0.0
+                gs += p[go + a] * w[os_ + a]
+            w[oX + i * N3 + k] = gs
+            w[oX + i * N3 + N + k] = -p[bo + i * N + k]
+            w[oX + i * N3 + 2 * N + k] = 1.0 if i == k else 0.0
     for q in range(npair):
         qo = pairo + q * (2 + N * N)
         a = int(p[qo])
         b = int(p[qo + 1])
         mc = qo + 2
-        cd = c[a] * c[b] + s[a] * s[b]
-        sd = s[a] * c[b] - c[a] * s[b]
+        cd = w[oc + a] * w[oc + b] + w[os_ + a] * w[os_ + b]
+        sd = w[os_ + a] * w[oc + b] - w[oc + a] * w[os_ + b]
         dd = 0.0
         for r in range(b + 1, a + 1):
-            dd += v[r]
+            dd += w[oz + N + r]
         sp = 0.0
         for i in range(N):
             wi = 0.0
             mi = 0.0
             for j in range(N):
-                wi += p[mc + i * N + j] * v[j]
-                mi += p[mc + i * N + j] * acc[j]
-            w[i] = wi
-            ma[i] = mi
-            sp += v[i] * wi
+                wi += p[mc + i * N + j] * w[oz + N + j]
+                mi += p[mc + i * N + j] * w[oa + j]
+            w[owp + i] = wi
+            w[oma + i] = mi
+            sp += w[oz + N + i] * wi
         for i in range(N):
             di = 1.0 if (b < i <= a) else 0.0
-            hq = cd * (dd * w[i] - 0.5 * di * sp)
+            hq = cd * (dd * w[owp + i] - 0.5 * di * sp) + sd * w[oma + i]
             for k in range(b + 1, a + 1):
-                X[i, k] += hq + sd * ma[i]
+                w[oX + i * N3 + k] += hq
             for m in range(N):
                 dm = 1.0 if (b < m <= a) else 0.0
-                X[i, N + m] += sd * (dm * w[i] + dd * p[mc + i * N + m] - di * w[m])
+                w[oX + i * N3 + N + m] += sd * (dm * w[owp + i] + dd * p[mc + i * N + m]
+                                                - di * w[owp + m])
     if p[off] != 0.0:
-        dtq[:, :] = 0.0
-        dtv[:, :] = 0.0
-        _hand_jacobian(p, lo, N, c, s, J, dJ, True)
-        field_torque_jac(p, off, J, dJ, N, v, F, dtq, dtv)
+        for i in range(2 * N * N):
+            w[odtq + i] = 0.0
+        _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, True)
+        field_torque_jac(p, off, w, oJ, odJ, N, w, oz + N, oFf, odtq, odtv)
         for i in range(N):
             for k in range(N):
-                X[i, k] += dtq[i, k]
-                X[i, N + k] += dtv[i, k]
-    cholesky_solve_cols(L, X, N, 3 * N)
+                w[oX + i * N3 + k] += w[odtq + i * N + k]
+                w[oX + i * N3 + N + k] += w[odtv + i * N + k]
+    cholesky_solve(w, oL, N, oX, N3)
     for i in range(N):
-        dz[i] = z[N + i]
-        dz[N + i] = acc[i]
+        w[odz + i] = w[oz + N + i]
+        w[odz + N + i] = w[oa + i]
         for k in range(2 * N):
-            Fz[i, k] = 1.0 if k == N + i else 0.0
-            Fz[N + i, k] = X[i, k]
+            w[oF + i * 2 * N + k] = 1.0 if k == N + i else 0.0
+            w[oF + (N + i) * 2 * N + k] = w[oX + i * N3 + k]
         for k in range(N):
-            Fu[i, k] = 0.0
-            Fu[N + i, k] = X[i, 2 * N + k]
+            w[oG + i * N + k] = 0.0
+            w[oG + (N + i) * N + k] = w[oX + i * N3 + 2 * N + k]
 
 
 @njit(cache=True)
@@ -246,15 +230,13 @@ def chain_energy(p, z, ws):
     mo = go + N + N * N
     pairo = mo + N * N
     v = z[N:2 * N]
-    c = ws[0:N]
-    s = ws[N:2 * N]
     ang = 0.0
     e = 0.0
     for a in range(N):
         ang += z[a]
-        c[a] = np.cos(ang)
-        s[a] = np.sin(ang)
-        e += p[go + a] * s[a]
+        ws[a] = np.cos(ang)
+        ws[N + a] = np.sin(ang)
+        e += p[go + a] * ws[N + a]
     t = 0.0
     for i in range(N):
         for j in range(N):
@@ -263,7 +245,7 @@ def chain_energy(p, z, ws):
         qo = pairo + q * (2 + N * N)
         a = int(p[qo])
         b = int(p[qo + 1])
-        cd = c[a] * c[b] + s[a] * s[b]
+        cd = ws[a] * ws[b] + ws[N + a] * ws[N + b]
         for i in range(N):
             for j in range(N):
                 t += cd * v[i] * p[qo + 2 + i * N + j] * v[j]

@@ -1,4 +1,10 @@
-"""Compiled helpers shared by the plant models: small dense solves and end-point force fields."""
+"""Compiled helpers shared by the plant models: small dense solves and end-point force fields.
+
+Hot-path kernels address one flat scratch array ``w`` by offsets instead of creating array
+views (a view costs a reference-count round trip, which dominates at these sizes). A
+matrix ``X`` with ``ncol`` columns stored at offset ``o`` has entry
+``X[i, j] = w[o + i * ncol + j]``.
+"""
 
 from __future__ import annotations
 
@@ -7,101 +13,86 @@ from numba import njit
 
 
 @njit(cache=True)
-def cholesky_inplace(M, n):
-    """Overwrite the lower triangle of the SPD matrix ``M[:n, :n]`` with its Cholesky factor."""
+def cholesky_inplace(w, o, n):
+    """Overwrite the lower triangle of the SPD ``n x n`` matrix at ``w[o:]`` with its factor."""
     for j in range(n):
-        s = M[j, j]
+        s = w[o + j * n + j]
         for k in range(j):
-            s -= M[j, k] * M[j, k]
+            s -= w[o + j * n + k] * w[o + j * n + k]
         d = np.sqrt(s)
-        M[j, j] = d
+        w[o + j * n + j] = d
         for i in range(j + 1, n):
-            t = M[i, j]
+            t = w[o + i * n + j]
             for k in range(j):
-                t -= M[i, k] * M[j, k]
-            M[i, j] = t / d
+                t -= w[o + i * n + k] * w[o + j * n + k]
+            w[o + i * n + j] = t / d
 
 
 @njit(cache=True)
-def cholesky_solve_vec(L, b, n):
-    """Solve ``L L^T x = b`` in place in ``b`` (``L`` from :func:`cholesky_inplace`)."""
-    for i in range(n):
-        t = b[i]
-        for k in range(i):
-            t -= L[i, k] * b[k]
-        b[i] = t / L[i, i]
-    for i in range(n - 1, -1, -1):
-        t = b[i]
-        for k in range(i + 1, n):
-            t -= L[k, i] * b[k]
-        b[i] = t / L[i, i]
-
-
-@njit(cache=True)
-def cholesky_solve_cols(L, X, n, ncol):
-    """Solve ``L L^T Y = X[:, :ncol]`` in place, column by column."""
+def cholesky_solve(w, oL, n, oX, ncol):
+    """Solve ``L L^T Y = X`` in place for the ``n x ncol`` matrix ``X`` at ``w[oX:]``."""
     for c in range(ncol):
         for i in range(n):
-            t = X[i, c]
+            t = w[oX + i * ncol + c]
             for k in range(i):
-                t -= L[i, k] * X[k, c]
-            X[i, c] = t / L[i, i]
+                t -= w[oL + i * n + k] * w[oX + k * ncol + c]
+            w[oX + i * ncol + c] = t / w[oL + i * n + i]
         for i in range(n - 1, -1, -1):
-            t = X[i, c]
+            t = w[oX + i * ncol + c]
             for k in range(i + 1, n):
-                t -= L[k, i] * X[k, c]
-            X[i, c] = t / L[i, i]
+                t -= w[oL + k * n + i] * w[oX + k * ncol + c]
+            w[oX + i * ncol + c] = t / w[oL + i * n + i]
 
 
 @njit(cache=True)
-def field_force(p, off, J, nq, v, F):
-    """End-point force ``F = F0 + K J v`` (2,) from the field block at ``p[off:]``."""
+def field_torque(p, off, w, oJ, nq, v, ov, otau, oF):
+    """Add the generalised force ``J^T F`` of the end-point field to ``w[otau:otau+nq]``.
+
+    ``F = F0 + K J v`` with the field block at ``p[off:]``, ``J`` (2 x nq) at ``w[oJ:]`` and
+    velocities ``v[ov:ov+nq]``; ``F`` is left in ``w[oF:oF+2]``.
+    """
     pdx = 0.0
     pdy = 0.0
     for i in range(nq):
-        pdx += J[0, i] * v[i]
-        pdy += J[1, i] * v[i]
-    F[0] = p[off + 1] + p[off + 3] * pdx + p[off + 4] * pdy
-    F[1] = p[off + 2] + p[off + 5] * pdx + p[off + 6] * pdy
-
-
-@njit(cache=True)
-def field_torque(p, off, J, nq, v, tau, F):
-    """Add the generalised force ``J^T F`` of the field to ``tau`` (no-op if the field is off)."""
-    if p[off] == 0.0:
-        return
-    field_force(p, off, J, nq, v, F)
+        pdx += w[oJ + i] * v[ov + i]
+        pdy += w[oJ + nq + i] * v[ov + i]
+    fx = p[off + 1] + p[off + 3] * pdx + p[off + 4] * pdy
+    fy = p[off + 2] + p[off + 5] * pdx + p[off + 6] * pdy
+    w[oF] = fx
+    w[oF + 1] = fy
     for i in range(nq):
-        tau[i] += J[0, i] * F[0] + J[1, i] * F[1]
+        w[otau + i] += w[oJ + i] * fx + w[oJ + nq + i] * fy
 
 
 @njit(cache=True)
-def field_torque_jac(p, off, J, dJ, nq, v, F, dtq, dtv):
-    """Add d(J^T F)/dq to ``dtq`` and d(J^T F)/dv to ``dtv``.
+def field_torque_jac(p, off, w, oJ, odJ, nq, v, ov, oF, odtq, odtv):
+    """Add d(J^T F)/dq to the nq x nq matrix at ``w[odtq:]`` and d(J^T F)/dv at ``w[odtv:]``.
 
-    ``dJ[k]`` is dJ/dq_k (shape ``[nq, 2, nq]``). With ``F = F0 + K J v``::
+    ``dJ/dq_k`` (2 x nq) is at ``w[odJ + 2 nq k:]``; ``F`` at ``w[oF:]`` (from
+    :func:`field_torque`). With ``F = F0 + K J v``::
 
         d(J^T F)/dq_k = dJ_k^T F + J^T K dJ_k v,      d(J^T F)/dv = J^T K J.
     """
-    if p[off] == 0.0:
-        return
-    field_force(p, off, J, nq, v, F)
     k00 = p[off + 3]
     k01 = p[off + 4]
     k10 = p[off + 5]
     k11 = p[off + 6]
+    F0 = w[oF]
+    F1 = w[oF + 1]
     for k in range(nq):
+        ok = odJ + 2 * nq * k
         gx = 0.0
         gy = 0.0
         for i in range(nq):
-            gx += dJ[k, 0, i] * v[i]
-            gy += dJ[k, 1, i] * v[i]
+            gx += w[ok + i] * v[ov + i]
+            gy += w[ok + nq + i] * v[ov + i]
         fx = k00 * gx + k01 * gy
         fy = k10 * gx + k11 * gy
         for i in range(nq):
-            dtq[i, k] += dJ[k, 0, i] * F[0] + dJ[k, 1, i] * F[1] + J[0, i] * fx + J[1, i] * fy
+            w[odtq + i * nq + k] += (w[ok + i] * F0 + w[ok + nq + i] * F1
+                                     + w[oJ + i] * fx + w[oJ + nq + i] * fy)
     for j in range(nq):
-        kx = k00 * J[0, j] + k01 * J[1, j]
-        ky = k10 * J[0, j] + k11 * J[1, j]
+        kx = k00 * w[oJ + j] + k01 * w[oJ + nq + j]
+        ky = k10 * w[oJ + j] + k11 * w[oJ + nq + j]
         for i in range(nq):
-            dtv[i, j] += J[0, i] * kx + J[1, i] * ky
+            w[odtv + i * nq + j] += w[oJ + i] * kx + w[oJ + nq + i] * ky

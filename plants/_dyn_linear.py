@@ -13,8 +13,8 @@ from ._layout import H_M, H_N, H_PLANT
 
 
 @njit(cache=True)
-def deriv_linear(p, z, u, dz, ws):
-    """``dz = A z + B(z) u``."""
+def deriv_linear(p, w, oz, odz, ow):
+    """``dz = A z + B(z) u`` (``u`` at ``w[0:m]``)."""
     n = int(p[H_N])
     m = int(p[H_M])
     a0 = int(p[H_PLANT])
@@ -24,18 +24,18 @@ def deriv_linear(p, z, u, dz, ws):
     for i in range(n):
         s = 0.0
         for j in range(n):
-            s += p[a0 + i * n + j] * z[j]
+            s += p[a0 + i * n + j] * w[oz + j]
         for j in range(m):
             b = p[b0 + i * m + j]
             k = int(p[k0 + i * m + j])
             if k >= 0:
-                b += p[g0 + i * m + j] * np.tanh(z[k])
-            s += b * u[j]
-        dz[i] = s
+                b += p[g0 + i * m + j] * np.tanh(w[oz + k])
+            s += b * w[j]
+        w[odz + i] = s
 
 
 @njit(cache=True)
-def deriv_jac_linear(p, z, u, dz, Fz, Fu, ws):
+def deriv_jac_linear(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials ``Fz = A + sum_j dB[:, j]/dz u_j``, ``Fu = B(z)``."""
     n = int(p[H_N])
     m = int(p[H_M])
@@ -47,16 +47,16 @@ def deriv_jac_linear(p, z, u, dz, Fz, Fu, ws):
         s = 0.0
         for j in range(n):
             a = p[a0 + i * n + j]
-            Fz[i, j] = a
-            s += a * z[j]
+            w[oF + i * n + j] = a
+            s += a * w[oz + j]
         for j in range(m):
             b = p[b0 + i * m + j]
             k = int(p[k0 + i * m + j])
             if k >= 0:
-                t = np.tanh(z[k])
+                t = np.tanh(w[oz + k])
                 g = p[g0 + i * m + j]
                 b += g * t
-                Fz[i, k] += g * (1.0 - t * t) * u[j]
-            Fu[i, j] = b
-            s += b * u[j]
-        dz[i] = s
+                w[oF + i * n + k] += g * (1.0 - t * t) * w[j]
+            w[oG + i * m + j] = b
+            s += b * w[j]
+        w[odz + i] = s

@@ -4,6 +4,11 @@
 
 which is Gymnasium ``Pendulum-v1``'s update written as an ODE. Tip position
 ``p = (-l sin theta, l cos theta)``. Section: ``[field block (7), g, m, l]``.
+Kernel calling convention (all plants): one flat array ``w`` holds the clipped control at
+``w[0:m]``, the state at ``w[oz:]``, the output derivative at ``w[odz:]``, the partials
+``Fz`` (n x n) at ``w[oF:]`` and ``Fu`` (n x m) at ``w[oG:]``, row-major, and plant scratch at
+``w[ow:]``. Scratch here: ``[ow]`` torque, ``[ow+1:3]`` J, ``[ow+3:5]`` dJ, ``[ow+5:7]`` F,
+``[ow+7], [ow+8]`` partials.
 """
 
 from __future__ import annotations
@@ -16,60 +21,52 @@ from ._layout import FIELD_LEN, H_PLANT
 
 
 @njit(cache=True)
-def _tip_jacobian(l, th, J, dJ):
-    c = np.cos(th)
-    s = np.sin(th)
-    J[0, 0] = -l * c
-    J[1, 0] = -l * s
-    dJ[0, 0, 0] = l * s
-    dJ[0, 1, 0] = -l * c
+def _torque(p, off, l, w, oz, ow, jac):
+    w[ow] = w[0]
+    if jac:
+        w[ow + 7] = 0.0
+        w[ow + 8] = 0.0
+    if p[off] != 0.0:
+        c = np.cos(w[oz])
+        s = np.sin(w[oz])
+        w[ow + 1] = -l * c
+        w[ow + 2] = -l * s
+        w[ow + 3] = l * s
+        w[ow + 4] = -l * c
+        field_torque(p, off, w, ow + 1, 1, w, oz + 1, ow, ow + 5)
+        if jac:
+            field_torque_jac(p, off, w, ow + 1, ow + 3, 1, w, oz + 1, ow + 5, ow + 7, ow + 8)
+    return w[ow]
 
 
 @njit(cache=True)
-def deriv_pendulum(p, z, u, dz, ws):
+def deriv_pendulum(p, w, oz, odz, ow):
     """``dz = [theta_dot, theta_ddot]``."""
     off = int(p[H_PLANT])
     g = p[off + FIELD_LEN]
     m = p[off + FIELD_LEN + 1]
     l = p[off + FIELD_LEN + 2]
-    th = z[0]
-    tau = ws[0:1]
-    tau[0] = u[0]
-    if p[off] != 0.0:
-        J = ws[1:3].reshape((2, 1))
-        dJ = ws[3:5].reshape((1, 2, 1))
-        _tip_jacobian(l, th, J, dJ)
-        field_torque(p, off, J, 1, z[1:2], tau, ws[5:7])
-    dz[0] = z[1]
-    dz[1] = 3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l**2) * tau[0]
+    th = w[oz]
+    tau = _torque(p, off, l, w, oz, ow, False)
+    w[odz] = w[oz + 1]
+    w[odz + 1] = 3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l**2) * tau
 
 
 @njit(cache=True)
-def deriv_jac_pendulum(p, z, u, dz, Fz, Fu, ws):
+def deriv_jac_pendulum(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials of :func:`deriv_pendulum`."""
     off = int(p[H_PLANT])
     g = p[off + FIELD_LEN]
     m = p[off + FIELD_LEN + 1]
     l = p[off + FIELD_LEN + 2]
-    th = z[0]
-    tau = ws[0:1]
-    tau[0] = u[0]
-    dtq = ws[7:8].reshape((1, 1))
-    dtv = ws[8:9].reshape((1, 1))
-    dtq[0, 0] = 0.0
-    dtv[0, 0] = 0.0
-    if p[off] != 0.0:
-        J = ws[1:3].reshape((2, 1))
-        dJ = ws[3:5].reshape((1, 2, 1))
-        _tip_jacobian(l, th, J, dJ)
-        field_torque(p, off, J, 1, z[1:2], tau, ws[5:7])
-        field_torque_jac(p, off, J, dJ, 1, z[1:2], ws[5:7], dtq, dtv)
+    th = w[oz]
+    tau = _torque(p, off, l, w, oz, ow, True)
     k = 3.0 / (m * l**2)
-    dz[0] = z[1]
-    dz[1] = 3 * g / (2 * l) * np.sin(th) + k * tau[0]
-    Fz[0, 0] = 0.0
-    Fz[0, 1] = 1.0
-    Fz[1, 0] = 3 * g / (2 * l) * np.cos(th) + k * dtq[0, 0]
-    Fz[1, 1] = k * dtv[0, 0]
-    Fu[0, 0] = 0.0
-    Fu[1, 0] = k
+    w[odz] = w[oz + 1]
+    w[odz + 1] = 3 * g / (2 * l) * np.sin(th) + k * tau
+    w[oF] = 0.0
+    w[oF + 1] = 1.0
+    w[oF + 2] = 3 * g / (2 * l) * np.cos(th) + k * w[ow + 7]
+    w[oF + 3] = k * w[ow + 8]
+    w[oG] = 0.0
+    w[oG + 1] = k

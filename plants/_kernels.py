@@ -6,6 +6,7 @@ Public per-sample kernels (callable from other ``@njit`` code, e.g. a network's 
     One full step ``out = x_next``. Allocates its own scratch.
 ``step_sample_ws(code, params, x, u, out, ws)``
     Same with caller-provided scratch ``ws`` (``int(params[15])`` float64 elements).
+    Preferred inside loops: it allocates nothing.
 ``jacobians_sample(code, params, x, u, A_out, B_out)`` / ``jacobians_sample_ws(..., ws)``
     ``A_out = dx_next/dx`` (n, n) and ``B_out = dx_next/du`` (n, m): the exact derivative of
     the discrete step (integrator, substeps, control clipping, velocity clipping and joint
@@ -63,64 +64,74 @@ from ._layout import (
 
 
 @njit(cache=True)
-def deriv(code, p, z, u, dz, ws):
-    """Continuous-time right-hand side ``dz = f(z, u)`` (discrete map for DISCRETE)."""
+def deriv(code, p, w, oz, odz, ow):
+    """Continuous-time right-hand side ``w[odz:] = f(w[oz:], w[0:m])`` (the map for DISCRETE)."""
     if code == CHAIN:
-        deriv_chain(p, z, u, dz, ws)
+        deriv_chain(p, w, oz, odz, ow)
     elif code == PENDULUM:
-        deriv_pendulum(p, z, u, dz, ws)
+        deriv_pendulum(p, w, oz, odz, ow)
     elif code == CARTPOLE:
-        deriv_cartpole(p, z, u, dz, ws)
+        deriv_cartpole(p, w, oz, odz, ow)
     else:
-        deriv_linear(p, z, u, dz, ws)
+        deriv_linear(p, w, oz, odz, ow)
 
 
 @njit(cache=True)
-def deriv_jac(code, p, z, u, dz, Fz, Fu, ws):
-    """``f(z, u)`` and its partials ``Fz = df/dz``, ``Fu = df/du``."""
+def deriv_jac(code, p, w, oz, odz, oF, oG, ow):
+    """``f`` and its partials ``Fz = df/dz`` (at ``w[oF:]``), ``Fu = df/du`` (at ``w[oG:]``)."""
     if code == CHAIN:
-        deriv_jac_chain(p, z, u, dz, Fz, Fu, ws)
+        deriv_jac_chain(p, w, oz, odz, oF, oG, ow)
     elif code == PENDULUM:
-        deriv_jac_pendulum(p, z, u, dz, Fz, Fu, ws)
+        deriv_jac_pendulum(p, w, oz, odz, oF, oG, ow)
     elif code == CARTPOLE:
-        deriv_jac_cartpole(p, z, u, dz, Fz, Fu, ws)
+        deriv_jac_cartpole(p, w, oz, odz, oF, oG, ow)
     else:
-        deriv_jac_linear(p, z, u, dz, Fz, Fu, ws)
+        deriv_jac_linear(p, w, oz, odz, oF, oG, ow)
 
 
 @njit(cache=True)
-def _clip_control(p, u, uc, mask, m):
+def _load(p, w, x, u, m):
+    """Copy the state to ``w[2m:]`` and the clipped control to ``w[0:m]`` (mask ``w[m:2m]``)."""
     lo = int(p[H_ULO])
     hi = int(p[H_UHI])
     for j in range(m):
         a = u[j]
-        mask[j] = 1.0
+        w[m + j] = 1.0
         if a > p[hi + j]:
             a = p[hi + j]
-            mask[j] = 0.0
+            w[m + j] = 0.0
         elif a < p[lo + j]:
             a = p[lo + j]
-            mask[j] = 0.0
-        uc[j] = a
+            w[m + j] = 0.0
+        w[j] = a
+    for i in range(x.shape[0]):
+        w[2 * m + i] = x[i]
 
 
 @njit(cache=True)
-def _clip_velocities(p, z, Aloc, Bloc, jac):
+def _zero_row(w, oA, oB, k, n, m):
+    for j in range(n):
+        w[oA + k * n + j] = 0.0
+    for j in range(m):
+        w[oB + k * m + j] = 0.0
+
+
+@njit(cache=True)
+def _clip_velocities(p, w, oz, oA, oB, n, m, jac):
     nq = int(p[H_NQ])
     vo = int(p[H_VMAX])
     vi = int(p[H_VEL])
     for i in range(nq):
         k = int(p[vi + i])
         vm = p[vo + i]
-        if z[k] > vm or z[k] < -vm:
-            z[k] = vm if z[k] > 0 else -vm
+        if w[oz + k] > vm or w[oz + k] < -vm:
+            w[oz + k] = vm if w[oz + k] > 0 else -vm
             if jac:
-                Aloc[k, :] = 0.0
-                Bloc[k, :] = 0.0
+                _zero_row(w, oA, oB, k, n, m)
 
 
 @njit(cache=True)
-def _joint_stops(p, z, Aloc, Bloc, jac):
+def _joint_stops(p, w, oz, oA, oB, n, m, jac):
     nq = int(p[H_NQ])
     lo = int(p[H_QLO])
     hi = int(p[H_QHI])
@@ -129,96 +140,227 @@ def _joint_stops(p, z, Aloc, Bloc, jac):
     for i in range(nq):
         k = int(p[pi + i])
         kv = int(p[vi + i])
-        if z[k] > p[hi + i] or z[k] < p[lo + i]:
-            up = z[k] > p[hi + i]
-            z[k] = p[hi + i] if up else p[lo + i]
+        q = w[oz + k]
+        if q > p[hi + i] or q < p[lo + i]:
+            up = q > p[hi + i]
+            w[oz + k] = p[hi + i] if up else p[lo + i]
             if jac:
-                Aloc[k, :] = 0.0
-                Bloc[k, :] = 0.0
-            if (up and z[kv] > 0.0) or ((not up) and z[kv] < 0.0):
-                z[kv] = 0.0
+                _zero_row(w, oA, oB, k, n, m)
+            if (up and w[oz + kv] > 0.0) or ((not up) and w[oz + kv] < 0.0):
+                w[oz + kv] = 0.0
                 if jac:
-                    Aloc[kv, :] = 0.0
-                    Bloc[kv, :] = 0.0
+                    _zero_row(w, oA, oB, kv, n, m)
 
 
 @njit(cache=True)
-def step_sample_ws(code, p, x, u, out, ws):
-    """One step ``out = x_next`` using the scratch array ``ws``; see the module docstring."""
+def _step_flat(code, p, w):
+    """Advance the state at ``w[2m:2m+n]`` by one step (control already in ``w[0:m]``)."""
     n = int(p[H_N])
     m = int(p[H_M])
     integ = int(p[H_INTEG])
     S = int(p[H_SUB])
     h = p[H_DT] / S
-    uc = ws[0:m]
-    _clip_control(p, u, uc, ws[m:2 * m], m)
-    o = 2 * m
-    z = ws[o:o + n]
-    k1 = ws[o + n:o + 2 * n]
-    k2 = ws[o + 2 * n:o + 3 * n]
-    k3 = ws[o + 3 * n:o + 4 * n]
-    k4 = ws[o + 4 * n:o + 5 * n]
-    zt = ws[o + 5 * n:o + 6 * n]
-    pw = ws[integrator_workspace(n, m):]
-    dummy = ws[0:1].reshape((1, 1))
+    oz = 2 * m
+    o1 = oz + n
+    o2 = oz + 2 * n
+    o3 = oz + 3 * n
+    o4 = oz + 4 * n
+    ot = oz + 5 * n
+    ow = integrator_workspace(n, m)
     nq = int(p[H_NQ])
     pi = int(p[H_POS])
     vi = int(p[H_VEL])
     vo = int(p[H_VMAX])
-    for i in range(n):
-        z[i] = x[i]
     for _ in range(S):
         if integ == RK4:
-            deriv(code, p, z, uc, k1, pw)
+            deriv(code, p, w, oz, o1, ow)
             for i in range(n):
-                zt[i] = z[i] + 0.5 * h * k1[i]
-            deriv(code, p, zt, uc, k2, pw)
+                w[ot + i] = w[oz + i] + 0.5 * h * w[o1 + i]
+            deriv(code, p, w, ot, o2, ow)
             for i in range(n):
-                zt[i] = z[i] + 0.5 * h * k2[i]
-            deriv(code, p, zt, uc, k3, pw)
+                w[ot + i] = w[oz + i] + 0.5 * h * w[o2 + i]
+            deriv(code, p, w, ot, o3, ow)
             for i in range(n):
-                zt[i] = z[i] + h * k3[i]
-            deriv(code, p, zt, uc, k4, pw)
+                w[ot + i] = w[oz + i] + h * w[o3 + i]
+            deriv(code, p, w, ot, o4, ow)
             for i in range(n):
-                z[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i])
-            _clip_velocities(p, z, dummy, dummy, False)
+                w[oz + i] += h / 6.0 * (w[o1 + i] + 2.0 * w[o2 + i] + 2.0 * w[o3 + i] + w[o4 + i])
+            _clip_velocities(p, w, oz, 0, 0, n, m, False)
         elif integ == SEMI_IMPLICIT:
-            deriv(code, p, z, uc, k1, pw)
+            deriv(code, p, w, oz, o1, ow)
             for i in range(nq):
                 kv = int(p[vi + i])
                 kq = int(p[pi + i])
-                vn = z[kv] + k1[kv] * h
+                vn = w[oz + kv] + w[o1 + kv] * h
                 vm = p[vo + i]
                 if vn > vm:
                     vn = vm
                 elif vn < -vm:
                     vn = -vm
-                z[kv] = vn
-                z[kq] = z[kq] + vn * h
+                w[oz + kv] = vn
+                w[oz + kq] = w[oz + kq] + vn * h
         elif integ == EULER:
-            deriv(code, p, z, uc, k1, pw)
+            deriv(code, p, w, oz, o1, ow)
             for i in range(n):
-                z[i] += h * k1[i]
-            _clip_velocities(p, z, dummy, dummy, False)
+                w[oz + i] += h * w[o1 + i]
+            _clip_velocities(p, w, oz, 0, 0, n, m, False)
         else:
-            deriv(code, p, z, uc, k1, pw)
+            deriv(code, p, w, oz, o1, ow)
             for i in range(n):
-                z[i] = k1[i]
+                w[oz + i] = w[o1 + i]
         if nq > 0:
-            _joint_stops(p, z, dummy, dummy, False)
-    for i in range(n):
-        out[i] = z[i]
+            _joint_stops(p, w, oz, 0, 0, n, m, False)
 
 
 @njit(cache=True)
-def _matmul_into(A, B, C, n, k, c):
-    """``C[:n, :c] = A[:n, :k] @ B[:k, :c]``."""
+def _matmul(w, oA, oB, oC, n, k, c):
+    """``C = A @ B`` for row-major blocks of ``w``: A (n x k), B (k x c), C (n x c)."""
     for i in range(n):
         for j in range(c):
             s = 0.0
             for t in range(k):
-                s += A[i, t] * B[t, j]
-            C[i, j] = s
+                s += w[oA + i * k + t] * w[oB + t * c + j]
+            w[oC + i * c + j] = s
+
+
+@njit(cache=True)
+def jac_offsets(n, m):
+    """Offsets of the accumulated ``A`` (n x n) and ``B`` (n x m) left by :func:`_jac_flat`."""
+    base = 2 * m + 8 * n + 6 * (n * n + n * m)
+    return base, base + n * n
+
+
+@njit(cache=True)
+def _jac_flat(code, p, w):
+    """Step the state at ``w[2m:]`` and accumulate ``A``, ``B`` at :func:`jac_offsets`."""
+    n = int(p[H_N])
+    m = int(p[H_M])
+    integ = int(p[H_INTEG])
+    S = int(p[H_SUB])
+    h = p[H_DT] / S
+    nn = n * n
+    nm = n * m
+    oz = 2 * m
+    ok = oz + n
+    oks = oz + 2 * n
+    ot = oz + 3 * n
+    o = 2 * m + 8 * n
+    oF, oG = o, o + nn
+    oKp, oLp = o + (nn + nm), o + (nn + nm) + nn
+    oKc, oLc = o + 2 * (nn + nm), o + 2 * (nn + nm) + nn
+    oKs, oLs = o + 3 * (nn + nm), o + 3 * (nn + nm) + nn
+    oAl, oBl = o + 4 * (nn + nm), o + 4 * (nn + nm) + nn
+    oT1, oT2 = o + 5 * (nn + nm), o + 5 * (nn + nm) + nn
+    oA, oB = jac_offsets(n, m)
+    ow = integrator_workspace(n, m)
+    nq = int(p[H_NQ])
+    pi = int(p[H_POS])
+    vi = int(p[H_VEL])
+    vo = int(p[H_VMAX])
+    for s in range(S):
+        if integ == RK4:
+            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
+            for i in range(n):
+                w[oks + i] = w[ok + i]
+                w[ot + i] = w[oz + i] + 0.5 * h * w[ok + i]
+            for i in range(nn + nm):
+                w[oKs + i] = w[oF + i]
+                w[oKp + i] = w[oF + i]
+            for stage in range(1, 4):
+                cprev = h if stage == 3 else 0.5 * h
+                wgt = 1.0 if stage == 3 else 2.0
+                deriv_jac(code, p, w, ot, ok, oF, oG, ow)
+                _matmul(w, oF, oKp, oKc, n, n, n)
+                _matmul(w, oF, oLp, oLc, n, n, m)
+                for i in range(n):
+                    w[oks + i] += wgt * w[ok + i]
+                for i in range(nn):
+                    w[oKc + i] = w[oF + i] + cprev * w[oKc + i]
+                    w[oKs + i] += wgt * w[oKc + i]
+                for i in range(nm):
+                    w[oLc + i] = w[oG + i] + cprev * w[oLc + i]
+                    w[oLs + i] += wgt * w[oLc + i]
+                if stage < 3:
+                    cnext = h if stage == 2 else 0.5 * h
+                    for i in range(n):
+                        w[ot + i] = w[oz + i] + cnext * w[ok + i]
+                    for i in range(nn + nm):
+                        w[oKp + i] = w[oKc + i]
+            for i in range(n):
+                w[oz + i] += h / 6.0 * w[oks + i]
+                for j in range(n):
+                    w[oAl + i * n + j] = h / 6.0 * w[oKs + i * n + j] + (1.0 if i == j else 0.0)
+            for i in range(nm):
+                w[oBl + i] = h / 6.0 * w[oLs + i]
+            _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
+        elif integ == SEMI_IMPLICIT:
+            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
+            for i in range(n):
+                for j in range(n):
+                    w[oAl + i * n + j] = 1.0 if i == j else 0.0
+            for i in range(nm):
+                w[oBl + i] = 0.0
+            for i in range(nq):
+                kv = int(p[vi + i])
+                kq = int(p[pi + i])
+                vn = w[oz + kv] + w[ok + kv] * h
+                vm = p[vo + i]
+                clipped = vn > vm or vn < -vm
+                if vn > vm:
+                    vn = vm
+                elif vn < -vm:
+                    vn = -vm
+                w[oz + kv] = vn
+                w[oz + kq] = w[oz + kq] + vn * h
+                for j in range(n):
+                    a = 0.0 if clipped else w[oAl + kv * n + j] + h * w[oF + kv * n + j]
+                    w[oAl + kv * n + j] = a
+                    w[oAl + kq * n + j] += h * a
+                for j in range(m):
+                    b = 0.0 if clipped else h * w[oG + kv * m + j]
+                    w[oBl + kv * m + j] = b
+                    w[oBl + kq * m + j] += h * b
+        elif integ == EULER:
+            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
+            for i in range(n):
+                w[oz + i] += h * w[ok + i]
+                for j in range(n):
+                    w[oAl + i * n + j] = h * w[oF + i * n + j] + (1.0 if i == j else 0.0)
+            for i in range(nm):
+                w[oBl + i] = h * w[oG + i]
+            _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
+        else:
+            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
+            for i in range(n):
+                w[oz + i] = w[ok + i]
+            for i in range(nn + nm):
+                w[oAl + i] = w[oF + i]
+        if nq > 0:
+            _joint_stops(p, w, oz, oAl, oBl, n, m, True)
+        if s == 0:
+            for i in range(nn + nm):
+                w[oA + i] = w[oAl + i]
+        else:
+            _matmul(w, oAl, oA, oT1, n, n, n)
+            _matmul(w, oAl, oB, oT2, n, n, m)
+            for i in range(nn):
+                w[oA + i] = w[oT1 + i]
+            for i in range(nm):
+                w[oB + i] = w[oT2 + i] + w[oBl + i]
+    for j in range(m):
+        if w[m + j] == 0.0:
+            for i in range(n):
+                w[oB + i * m + j] = 0.0
+
+
+@njit(cache=True)
+def step_sample_ws(code, p, x, u, out, ws):
+    """One step ``out = x_next`` using the scratch array ``ws``; see the module docstring."""
+    m = int(p[H_M])
+    _load(p, ws, x, u, m)
+    _step_flat(code, p, ws)
+    for i in range(out.shape[0]):
+        out[i] = ws[2 * m + i]
 
 
 @njit(cache=True)
@@ -226,137 +368,14 @@ def jacobians_sample_ws(code, p, x, u, A, B, ws):
     """``A = dx_next/dx``, ``B = dx_next/du`` of one step, using the scratch array ``ws``."""
     n = int(p[H_N])
     m = int(p[H_M])
-    integ = int(p[H_INTEG])
-    S = int(p[H_SUB])
-    h = p[H_DT] / S
-    uc = ws[0:m]
-    mask = ws[m:2 * m]
-    _clip_control(p, u, uc, mask, m)
-    o = 2 * m
-    z = ws[o:o + n]
-    k = ws[o + n:o + 2 * n]
-    ks = ws[o + 2 * n:o + 3 * n]
-    zt = ws[o + 3 * n:o + 4 * n]
-    o += 8 * n
-    nn = n * n
-    nm = n * m
-    F = ws[o:o + nn].reshape((n, n))
-    G = ws[o + nn:o + nn + nm].reshape((n, m))
-    o += nn + nm
-    Kp = ws[o:o + nn].reshape((n, n))
-    Lp = ws[o + nn:o + nn + nm].reshape((n, m))
-    o += nn + nm
-    Kc = ws[o:o + nn].reshape((n, n))
-    Lc = ws[o + nn:o + nn + nm].reshape((n, m))
-    o += nn + nm
-    Ks = ws[o:o + nn].reshape((n, n))
-    Ls = ws[o + nn:o + nn + nm].reshape((n, m))
-    o += nn + nm
-    Al = ws[o:o + nn].reshape((n, n))
-    Bl = ws[o + nn:o + nn + nm].reshape((n, m))
-    o += nn + nm
-    T1 = ws[o:o + nn].reshape((n, n))
-    T2 = ws[o + nn:o + nn + nm].reshape((n, m))
-    pw = ws[integrator_workspace(n, m):]
-    nq = int(p[H_NQ])
-    pi = int(p[H_POS])
-    vi = int(p[H_VEL])
-    vo = int(p[H_VMAX])
+    _load(p, ws, x, u, m)
+    _jac_flat(code, p, ws)
+    oA, oB = jac_offsets(n, m)
     for i in range(n):
-        z[i] = x[i]
-    for s in range(S):
-        if integ == RK4:
-            deriv_jac(code, p, z, uc, k, F, G, pw)
-            for i in range(n):
-                ks[i] = k[i]
-                zt[i] = z[i] + 0.5 * h * k[i]
-            Ks[:, :] = F
-            Ls[:, :] = G
-            Kp[:, :] = F
-            Lp[:, :] = G
-            for stage in range(1, 4):
-                cprev = h if stage == 3 else 0.5 * h
-                wgt = 1.0 if stage == 3 else 2.0
-                deriv_jac(code, p, zt, uc, k, F, G, pw)
-                _matmul_into(F, Kp, Kc, n, n, n)
-                _matmul_into(F, Lp, Lc, n, n, m)
-                for i in range(n):
-                    ks[i] += wgt * k[i]
-                    for j in range(n):
-                        Kc[i, j] = F[i, j] + cprev * Kc[i, j]
-                        Ks[i, j] += wgt * Kc[i, j]
-                    for j in range(m):
-                        Lc[i, j] = G[i, j] + cprev * Lc[i, j]
-                        Ls[i, j] += wgt * Lc[i, j]
-                if stage < 3:
-                    cnext = h if stage == 2 else 0.5 * h
-                    for i in range(n):
-                        zt[i] = z[i] + cnext * k[i]
-                    Kp[:, :] = Kc
-                    Lp[:, :] = Lc
-            for i in range(n):
-                z[i] += h / 6.0 * ks[i]
-                for j in range(n):
-                    Al[i, j] = h / 6.0 * Ks[i, j] + (1.0 if i == j else 0.0)
-                for j in range(m):
-                    Bl[i, j] = h / 6.0 * Ls[i, j]
-            _clip_velocities(p, z, Al, Bl, True)
-        elif integ == SEMI_IMPLICIT:
-            deriv_jac(code, p, z, uc, k, F, G, pw)
-            for i in range(n):
-                for j in range(n):
-                    Al[i, j] = 1.0 if i == j else 0.0
-                for j in range(m):
-                    Bl[i, j] = 0.0
-            for i in range(nq):
-                kv = int(p[vi + i])
-                kq = int(p[pi + i])
-                vn = z[kv] + k[kv] * h
-                vm = p[vo + i]
-                clipped = vn > vm or vn < -vm
-                if vn > vm:
-                    vn = vm
-                elif vn < -vm:
-                    vn = -vm
-                z[kv] = vn
-                z[kq] = z[kq] + vn * h
-                for j in range(n):
-                    Al[kv, j] = 0.0 if clipped else Al[kv, j] + h * F[kv, j]
-                    Al[kq, j] += h * Al[kv, j]
-                for j in range(m):
-                    Bl[kv, j] = 0.0 if clipped else h * G[kv, j]
-                    Bl[kq, j] += h * Bl[kv, j]
-        elif integ == EULER:
-            deriv_jac(code, p, z, uc, k, F, G, pw)
-            for i in range(n):
-                z[i] += h * k[i]
-                for j in range(n):
-                    Al[i, j] = h * F[i, j] + (1.0 if i == j else 0.0)
-                for j in range(m):
-                    Bl[i, j] = h * G[i, j]
-            _clip_velocities(p, z, Al, Bl, True)
-        else:
-            deriv_jac(code, p, z, uc, k, F, G, pw)
-            for i in range(n):
-                z[i] = k[i]
-            Al[:, :] = F
-            Bl[:, :] = G
-        if nq > 0:
-            _joint_stops(p, z, Al, Bl, True)
-        if s == 0:
-            A[:, :] = Al
-            B[:, :] = Bl
-        else:
-            _matmul_into(Al, A, T1, n, n, n)
-            _matmul_into(Al, B, T2, n, n, m)
-            A[:, :] = T1
-            for i in range(n):
-                for j in range(m):
-                    B[i, j] = T2[i, j] + Bl[i, j]
-    for j in range(m):
-        if mask[j] == 0.0:
-            for i in range(n):
-                B[i, j] = 0.0
+        for j in range(n):
+            A[i, j] = ws[oA + i * n + j]
+        for j in range(m):
+            B[i, j] = ws[oB + i * m + j]
 
 
 @njit(cache=True)
@@ -387,14 +406,38 @@ def _first_bad(X, U):
 
 
 @njit(cache=True)
+def _load_row(p, w, X, U, b, m):
+    """:func:`_load` for row ``b`` of batched ``X``, ``U`` (no array views)."""
+    lo = int(p[H_ULO])
+    hi = int(p[H_UHI])
+    for j in range(m):
+        a = U[b, j]
+        w[m + j] = 1.0
+        if a > p[hi + j]:
+            a = p[hi + j]
+            w[m + j] = 0.0
+        elif a < p[lo + j]:
+            a = p[lo + j]
+            w[m + j] = 0.0
+        w[j] = a
+    for i in range(X.shape[1]):
+        w[2 * m + i] = X[b, i]
+
+
+@njit(cache=True)
 def step_batch(code, p, X, U, out):
     """Batched step; returns the first non-finite sample (nothing computed) or -1."""
     bad = _first_bad(X, U)
     if bad >= 0:
         return bad
     ws = np.empty(int(p[H_WS]))
+    n = X.shape[1]
+    m = U.shape[1]
     for b in range(X.shape[0]):
-        step_sample_ws(code, p, X[b], U[b], out[b], ws)
+        _load_row(p, ws, X, U, b, m)
+        _step_flat(code, p, ws)
+        for i in range(n):
+            out[b, i] = ws[2 * m + i]
     return -1
 
 
@@ -405,8 +448,17 @@ def jacobians_batch(code, p, X, U, A, B):
     if bad >= 0:
         return bad
     ws = np.empty(int(p[H_WS]))
+    n = X.shape[1]
+    m = U.shape[1]
+    oA, oB = jac_offsets(n, m)
     for b in range(X.shape[0]):
-        jacobians_sample_ws(code, p, X[b], U[b], A[b], B[b], ws)
+        _load_row(p, ws, X, U, b, m)
+        _jac_flat(code, p, ws)
+        for i in range(n):
+            for j in range(n):
+                A[b, i, j] = ws[oA + i * n + j]
+            for j in range(m):
+                B[b, i, j] = ws[oB + i * m + j]
     return -1
 
 
@@ -428,14 +480,29 @@ def rollout_batch(code, p, X0, U, W, noisy, X):
                 if not np.isfinite(U[b, t, j]):
                     return b
     ws = np.empty(int(p[H_WS]))
+    m = U.shape[2]
+    lo = int(p[H_ULO])
+    hi = int(p[H_UHI])
+    oz = 2 * m
     for b in range(Bn):
         for i in range(n):
             X[b, 0, i] = X0[b, i]
+            ws[oz + i] = X0[b, i]
         for t in range(T):
-            step_sample_ws(code, p, X[b, t], U[b, t], X[b, t + 1], ws)
+            for j in range(m):
+                a = U[b, t, j]
+                ws[m + j] = 1.0
+                if a > p[hi + j]:
+                    a = p[hi + j]
+                elif a < p[lo + j]:
+                    a = p[lo + j]
+                ws[j] = a
+            _step_flat(code, p, ws)
             if noisy:
                 for i in range(n):
-                    X[b, t + 1, i] += W[b, t, i]
+                    ws[oz + i] += W[b, t, i]
+            for i in range(n):
+                X[b, t + 1, i] = ws[oz + i]
     return -1
 
 
