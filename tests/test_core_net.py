@@ -1,0 +1,196 @@
+"""Network construction, bad input, persistence, training loop, plotting and demos."""
+
+import json
+
+import numpy as np
+import pytest
+
+import hfcontrol as hf
+from hfcontrol import demos
+from hfcontrol import loss_funcs as lf
+from hfcontrol import nonlinearities as nl
+from hfcontrol.plotting import plot_history
+
+
+def test_default_layers_shapes_and_views():
+    net = hf.FFNet([3, 4, 2], rng=0)
+    assert isinstance(net.layers[0], nl.Linear) and isinstance(net.layers[1], nl.Logistic)
+    assert net.W.dtype == np.float32 and net.n_params == 3 * 4 + 4 + 4 * 2 + 2
+    w, b = net.get_weights(net.W, (0, 1))
+    assert w.shape == (3, 4) and b.shape == (4,)
+    w[0, 0] = 123.0
+    assert net.W[0] == 123.0  # a view, not a copy
+    acts = net.forward(np.zeros((5, 3), np.float32))
+    assert [a.shape for a in acts] == [(5, 3), (5, 4), (5, 2)]
+
+
+def test_sparse_init_gives_fifteen_incoming_weights_per_unit():
+    net = hf.FFNet([40, 30, 5], rng=1)
+    w, b = net.get_weights(net.W, (0, 1))
+    assert np.all(np.count_nonzero(w, axis=0) == 15)
+    assert np.all(np.count_nonzero(net.get_weights(net.W, (1, 2))[0], axis=0) == 15)
+    assert np.all(b == 0)
+    net = hf.FFNet([40, 30, 5], rng=1, W_init_params={"init_type": "uniform", "coeff": 2.0,
+                                                     "biases": 0.5})
+    w, b = net.get_weights(net.W, (0, 1))
+    assert np.all(np.abs(w) <= 2.0 / np.sqrt(40)) and np.all(b == 0.5)
+
+
+def test_same_seed_same_weights():
+    np.testing.assert_array_equal(hf.RNNet([2, 8, 2], rng=5).W, hf.RNNet([2, 8, 2], rng=5).W)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(shape=[2, 3], layers=["Linear", "Tanh", "Tanh"]), ValueError, "one nonlinearity per layer"),
+    (dict(shape=[2, 3, 1], conns={0: [1], 2: [1], 1: [2]}), ValueError, "backward"),
+    (dict(shape=[2, 3, 1], conns={0: [1]}), ValueError, "receives no connection"),
+    (dict(shape=[2, 0, 1]), ValueError, "positive integers"),
+    (dict(shape=[2]), ValueError, "at least an input and an output"),
+    (dict(shape=[2, 3], dtype=np.int32), TypeError, "float32 or float64"),
+    (dict(shape=[2, 3], layers=["Linear", nl.Continuous("Tanh")]), ValueError, "RNNet"),
+    (dict(shape=[2, 3], W_init_params={"kind": "sparse"}), ValueError, "unknown keys"),
+    (dict(shape=[2, 3], loss_type="Squared"), ValueError, "unknown loss"),
+])
+def test_bad_construction_raises(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        hf.FFNet(**kwargs)
+
+
+def test_bad_data_raises_naming_the_argument():
+    net = hf.FFNet([2, 3, 1], rng=0)
+    with pytest.raises(ValueError, match="inputs must have 2 units"):
+        net.forward(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"inputs must have shape \[batch, units\]"):
+        net.forward(np.zeros(2))
+    with pytest.raises(ValueError, match="targets must have 1 units"):
+        net.cache_minibatch(np.zeros((4, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="targets must have batch size 4"):
+        net.cache_minibatch(np.zeros((4, 2)), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="inputs contains NaN"):
+        net.forward(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValueError, match="targets contains infinite"):
+        net.cache_minibatch(np.zeros((1, 2)), np.array([[np.inf]]))
+    with pytest.raises(TypeError, match="params must have dtype float32"):
+        net.forward(np.zeros((1, 2)), params=net.W.astype(np.float64))
+    rnn = hf.RNNet([2, 3, 1], truncation=(5, 2), rng=0)
+    with pytest.raises(ValueError, match="truncation: n = 5 steps is longer than the sequence"):
+        rnn.forward(np.zeros((2, 4, 2)))
+    with pytest.raises(ValueError, match=r"\[batch, time, units\]"):
+        rnn.forward(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="targets must have 4 time steps"):
+        hf.RNNet([2, 3, 1], rng=0).cache_minibatch(np.zeros((2, 4, 2)), np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        hf.RNNet([2, 3, 1], truncation=(2, 3))
+
+
+def test_loaded_weights_of_wrong_length_or_dtype_raise(tmp_path):
+    net = hf.FFNet([2, 3, 1], rng=0)
+    with pytest.raises(ValueError, match="load_weights must be a vector of length 13"):
+        hf.FFNet([2, 3, 1], load_weights=np.zeros(12, np.float32))
+    with pytest.raises(TypeError, match="load_weights must have dtype float32"):
+        hf.FFNet([2, 3, 1], load_weights=net.W.astype(np.float64))
+    net.save(tmp_path / "net.npz")
+    with pytest.raises(ValueError, match="load_weights must be a vector of length"):
+        hf.FFNet([2, 4, 1], load_weights=tmp_path / "net.npz")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: hf.FFNet([3, 5, 4, 2], layers=["Linear", nl.SoftLIF(sigma=0.5), "Tanh", "Softmax"],
+                     conns={0: [1, 3], 1: [2], 2: [3]},
+                     loss_type=[lf.CrossEntropy(), lf.SparseL1(0.1, layers=[1])], rng=0),
+    lambda: hf.RNNet([3, 5, 2], layers=["Linear", nl.Continuous(nl.ReLU(max=5), tau=2.0), "Linear"],
+                     truncation=(4, 2), dtype=np.float64, rng=0),
+])
+def test_save_load_round_trip_gives_identical_outputs(tmp_path, make):
+    net = make()
+    mask = np.ones(net.n_params, bool)
+    mask[::3] = False
+    net.set_mask(mask)
+    x = np.random.default_rng(0).standard_normal((4, 6, 3) if isinstance(net, hf.RNNet) else (4, 3))
+    net.save(tmp_path / "net.npz")
+    loaded = hf.FFNet.load(tmp_path / "net.npz")
+    assert type(loaded) is type(net) and loaded.shape == net.shape
+    np.testing.assert_array_equal(loaded.W, net.W)
+    np.testing.assert_array_equal(loaded.mask, net.mask)
+    for a, b in zip(net.forward(x), loaded.forward(x), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with np.load(tmp_path / "net.npz", allow_pickle=False) as data:
+        json.loads(str(data["config"]))
+
+
+def test_custom_nonlinearity_cannot_be_saved(tmp_path):
+    class Cube(nl.Nonlinearity):
+        def activation(self, x):
+            return x ** 3
+
+        def d_activation(self, x, a):
+            return 3 * x ** 2
+
+    net = hf.FFNet([2, 3, 1], layers=["Linear", Cube(), "Linear"], dtype=np.float64, rng=0)
+    net.cache_minibatch(np.ones((2, 2)), np.ones((2, 1)))
+    assert net.check_grad() < 1e-5  # custom nonlinearities run on the reference path
+    with pytest.raises(TypeError, match="cannot save custom nonlinearity"):
+        net.save(tmp_path / "net.npz")
+
+
+def test_mask_freezes_parameters_during_training():
+    net = hf.FFNet([2, 5, 1], layers=["Linear", "Tanh", "Logistic"], rng=0)
+    mask = np.ones(net.n_params, bool)
+    mask[: net.offsets[(0, 1)][2]] = False
+    net.set_mask(mask)
+    w0 = net.W.copy()
+    net.run_epochs(demos.XOR_INPUTS, demos.XOR_TARGETS, hf.opt.HessianFree(), max_epochs=5,
+                   print_period=None)
+    np.testing.assert_array_equal(net.W[~mask], w0[~mask])
+    assert not np.array_equal(net.W[mask], w0[mask])
+    with pytest.raises(ValueError, match="mask must be a boolean vector"):
+        net.set_mask(np.ones(3, bool))
+
+
+def test_run_epochs_history_best_weights_and_outputs(tmp_path):
+    net = hf.FFNet([2, 5, 1], layers=["Linear", "Tanh", "Logistic"], rng=0)
+    history = net.run_epochs(demos.XOR_INPUTS, demos.XOR_TARGETS, hf.opt.HessianFree(),
+                             max_epochs=6, test=(demos.XOR_INPUTS, demos.XOR_TARGETS),
+                             test_err=lf.ClassificationError(), plotting=True,
+                             file_output=tmp_path / "xor", print_period=None, target_err=-1)
+    assert set(history) == {"epoch", "train_err", "test_err", "damping", "cg_iters", "l_rate",
+                            "time"}
+    assert all(len(v) == 6 for v in history.values())
+    assert np.all(np.diff(history["time"]) >= 0)
+    assert net.best_error == min(history["test_err"])
+    for name in ("xor.npz", "xor_history.json", "xor_history.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    with pytest.raises(ValueError, match="minibatch_size"):
+        net.run_epochs(demos.XOR_INPUTS, demos.XOR_TARGETS, hf.opt.SGD(), minibatch_size=10)
+
+
+def test_minibatches_are_drawn_from_the_data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 2, 1)).astype(np.float32)
+    y = x.copy()
+    net = hf.RNNet([1, 4, 1], layers=["Linear", "Tanh", "Linear"], rng=1)
+    history = net.run_epochs(x, y, hf.opt.HessianFree(CG_iter=20), max_epochs=4,
+                             minibatch_size=10, print_period=None)
+    assert net.inputs.shape == (10, 2, 1) and len(history["epoch"]) == 4
+
+
+def test_plot_history_writes_a_png(tmp_path):
+    history = {"train_err": [1.0, 0.1], "test_err": [1.2, 0.2], "damping": [1.0, 0.6],
+               "cg_iters": [3, 5], "l_rate": [1.0, 1.0]}
+    plot_history(history, tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="train_err"):
+        plot_history({"test_err": []}, tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("name", ["xor", "crossentropy", "connections", "integrator"])
+def test_demos_run_and_write_their_outputs(tmp_path, name):
+    metrics = demos.run(name, out=tmp_path, seed=0, epochs=3, print_period=None)
+    assert metrics["updates"] == 3
+    for file in ("history.png", "metrics.json", "history.json", "net.npz"):
+        assert (tmp_path / name / file).stat().st_size > 0
+
+
+def test_demo_cli_rejects_unknown_names():
+    with pytest.raises(SystemExit):
+        demos.main(["nope"])
