@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernels
 from . import loss_funcs as lf
 from . import nonlinearities as nl
 from ._validation import as_dtype, as_rng, check_array, check_vector
@@ -92,6 +93,7 @@ class FFNet:
         self.targets: np.ndarray | None = None
         self.activations: list[np.ndarray] | None = None
         self.d_activations: list[np.ndarray] | None = None
+        self._cc: dict[str, Any] | None = None
         self.best_W: np.ndarray | None = None
         self.best_error = np.inf
 
@@ -247,6 +249,106 @@ class FFNet:
         return check_array(targets, "targets", 2, self.shape[-1], self.dtype, allow_nan=True,
                            batch=inputs.shape[0])
 
+    # ------------------------------------------------------------------ backend selection
+    _backend_choice = "auto"
+    _recurrent = False
+
+    @property
+    def backend(self) -> str:
+        """The implementation in use: ``"numba"`` (compiled) or ``"numpy"`` (reference).
+
+        Chosen automatically: ``"numba"`` when every layer is a built-in nonlinearity
+        (``Continuous`` of a built-in included), otherwise ``"numpy"``. Set it to
+        ``"numpy"`` to force the reference path, ``"numba"`` to insist on the compiled
+        one (an error if a layer has no kernel), or ``"auto"``. Losses are always
+        evaluated by vectorised NumPy (they have no time loop).
+        """
+        if self._backend_choice == "numpy" or not _kernels.compilable(self):
+            return "numpy"
+        return "numba"
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {value!r}")
+        if value == "numba" and not _kernels.compilable(self):
+            raise ValueError("backend='numba': a layer of this network has no compiled kernel "
+                             f"(layers: {self.layers}); only built-in nonlinearities do")
+        self._backend_choice = value
+        if self.activations is not None:
+            self._fill_cache()
+
+    @property
+    def d_activations(self) -> list[np.ndarray] | None:
+        """``d_activation`` of every layer on the cached minibatch (NumPy layout).
+
+        On the compiled path they are computed by the reference forward pass on first use.
+        """
+        if self._d_acts is None and self._cc is not None:
+            _, self._d_acts = self._reference_forward(self.inputs, self._cached_W)
+        return self._d_acts
+
+    @d_activations.setter
+    def d_activations(self, value) -> None:
+        self._d_acts = value
+
+    def _reference_forward(self, inputs, W):
+        return self.forward(inputs, params=W, deriv=True)
+
+    def _time_major(self, inputs: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """Inputs as a time-major ``[T * B, n]`` array, with ``T`` and ``B``."""
+        return inputs, 1, inputs.shape[0]
+
+    def _fill_cache(self, init_activations=None, init_state=None) -> None:
+        """Activations (and the compiled path's buffers) of the cached inputs under ``_cached_W``."""
+        if self.backend == "numpy":
+            self._cc = None
+            self.activations, self.d_activations = self._reference_forward(self.inputs,
+                                                                            self._cached_W)
+            return
+        plan = _kernels.Plan(self)
+        inputs_tm, T, B = self._time_major(self.inputs)
+        init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
+        init_st = _kernels.init_block(plan, init_state, B, self.dtype)
+        acts, ds = _kernels.run_forward(plan, self._cached_W, inputs_tm, T, B, init_act, init_st)
+        windows = self._windows(T) if self._recurrent else [(0, 0, 1)]
+        self._cc = {"plan": plan, "T": T, "B": B, "acts": acts, "ds": ds, "init_act": init_act,
+                    "windows": _kernels.windows_array(windows), "d2": None,
+                    "static_d2": _static_curvature(self.loss)}
+        self.activations = _kernels.unpack(plan, acts, T, B, self._recurrent)
+        self.d_activations = None
+
+    def _compiled_forward(self, inputs, params, init_activations=None, init_state=None):
+        plan = _kernels.Plan(self)
+        inputs_tm, T, B = self._time_major(inputs)
+        init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
+        init_st = _kernels.init_block(plan, init_state, B, self.dtype)
+        acts, _ = _kernels.run_forward(plan, params, inputs_tm, T, B, init_act, init_st)
+        return _kernels.unpack(plan, acts, T, B, self._recurrent)
+
+    def _compiled_backward(self, d_act, scale) -> np.ndarray:
+        cc = self._cc
+        plan, T, B = cc["plan"], cc["T"], cc["B"]
+        buf, present = _kernels.pack(plan, [None if d is None else d * scale for d in d_act],
+                                     T, B, self.dtype, self._recurrent)
+        grad = np.empty(self.n_params, self.dtype)
+        _kernels.backward(self._cached_W, plan.meta, plan.prm, plan.conns, T, B, cc["acts"],
+                          cc["ds"], buf, present, cc["init_act"], cc["windows"], grad)
+        return grad
+
+    def _compiled_G(self, v, scale) -> np.ndarray:
+        cc = self._cc
+        plan, T, B = cc["plan"], cc["T"], cc["B"]
+        if cc["d2"] is None or not cc["static_d2"]:
+            d2 = self.loss.d2_loss(self.activations, self.targets)
+            cc["d2"] = _kernels.pack(plan, d2, T, B, self.dtype, self._recurrent)
+        d2buf, present = cc["d2"]
+        gv = np.empty(self.n_params, self.dtype)
+        _kernels.gauss_newton(self._cached_W, v, plan.meta, plan.prm, plan.conns, T, B,
+                              cc["acts"], cc["ds"], d2buf, present, scale, cc["init_act"],
+                              cc["windows"], gv)
+        return gv
+
     # ------------------------------------------------------------------ reference kernels
     @staticmethod
     def _apply_jacobian_T(layer: nl.Nonlinearity, delta: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -283,6 +385,8 @@ class FFNet:
         """
         params = self._check_params(params)
         inputs = self._check_inputs(inputs)
+        if not deriv and self.backend == "numba":
+            return self._compiled_forward(inputs, params)
         acts: list[np.ndarray] = []
         derivs: list[np.ndarray] = []
         for layer in range(self.n_layers):
@@ -342,8 +446,8 @@ class FFNet:
         inputs = self._check_inputs(inputs)
         self.targets = self._check_targets(targets, inputs)
         self.inputs = inputs
-        self.activations, self.d_activations = self.forward(inputs, deriv=True)
         self._cached_W = self.W.copy()
+        self._fill_cache()
 
     def _require_cache(self) -> None:
         if self.activations is None:
@@ -357,9 +461,12 @@ class FFNet:
         """Gradient of the error on the cached minibatch with respect to ``W``."""
         self._require_cache()
         scale = self.dtype.type(1.0 / self._batch_size())
-        d_act = [None if d is None else d * scale
-                 for d in self.loss.d_loss(self.activations, self.targets)]
-        grad = self._backward(d_act, self._cached_W)
+        d_loss = self.loss.d_loss(self.activations, self.targets)
+        if self._cc is not None:
+            grad = self._compiled_backward(d_loss, scale)
+        else:
+            d_act = [None if d is None else d * scale for d in d_loss]
+            grad = self._backward(d_act, self._cached_W)
         return grad if self.mask is None else grad * self.mask
 
     def calc_G(self, v: np.ndarray, damping: float = 0, out: np.ndarray | None = None) -> np.ndarray:
@@ -373,11 +480,15 @@ class FFNet:
         v = check_vector(v, "v", self.n_params, self.dtype)
         if self.mask is not None:
             v = v * self.mask
-        r_acts = self._r_forward(v, self._cached_W)
         scale = self.dtype.type(1.0 / self._batch_size())
-        d2 = self.loss.d2_loss(self.activations, self.targets)
-        d_act = [None if c is None else c * r * scale for c, r in zip(d2, r_acts, strict=True)]
-        gv = self._backward(d_act, self._cached_W)
+        if self._cc is not None:
+            gv = self._compiled_G(v, scale)
+        else:
+            r_acts = self._r_forward(v, self._cached_W)
+            d2 = self.loss.d2_loss(self.activations, self.targets)
+            d_act = [None if c is None else c * r * scale
+                     for c, r in zip(d2, r_acts, strict=True)]
+            gv = self._backward(d_act, self._cached_W)
         if damping:
             gv += self.dtype.type(damping) * v
         if self.mask is not None:
@@ -643,6 +754,20 @@ class FFNet:
         net = net_cls(load_weights=W, **config)
         net.set_mask(mask)
         return net
+
+
+def _static_curvature(loss) -> bool:
+    """True if ``loss.d2_loss`` depends only on the activations and targets.
+
+    Then the compiled path evaluates it once per minibatch. Built-in losses qualify,
+    except :class:`~hfcontrol.loss_funcs.StructuralDamping` tied to an optimiser
+    (its curvature follows the damping); user losses are re-evaluated every call.
+    """
+    if type(loss) is lf.LossSet:
+        return all(_static_curvature(item) for item in loss.set)
+    if type(loss) is lf.StructuralDamping:
+        return loss.optimizer is None
+    return type(loss) in (lf.SquaredError, lf.CrossEntropy, lf.SparseL1, lf.SparseL2)
 
 
 def _relative_error(value: np.ndarray, reference: np.ndarray) -> float:

@@ -49,6 +49,7 @@ class RNNet(FFNet):
     """
 
     _allows_stateful = True
+    _recurrent = True
 
     def __init__(self, shape: Sequence[int], rec_layers: Sequence[int] | None = None,
                  W_rec_params: Mapping[str, Any] | None = None,
@@ -65,6 +66,7 @@ class RNNet(FFNet):
         self._W_rec_params = W_rec_params
         self._forward_kwargs: dict[str, Any] = {}
         self._init_acts: list[np.ndarray | None] = []
+        self._init_states: list[np.ndarray | None] = []
         self._plant: nl.Plant | None = None
         super().__init__(shape, **ffnet_args)
 
@@ -174,6 +176,8 @@ class RNNet(FFNet):
         init_acts = self._check_init(init_activations, "init_activations", batch, self.rec_layers)
         stateful = [i for i, layer in enumerate(self.layers) if layer.stateful]
         init_states = self._check_init(init_state, "init_state", batch, stateful)
+        if plant is None and not deriv and self.backend == "numba":
+            return self._compiled_forward(inputs, params, init_acts, init_states)
         for i in stateful:
             self.layers[i].reset(init_states[i])
         if plant is not None and not any(layer is plant for layer in self.layers):
@@ -211,6 +215,18 @@ class RNNet(FFNet):
                         derivs[layer] = np.empty((batch, n_steps) + d.shape[1:], self.dtype)
                     derivs[layer][:, t] = d
         return (acts, derivs) if deriv else acts
+
+    def _time_major(self, inputs):
+        batch, n_steps, n = inputs.shape
+        return np.ascontiguousarray(inputs.transpose(1, 0, 2)).reshape(n_steps * batch, n), \
+            n_steps, batch
+
+    def _fill_cache(self, init_activations=None, init_state=None) -> None:
+        super()._fill_cache(self._init_acts if init_activations is None else init_activations,
+                            self._init_states if init_state is None else init_state)
+
+    def _reference_forward(self, inputs, W):
+        return self.forward(inputs, params=W, deriv=True, **self._forward_kwargs)
 
     def _plant_input(self, plant: nl.Plant, previous_output):
         return check_array(plant(previous_output), "plant input", 2, self.shape[0], self.dtype,
@@ -314,7 +330,9 @@ class RNNet(FFNet):
             raise ValueError("targets must be None when inputs is a Plant (the plant supplies "
                              "them)")
         forward_kwargs = {"init_activations": init_activations, "init_state": init_state}
-        acts, derivs = self.forward(inputs, deriv=True, **forward_kwargs)
+        compiled = self.backend == "numba"
+        if plant is not None or not compiled:
+            acts, derivs = self.forward(inputs, deriv=True, **forward_kwargs)
         if plant is not None:
             inputs, targets = plant.get_vecs()
         inputs = self._check_inputs(inputs)
@@ -323,8 +341,16 @@ class RNNet(FFNet):
         self._forward_kwargs = forward_kwargs
         self._init_acts = self._check_init(init_activations, "init_activations", inputs.shape[0],
                                            self.rec_layers)
-        self.activations, self.d_activations = acts, derivs
+        stateful = [i for i, layer in enumerate(self.layers) if layer.stateful]
+        self._init_states = self._check_init(init_state, "init_state", inputs.shape[0], stateful)
         self._cached_W = self.W.copy()
+        if compiled:
+            # a plant's run is cached as data: the compiled pass recomputes the same
+            # activations from the inputs it generated
+            self._fill_cache()
+        else:
+            self._cc = None
+            self.activations, self.d_activations = acts, derivs
 
     def _evaluate(self, inputs, targets, W):
         if isinstance(inputs, nl.Plant):

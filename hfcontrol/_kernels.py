@@ -1,0 +1,615 @@
+"""Numba-compiled forward pass, gradient and Gauss-Newton product for FFNet and RNNet.
+
+The network is described to the kernels as plain arrays (see ``../shared/DESIGN.md``):
+
+* ``meta[l]`` (int64, one row per layer): ``n`` units, recurrent flag, nonlinearity code,
+  stateful flag, and the recurrent connection's ``(start, mid, end)`` offsets into ``W``;
+* ``prm[l]`` (float64): the nonlinearity's parameters (``ReLU.max``; SoftLIF's
+  ``sigma, tau_rc, tau_ref, amp``) and, in column 4, ``Continuous.coeff``;
+* ``conns[c]`` (int64): ``pre, post, start, mid, end`` of every feedforward connection.
+
+Activations, derivatives and deltas live in flat buffers, one contiguous
+time-major block ``[T, B, n]`` per layer (a feedforward net is the case ``T = 1``), so that
+``acts[t]`` is a contiguous ``[B, n]`` matrix and all time steps of a layer are one
+``[T * B, n]`` matrix.
+
+Layers are computed one after the other over *all* time steps: connections only go
+from lower to higher layers and a recurrent layer only feeds itself, so every
+feedforward product (input projections, back-propagated deltas, weight gradients)
+is one large BLAS call, and only a layer's own recurrence (``a[t-1] @ W_rec``,
+the filter state of a ``Continuous`` layer) runs step by step -- in compiled code.
+
+All functions are module-level ``@njit(cache=True)`` and call each other by name,
+branching on integer nonlinearity codes, so that the on-disk cache is reused
+across processes. Losses are not compiled: they have no time loop and are
+evaluated by vectorised NumPy over whole arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# meta columns
+M_N, M_REC, M_CODE, M_STATEFUL, M_RSTART, M_RMID, M_REND = range(7)
+N_META = 7
+# codes (same as hfcontrol.nonlinearities)
+LINEAR, TANH, LOGISTIC, RELU, GAUSSIAN, SOFTMAX, SOFTLIF = range(7)
+
+# below this many multiply-adds an explicit loop beats a BLAS call
+_SMALL = 32768
+
+
+# ---------------------------------------------------------------------- small helpers
+@njit(cache=True)
+def _block(buf, off, rows, n):
+    """Rows ``[rows, n]`` of a flat buffer starting at ``off`` (a contiguous view)."""
+    return buf[off:off + rows * n].reshape((rows, n))
+
+
+@njit(cache=True)
+def _mm_acc(a, b, c):
+    """``c += a @ b`` for contiguous 2-D arrays."""
+    rows, inner = a.shape
+    cols = b.shape[1]
+    if rows == 0 or inner == 0 or cols == 0:
+        return
+    if rows * inner * cols < _SMALL:
+        for r in range(rows):
+            for k in range(inner):
+                x = a[r, k]
+                for j in range(cols):
+                    c[r, j] += x * b[k, j]
+    else:
+        c += np.dot(a, b)
+
+
+@njit(cache=True)
+def _mm_nt_acc(a, w, c):
+    """``c += a @ w.T`` for contiguous ``a [R, K]``, ``w [N, K]``."""
+    rows, inner = a.shape
+    cols = w.shape[0]
+    if rows == 0 or inner == 0 or cols == 0:
+        return
+    if rows * inner * cols < _SMALL:
+        for r in range(rows):
+            for j in range(cols):
+                s = c[r, j]
+                for k in range(inner):
+                    s += a[r, k] * w[j, k]
+                c[r, j] = s
+    else:
+        c += np.dot(a, w.T)
+
+
+@njit(cache=True)
+def _mm_tn_acc(a, d, g):
+    """``g += a.T @ d`` for contiguous ``a [R, K]``, ``d [R, N]``."""
+    rows, inner = a.shape
+    cols = d.shape[1]
+    if rows == 0 or inner == 0 or cols == 0:
+        return
+    if rows * inner * cols < _SMALL:
+        for r in range(rows):
+            for k in range(inner):
+                x = a[r, k]
+                for j in range(cols):
+                    g[k, j] += x * d[r, j]
+    else:
+        g += np.dot(a.T, d)
+
+
+@njit(cache=True)
+def _cast(ref, value):
+    """``value`` as a scalar of ``ref``'s dtype."""
+    out = np.empty(1, ref.dtype)
+    out[0] = value
+    return out[0]
+
+
+@njit(cache=True)
+def _add_bias(x, b):
+    for r in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            x[r, j] += b[j]
+
+
+@njit(cache=True)
+def _softlif(p, x):
+    """SoftLIF rate and derivative (same large-|x| safeguards as the NumPy version)."""
+    sigma, tau_rc, tau_ref, amp = p[0], p[1], p[2], p[3]
+    y = x / sigma
+    j = sigma * (max(y, 0.0) + np.log1p(np.exp(-abs(y))))
+    tiny = 2.2250738585072014e-308
+    if y > -30.0:
+        log_j = np.log(max(j, tiny))
+    else:
+        log_j = y + np.log(sigma)
+    log_term = max(-log_j, 0.0) + np.log1p(np.exp(-abs(log_j)))
+    a = amp / (tau_ref + tau_rc * log_term)
+    sig = 0.5 * (1.0 + np.tanh(0.5 * y))
+    if y > -30.0:
+        ratio = sig / max(j, tiny)
+    else:
+        ratio = 1.0 / sigma
+    d = a * a * tau_rc / amp * ratio / (1.0 + j)
+    return a, d
+
+
+@njit(cache=True)
+def _elementwise(code, p, x, a, d):
+    """``a = f(x)``, ``d = f'(x)`` for an element-wise nonlinearity, over 2-D arrays."""
+    rows, n = x.shape
+    one = _cast(a, 1.0)
+    half = _cast(a, 0.5)
+    for r in range(rows):
+        if code == LINEAR:
+            for j in range(n):
+                a[r, j] = x[r, j]
+                d[r, j] = one
+        elif code == TANH:
+            for j in range(n):
+                v = np.tanh(x[r, j])
+                a[r, j] = v
+                d[r, j] = one - v * v
+        elif code == LOGISTIC:
+            for j in range(n):
+                v = half * (one + np.tanh(half * x[r, j]))
+                a[r, j] = v
+                d[r, j] = v * (one - v)
+        elif code == RELU:
+            top = p[0]
+            for j in range(n):
+                v = x[r, j]
+                if v > 0 and v < top:
+                    a[r, j] = v
+                    d[r, j] = one
+                else:
+                    a[r, j] = 0.0 if v <= 0 else top
+                    d[r, j] = 0.0
+        elif code == GAUSSIAN:
+            for j in range(n):
+                v = x[r, j]
+                e = np.exp(-v * v)
+                a[r, j] = e
+                d[r, j] = -2 * v * e
+        elif code == SOFTLIF:
+            for j in range(n):
+                v, dv = _softlif(p, np.float64(x[r, j]))
+                a[r, j] = v
+                d[r, j] = dv
+        else:  # SOFTMAX: row-wise; its Jacobian is applied from the activations
+            m = x[r, 0]
+            for j in range(1, n):
+                m = max(m, x[r, j])
+            s = 0.0
+            for j in range(n):
+                e = np.exp(x[r, j] - m)
+                a[r, j] = e
+                s += e
+            for j in range(n):
+                a[r, j] = a[r, j] / s
+                d[r, j] = 0.0
+
+
+@njit(cache=True)
+def _jac(code, a, d, v, out):
+    """``out = J v`` (= ``J^T v``: all Jacobians here are symmetric), row by row."""
+    rows, n = v.shape
+    if code == SOFTMAX:
+        for r in range(rows):
+            s = 0.0
+            for j in range(n):
+                s += a[r, j] * v[r, j]
+            for j in range(n):
+                out[r, j] = a[r, j] * (v[r, j] - s)
+    else:
+        for r in range(rows):
+            for j in range(n):
+                out[r, j] = d[r, j] * v[r, j]
+
+
+# ---------------------------------------------------------------------- forward
+@njit(cache=True)
+def forward(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state):
+    """Fill ``acts`` and ``ds`` of every layer from time-major ``inputs [T * B, n0]``.
+
+    ``init_act``/``init_state`` are flat buffers with one ``[B, n]`` block per layer
+    (zeros where unused). For stateful layers ``ds`` holds ``base'(s)``.
+    """
+    L = meta.shape[0]
+    offs = _offsets(meta, T * B)
+    ioff = _offsets(meta, B)
+    for l in range(L):
+        n = meta[l, M_N]
+        off = offs[l]
+        a_l = _block(acts, off, T * B, n)
+        d_l = _block(ds, off, T * B, n)
+        if l == 0:
+            x = inputs.copy()
+        else:
+            x = np.zeros((T * B, n), acts.dtype)
+        for c in range(conns.shape[0]):
+            if conns[c, 1] != l:
+                continue
+            pre = conns[c, 0]
+            npre = meta[pre, M_N]
+            w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
+            _mm_acc(_block(acts, offs[pre], T * B, npre), w, x)
+            _add_bias(x, W[conns[c, 3]:conns[c, 4]])
+        code = meta[l, M_CODE]
+        rec = meta[l, M_REC] != 0
+        stateful = meta[l, M_STATEFUL] != 0
+        if not rec and not stateful:
+            _elementwise(code, prm[l], x, a_l, d_l)
+            continue
+        x3 = x.reshape((T, B, n))
+        a3 = a_l.reshape((T, B, n))
+        d3 = d_l.reshape((T, B, n))
+        if rec:
+            wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+            br = W[meta[l, M_RMID]:meta[l, M_REND]]
+        else:
+            wr = W[0:0].reshape((0, 0))
+            br = W[0:0]
+        coeff = _cast(acts, prm[l, 4])
+        s = _block(init_state, ioff[l], B, n).copy()
+        for t in range(T):
+            xt = x3[t]
+            if rec:
+                if t > 0:
+                    _mm_acc(a3[t - 1], wr, xt)
+                else:
+                    _mm_acc(_block(init_act, ioff[l], B, n), wr, xt)
+                    _add_bias(xt, br)
+            if stateful:
+                for r in range(B):
+                    for j in range(n):
+                        s[r, j] = s[r, j] + coeff * (xt[r, j] - s[r, j])
+                _elementwise(code, prm[l], s, a3[t], d3[t])
+            else:
+                _elementwise(code, prm[l], xt, a3[t], d3[t])
+
+
+# ---------------------------------------------------------------------- backward
+@njit(cache=True)
+def _offsets(meta, rows):
+    L = meta.shape[0]
+    offs = np.zeros(L + 1, np.int64)
+    for l in range(L):
+        offs[l + 1] = offs[l] + rows * meta[l, M_N]
+    return offs
+
+
+@njit(cache=True)
+def backward(W, meta, prm, conns, T, B, acts, ds, dact, present, init_act, windows, grad):
+    """Gradient of ``sum(dact * a)`` with respect to ``W`` (truncated BPTT), into ``grad``.
+
+    ``dact`` holds dE/da time-major for the layers where ``present[l]`` is set;
+    ``windows`` rows are ``(low, first_injected, end)``.
+    """
+    L = meta.shape[0]
+    offs = _offsets(meta, T * B)
+    ioff = _offsets(meta, B)
+    dx = np.zeros(acts.shape[0], acts.dtype)
+    single = windows.shape[0] == 1
+    dxw = dx if single else np.zeros(acts.shape[0], acts.dtype)
+    for iw in range(windows.shape[0]):
+        low, first, end = windows[iw, 0], windows[iw, 1], windows[iw, 2]
+        nt = end - low
+        for l in range(L - 1, 0, -1):
+            n = meta[l, M_N]
+            e = dxw[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+            e[:] = 0.0
+            if present[l]:
+                lo = max(first, low)
+                src = dact[offs[l] + lo * B * n:offs[l] + end * B * n]
+                e.reshape(nt * B * n)[(lo - low) * B * n:] = src
+            for c in range(conns.shape[0]):
+                if conns[c, 0] != l:
+                    continue
+                post = conns[c, 1]
+                npost = meta[post, M_N]
+                w = W[conns[c, 2]:conns[c, 3]].reshape((n, npost))
+                dpost = dxw[offs[post] + low * B * npost:
+                            offs[post] + end * B * npost].reshape((nt * B, npost))
+                _mm_nt_acc(dpost, w, e)
+            code = meta[l, M_CODE]
+            rec = meta[l, M_REC] != 0
+            stateful = meta[l, M_STATEFUL] != 0
+            a_w = acts[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+            d_w = ds[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+            if not rec and not stateful:
+                _jac(code, a_w, d_w, e, e)
+            else:
+                e3 = e.reshape((nt, B, n))
+                a3 = a_w.reshape((nt, B, n))
+                d3 = d_w.reshape((nt, B, n))
+                if rec:
+                    wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+                else:
+                    wr = W[0:0].reshape((0, 0))
+                coeff = _cast(acts, prm[l, 4])
+                keep = _cast(acts, 1.0) - coeff
+                carry = np.zeros((B, n), acts.dtype)
+                tmp = np.empty((B, n), acts.dtype)
+                for t in range(nt - 1, -1, -1):
+                    et = e3[t]
+                    if rec and t < nt - 1:
+                        _mm_nt_acc(e3[t + 1], wr, et)
+                    if stateful:
+                        _jac(code, a3[t], d3[t], et, tmp)
+                        for r in range(B):
+                            for j in range(n):
+                                dsv = tmp[r, j] + carry[r, j]
+                                et[r, j] = coeff * dsv
+                                carry[r, j] = keep * dsv
+                    else:
+                        _jac(code, a3[t], d3[t], et, et)
+            if not single:
+                tot = dx[offs[l] + low * B * n:offs[l] + end * B * n]
+                tot += e.reshape(nt * B * n)
+    _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad)
+
+
+@njit(cache=True)
+def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad):
+    for c in range(conns.shape[0]):
+        pre, post = conns[c, 0], conns[c, 1]
+        npre, npost = meta[pre, M_N], meta[post, M_N]
+        gw = grad[conns[c, 2]:conns[c, 3]].reshape((npre, npost))
+        gb = grad[conns[c, 3]:conns[c, 4]]
+        gw[:] = 0.0
+        d = _block(dx, offs[post], T * B, npost)
+        _mm_tn_acc(_block(acts, offs[pre], T * B, npre), d, gw)
+        _colsum(d, gb)
+    for l in range(1, meta.shape[0]):
+        if meta[l, M_REC] == 0:
+            continue
+        n = meta[l, M_N]
+        gw = grad[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+        gb = grad[meta[l, M_RMID]:meta[l, M_REND]]
+        gw[:] = 0.0
+        if T > 1:
+            _mm_tn_acc(_block(acts, offs[l], (T - 1) * B, n),
+                       _block(dx, offs[l] + B * n, (T - 1) * B, n), gw)
+        d0 = _block(dx, offs[l], B, n)
+        _mm_tn_acc(_block(init_act, ioff[l], B, n), d0, gw)
+        _colsum(d0, gb)
+
+
+@njit(cache=True)
+def _colsum(d, out):
+    out[:] = 0.0
+    for r in range(d.shape[0]):
+        for j in range(d.shape[1]):
+            out[j] += d[r, j]
+
+
+# ---------------------------------------------------------------------- R-forward and G v
+@njit(cache=True)
+def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra):
+    """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``)."""
+    L = meta.shape[0]
+    offs = _offsets(meta, T * B)
+    ioff = _offsets(meta, B)
+    ra[:offs[1]] = 0.0
+    for l in range(1, L):
+        n = meta[l, M_N]
+        rows = T * B
+        rx = np.zeros((rows, n), acts.dtype)
+        for c in range(conns.shape[0]):
+            if conns[c, 1] != l:
+                continue
+            pre = conns[c, 0]
+            npre = meta[pre, M_N]
+            vw = V[conns[c, 2]:conns[c, 3]].reshape((npre, n))
+            _mm_acc(_block(acts, offs[pre], rows, npre), vw, rx)
+            _add_bias(rx, V[conns[c, 3]:conns[c, 4]])
+            if pre > 0:
+                w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
+                _mm_acc(_block(ra, offs[pre], rows, npre), w, rx)
+        code = meta[l, M_CODE]
+        rec = meta[l, M_REC] != 0
+        stateful = meta[l, M_STATEFUL] != 0
+        a_l = _block(acts, offs[l], rows, n)
+        d_l = _block(ds, offs[l], rows, n)
+        r_l = _block(ra, offs[l], rows, n)
+        if not rec and not stateful:
+            _jac(code, a_l, d_l, rx, r_l)
+            continue
+        if rec:
+            wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+            vr = V[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+            vb = V[meta[l, M_RMID]:meta[l, M_REND]]
+            # the part that does not depend on the recurrence, for all steps at once
+            if T > 1:
+                _mm_acc(_block(acts, offs[l], (T - 1) * B, n), vr, rx[B:])
+            x0 = rx[:B]
+            _mm_acc(_block(init_act, ioff[l], B, n), vr, x0)
+            _add_bias(x0, vb)
+        else:
+            wr = W[0:0].reshape((0, 0))
+        rx3 = rx.reshape((T, B, n))
+        a3 = a_l.reshape((T, B, n))
+        d3 = d_l.reshape((T, B, n))
+        r3 = r_l.reshape((T, B, n))
+        coeff = _cast(acts, prm[l, 4])
+        keep = _cast(acts, 1.0) - coeff
+        rs = np.zeros((B, n), acts.dtype)
+        for t in range(T):
+            xt = rx3[t]
+            if rec and t > 0:
+                _mm_acc(r3[t - 1], wr, xt)
+            if stateful:
+                for r in range(B):
+                    for j in range(n):
+                        rs[r, j] = coeff * xt[r, j] + keep * rs[r, j]
+                _jac(code, a3[t], d3[t], rs, r3[t])
+            else:
+                _jac(code, a3[t], d3[t], xt, r3[t])
+
+
+@njit(cache=True)
+def gauss_newton(W, V, meta, prm, conns, T, B, acts, ds, d2, present, scale, init_act,
+                 windows, out):
+    """``out = G V``: R-forward, curvature ``d2 * scale`` and backward in one call."""
+    ra = np.empty_like(acts)
+    r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra)
+    offs = _offsets(meta, T * B)
+    for l in range(meta.shape[0]):
+        if present[l]:
+            for i in range(offs[l], offs[l + 1]):
+                ra[i] = d2[i] * ra[i] * scale
+    backward(W, meta, prm, conns, T, B, acts, ds, ra, present, init_act, windows, out)
+
+
+# ====================================================================== Python glue
+# (plain Python: builds the array description of a net and calls the kernels once per
+# operation; nothing here runs per time step)
+
+def _builtin_code(layer) -> int | None:
+    """The kernel code of a built-in nonlinearity, or None if it is not compilable."""
+    from . import nonlinearities as nl
+
+    exact = {nl.Linear: 0, nl.Tanh: 1, nl.Logistic: 2, nl.ReLU: 3, nl.Gaussian: 4,
+             nl.Softmax: 5, nl.SoftLIF: 6}
+    return exact.get(type(layer))
+
+
+def layer_params(layer) -> tuple[int, int, list[float]] | None:
+    """``(code, stateful, params[5])`` of a layer, or None if it needs the NumPy path."""
+    from . import nonlinearities as nl
+
+    stateful = 0
+    coeff = 0.0
+    if type(layer) is nl.Continuous:
+        stateful, coeff, layer = 1, layer.coeff, layer.base
+    code = _builtin_code(layer)
+    if code is None or (stateful and code == SOFTMAX):
+        return None
+    p = [0.0, 0.0, 0.0, 0.0, coeff]
+    if code == RELU:
+        p[0] = layer.max
+    elif code == SOFTLIF:
+        p[:4] = [layer.sigma, layer.tau_rc, layer.tau_ref, layer.amp]
+    return code, stateful, p
+
+
+class Plan:
+    """Array description of a network for the kernels (see the module docstring)."""
+
+    def __init__(self, net):
+        rec_layers = getattr(net, "rec_layers", [])
+        L = net.n_layers
+        self.meta = np.zeros((L, N_META), np.int64)
+        self.prm = np.zeros((L, 5), np.float64)
+        for l, layer in enumerate(net.layers):
+            code, stateful, p = layer_params(layer)
+            self.meta[l, M_N] = net.shape[l]
+            self.meta[l, M_CODE] = code
+            self.meta[l, M_STATEFUL] = stateful
+            self.prm[l] = p
+            if l in rec_layers:
+                self.meta[l, M_REC] = 1
+                self.meta[l, M_RSTART:M_REND + 1] = net.offsets[(l, l)]
+        ff = [(pre, post) for pre, posts in net.conns.items() for post in posts]
+        self.conns = np.array([[pre, post, *net.offsets[(pre, post)]] for pre, post in ff],
+                              np.int64).reshape(-1, 5)
+        self.sizes = list(net.shape)
+
+    def offsets(self, rows: int) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(np.asarray(self.sizes) * rows)])
+
+
+def compilable(net) -> bool:
+    """True if every layer of ``net`` has a compiled kernel."""
+    return all(layer_params(layer) is not None for layer in net.layers)
+
+
+def pack(plan: Plan, layers, T: int, B: int, dtype, batch_major: bool):
+    """Per-layer arrays (``None`` allowed) into one flat time-major buffer and a presence mask."""
+    offs = plan.offsets(T * B)
+    buf = np.zeros(int(offs[-1]), dtype)
+    present = np.zeros(len(plan.sizes), np.int64)
+    for l, arr in enumerate(layers):
+        if arr is None:
+            continue
+        present[l] = 1
+        view = buf[offs[l]:offs[l + 1]].reshape(T, B, plan.sizes[l])
+        view[:] = arr.transpose(1, 0, 2) if batch_major else arr.reshape(1, B, -1)
+    return buf, present
+
+
+def unpack(plan: Plan, buf, T: int, B: int, recurrent: bool) -> list[np.ndarray]:
+    """Per-layer views ``[B, T, n]`` (recurrent) or ``[B, n]`` of a flat time-major buffer."""
+    offs = plan.offsets(T * B)
+    out = []
+    for l, n in enumerate(plan.sizes):
+        view = buf[offs[l]:offs[l + 1]].reshape(T, B, n)
+        out.append(view.transpose(1, 0, 2) if recurrent else view[0])
+    return out
+
+
+def init_block(plan: Plan, values, B: int, dtype) -> np.ndarray:
+    """Per-layer ``[B, n]`` initial values (None entries allowed) as one flat buffer."""
+    offs = plan.offsets(B)
+    buf = np.zeros(int(offs[-1]), dtype)
+    if values is not None:
+        for l, value in enumerate(values):
+            if value is not None:
+                buf[offs[l]:offs[l + 1]] = np.asarray(value, dtype).reshape(-1)
+    return buf
+
+
+def run_forward(plan: Plan, W, inputs_tm, T: int, B: int, init_act, init_state):
+    """Compiled forward pass; returns flat ``(acts, ds)`` buffers."""
+    total = int(plan.offsets(T * B)[-1])
+    acts = np.empty(total, W.dtype)
+    ds = np.empty(total, W.dtype)
+    forward(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts, ds, init_act, init_state)
+    return acts, ds
+
+
+def windows_array(windows) -> np.ndarray:
+    return np.asarray(windows, np.int64).reshape(-1, 3)
+
+
+def set_num_threads(n: int) -> dict[str, int]:
+    """Set the threads used by Numba and, if ``threadpoolctl`` is installed, by BLAS.
+
+    Returns the settings in effect (``numba`` and ``blas``; ``blas`` is -1 when it
+    cannot be controlled from here -- set ``OPENBLAS_NUM_THREADS`` before starting Python).
+    """
+    import numba
+
+    numba.set_num_threads(int(n))
+    blas = -1
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(n), user_api="blas")
+        blas = int(n)
+    except ImportError:
+        pass
+    return {"numba": numba.get_num_threads(), "blas": blas}
+
+
+def thread_info() -> dict[str, int]:
+    """Threads available to Numba and to BLAS (-1 if unknown)."""
+    import os
+
+    import numba
+
+    blas = -1
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
+                   default=-1)
+    except ImportError:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if os.environ.get(var):
+                blas = int(os.environ[var])
+                break
+    return {"numba": numba.get_num_threads(), "blas": blas}
