@@ -7,6 +7,8 @@ uses the back-propagation or R-operator code it checks.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hfcontrol as hf
 from hfcontrol import loss_funcs as lf
@@ -108,6 +110,7 @@ def test_one_step_truncation_matches_hand_computed_gradient():
     assert b_rec_grad[0] == pytest.approx(np.sum(y[:, 0, 0] - target[:, 0, 0]) / 4, rel=1e-12)
     # and it differs from the full gradient
     net.truncation = None
+    net.cache_minibatch(x, target)
     assert net.calc_grad()[net.offsets[(1, 1)][0]] != pytest.approx(expected)
 
 
@@ -133,3 +136,31 @@ def test_masked_parameters_have_zero_gradient_and_curvature():
     assert np.all(net.calc_grad()[:4] == 0)
     assert np.all(net.calc_G(np.ones(net.n_params))[:4] == 0)
     assert net.check_grad() < TOL
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_random_architectures(data):
+    """Random layer sizes, nonlinearities and forward connections: the oracles still agree."""
+    n_layers = data.draw(st.integers(2, 4), label="n_layers")
+    shape = [data.draw(st.integers(1, 4), label=f"size{i}") for i in range(n_layers)]
+    names = ["Tanh", "Logistic", "Linear", "Gaussian", "Softmax"]
+    layers = ["Linear"] + [data.draw(st.sampled_from(names), label=f"nl{i}")
+                           for i in range(1, n_layers)]
+    conns = {pre: [post for post in range(pre + 1, n_layers)
+                   if post == pre + 1 or data.draw(st.booleans(), label=f"skip{pre}{post}")]
+             for pre in range(n_layers - 1)}
+    recurrent = data.draw(st.booleans(), label="recurrent")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    rng = np.random.default_rng(seed)
+    kwargs = dict(layers=layers, conns=conns, dtype=np.float64, rng=seed,
+                  W_init_params={"init_type": "gaussian", "biases": 0.1})
+    if recurrent:
+        net = hf.RNNet(shape, **kwargs)
+        x = rng.standard_normal((2, 3, shape[0]))
+        y = rng.standard_normal((2, 3, shape[-1]))
+    else:
+        net = hf.FFNet(shape, **kwargs)
+        x = rng.standard_normal((3, shape[0]))
+        y = rng.standard_normal((3, shape[-1]))
+    _assert_checks(net, x, y)
