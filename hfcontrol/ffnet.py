@@ -333,7 +333,8 @@ class FFNet:
                                      T, B, self.dtype, self._recurrent)
         grad = np.empty(self.n_params, self.dtype)
         _kernels.backward(self._cached_W, plan.meta, plan.prm, plan.conns, T, B, cc["acts"],
-                          cc["ds"], buf, present, cc["init_act"], cc["windows"], grad)
+                          cc["ds"], buf, buf, scale, False, present, cc["init_act"],
+                          cc["windows"], grad)
         return grad
 
     def _compiled_G(self, v, scale) -> np.ndarray:
