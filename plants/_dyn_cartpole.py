@@ -21,7 +21,7 @@ from ._dyn_common import field_torque, field_torque_jac
 from ._layout import FIELD_LEN, H_PLANT
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _forces(p, off, w, oz, ow, jac):
     """Generalised forces at ``w[ow:ow+2]``; if ``jac`` their partials at ``w[ow+16:ow+20]`` (q)
     and ``w[ow+20:ow+24]`` (v). Scratch: J ``[ow+2:6]``, dJ ``[ow+6:14]``, F ``[ow+14:16]``,

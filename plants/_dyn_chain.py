@@ -27,16 +27,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._dyn_common import cholesky_inplace, cholesky_solve, field_torque, field_torque_jac
+from ._dyn_common import field_torque, field_torque_jac, ldl_inplace, ldl_solve
 from ._layout import FIELD_LEN, H_PLANT
 
 
 def chain_workspace(N: int) -> int:
     """Scratch (float64 elements) used by the chain kernels."""
-    return 8 * N + 8 * N * N + 16
+    return 8 * N + 10 * N * N + 16
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, with_dJ):
     """Hand Jacobian (2 x N at ``w[oJ:]``) and, if asked, ``dJ/dq_k`` at ``w[odJ + 2Nk:]``."""
     for i in range(N):
@@ -60,7 +60,7 @@ def _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, with_dJ):
                 w[odJ + 2 * N * k + N + i] = dy
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _chain_eval(p, w, oz, ow, N, off):
     """Cholesky factor of M at ``w[ow + 2N:]``, accelerations at ``w[ow + 2N + N^2:]``."""
     po = off + FIELD_LEN
@@ -76,27 +76,39 @@ def _chain_eval(p, w, oz, ow, N, off):
     oa = ow + 2 * N + N * N
     oJ = oa + N
     oF = oJ + 2 * N
-    ang = 0.0
-    for a in range(N):
-        ang += w[oz + a]
-        w[oc + a] = np.cos(ang)
-        w[os_ + a] = np.sin(ang)
+    opt = ow + 8 * N + 8 * N * N
+    absolute = p[go] != 0.0 or p[off] != 0.0  # gravity or field needs absolute angles
+    if absolute:
+        ang = 0.0
+        for a in range(N):
+            ang += w[oz + a]
+            w[oc + a] = np.cos(ang)
+            w[os_ + a] = np.sin(ang)
     for i in range(N):
         r = w[i]
         for j in range(N):
             w[oM + i * N + j] = p[mo + i * N + j]
             r -= p[bo + i * N + j] * w[oz + N + j]
-        g = 0.0
-        for a in range(i, N):
-            g += p[go + a] * w[oc + a]
-        w[oa + i] = r - g
+        if absolute:
+            for a in range(i, N):
+                r -= p[go + a] * w[oc + a]
+        w[oa + i] = r
     for q in range(npair):
         qo = pairo + q * (2 + N * N)
         a = int(p[qo])
         b = int(p[qo + 1])
         mc = qo + 2
-        cd = w[oc + a] * w[oc + b] + w[os_ + a] * w[os_ + b]
-        sd = w[os_ + a] * w[oc + b] - w[oc + a] * w[os_ + b]
+        if absolute:
+            cd = w[oc + a] * w[oc + b] + w[os_ + a] * w[os_ + b]
+            sd = w[os_ + a] * w[oc + b] - w[oc + a] * w[os_ + b]
+        else:
+            dl = 0.0
+            for r in range(b + 1, a + 1):
+                dl += w[oz + r]
+            cd = np.cos(dl)
+            sd = np.sin(dl)
+        w[opt + 2 * q] = cd
+        w[opt + 2 * q + 1] = sd
         dd = 0.0
         for r in range(b + 1, a + 1):
             dd += w[oz + N + r]
@@ -113,8 +125,8 @@ def _chain_eval(p, w, oz, ow, N, off):
     if p[off] != 0.0:
         _hand_jacobian(p, lo, N, w, oc, os_, oJ, 0, False)
         field_torque(p, off, w, oJ, N, w, oz + N, oa, oF)
-    cholesky_inplace(w, oM, N)
-    cholesky_solve(w, oM, N, oa, 1)
+    ldl_inplace(w, oM, N)
+    ldl_solve(w, oM, N, oa, 1)
 
 
 @njit(cache=True)
@@ -160,12 +172,15 @@ def deriv_jac_chain(p, w, oz, odz, oF, oG, ow):
     oma = owp + N
     odJ = oma + N
     # right-hand sides X = [dr/dq - dM/dq acc | dr/dqdot | I]   (N x 3N)
+    opt = ow + 8 * N + 8 * N * N
+    grav = p[go] != 0.0
     for i in range(N):
         for k in range(N):
-            st = i if i > k else k
             gs = 0.0
-            for a in range(st, N):
-                gs += p[go + a] * w[os_ + a]
+            if grav:
+                st = i if i > k else k
+                for a in range(st, N):
+                    gs += p[go + a] * w[os_ + a]
             w[oX + i * N3 + k] = gs
             w[oX + i * N3 + N + k] = -p[bo + i * N + k]
             w[oX + i * N3 + 2 * N + k] = 1.0 if i == k else 0.0
@@ -174,8 +189,8 @@ def deriv_jac_chain(p, w, oz, odz, oF, oG, ow):
         a = int(p[qo])
         b = int(p[qo + 1])
         mc = qo + 2
-        cd = w[oc + a] * w[oc + b] + w[os_ + a] * w[os_ + b]
-        sd = w[os_ + a] * w[oc + b] - w[oc + a] * w[os_ + b]
+        cd = w[opt + 2 * q]
+        sd = w[opt + 2 * q + 1]
         dd = 0.0
         for r in range(b + 1, a + 1):
             dd += w[oz + N + r]
@@ -207,7 +222,7 @@ def deriv_jac_chain(p, w, oz, odz, oF, oG, ow):
             for k in range(N):
                 w[oX + i * N3 + k] += w[odtq + i * N + k]
                 w[oX + i * N3 + N + k] += w[odtv + i * N + k]
-    cholesky_solve(w, oL, N, oX, N3)
+    ldl_solve(w, oL, N, oX, N3)
     for i in range(N):
         w[odz + i] = w[oz + N + i]
         w[odz + N + i] = w[oa + i]

@@ -8,43 +8,47 @@ matrix ``X`` with ``ncol`` columns stored at offset ``o`` has entry
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
-def cholesky_inplace(w, o, n):
-    """Overwrite the lower triangle of the SPD ``n x n`` matrix at ``w[o:]`` with its factor."""
+@njit(cache=True, inline="always")
+def ldl_inplace(w, o, n):
+    """Factor the SPD ``n x n`` matrix at ``w[o:]`` as ``L D L^T`` in place.
+
+    The strict lower triangle receives the unit-lower ``L``, the diagonal ``1 / D`` (so the
+    solves below need no division or square root).
+    """
     for j in range(n):
-        s = w[o + j * n + j]
+        d = w[o + j * n + j]
         for k in range(j):
-            s -= w[o + j * n + k] * w[o + j * n + k]
-        d = np.sqrt(s)
-        w[o + j * n + j] = d
+            ljk = w[o + j * n + k]
+            d -= ljk * ljk / w[o + k * n + k]
+        inv = 1.0 / d
+        w[o + j * n + j] = inv
         for i in range(j + 1, n):
             t = w[o + i * n + j]
             for k in range(j):
-                t -= w[o + i * n + k] * w[o + j * n + k]
-            w[o + i * n + j] = t / d
+                t -= w[o + i * n + k] * w[o + j * n + k] / w[o + k * n + k]
+            w[o + i * n + j] = t * inv
 
 
-@njit(cache=True)
-def cholesky_solve(w, oL, n, oX, ncol):
-    """Solve ``L L^T Y = X`` in place for the ``n x ncol`` matrix ``X`` at ``w[oX:]``."""
+@njit(cache=True, inline="always")
+def ldl_solve(w, oL, n, oX, ncol):
+    """Solve ``L D L^T Y = X`` in place for the ``n x ncol`` matrix ``X`` at ``w[oX:]``."""
     for c in range(ncol):
         for i in range(n):
             t = w[oX + i * ncol + c]
             for k in range(i):
                 t -= w[oL + i * n + k] * w[oX + k * ncol + c]
-            w[oX + i * ncol + c] = t / w[oL + i * n + i]
+            w[oX + i * ncol + c] = t
         for i in range(n - 1, -1, -1):
-            t = w[oX + i * ncol + c]
+            t = w[oX + i * ncol + c] * w[oL + i * n + i]
             for k in range(i + 1, n):
                 t -= w[oL + k * n + i] * w[oX + k * ncol + c]
-            w[oX + i * ncol + c] = t / w[oL + i * n + i]
+            w[oX + i * ncol + c] = t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def field_torque(p, off, w, oJ, nq, v, ov, otau, oF):
     """Add the generalised force ``J^T F`` of the end-point field to ``w[otau:otau+nq]``.
 
@@ -64,7 +68,7 @@ def field_torque(p, off, w, oJ, nq, v, ov, otau, oF):
         w[otau + i] += w[oJ + i] * fx + w[oJ + nq + i] * fy
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def field_torque_jac(p, off, w, oJ, odJ, nq, v, ov, oF, odtq, odtv):
     """Add d(J^T F)/dq to the nq x nq matrix at ``w[odtq:]`` and d(J^T F)/dv at ``w[odtv:]``.
 

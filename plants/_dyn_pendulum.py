@@ -3,7 +3,7 @@
     theta_ddot = 3 g / (2 l) sin(theta) + 3 / (m l^2) (u + tau_field)
 
 which is Gymnasium ``Pendulum-v1``'s update written as an ODE. Tip position
-``p = (-l sin theta, l cos theta)``. Section: ``[field block (7), g, m, l]``.
+``p = (-l sin theta, l cos theta)``. Section: ``[field block (7), g, m, l, 3 g / (2 l), 3 / (m l^2)]``.
 Kernel calling convention (all plants): one flat array ``w`` holds the clipped control at
 ``w[0:m]``, the state at ``w[oz:]``, the output derivative at ``w[odz:]``, the partials
 ``Fz`` (n x n) at ``w[oF:]`` and ``Fu`` (n x m) at ``w[oG:]``, row-major, and plant scratch at
@@ -20,7 +20,7 @@ from ._dyn_common import field_torque, field_torque_jac
 from ._layout import FIELD_LEN, H_PLANT
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _torque(p, off, l, w, oz, ow, jac):
     w[ow] = w[0]
     if jac:
@@ -43,30 +43,27 @@ def _torque(p, off, l, w, oz, ow, jac):
 def deriv_pendulum(p, w, oz, odz, ow):
     """``dz = [theta_dot, theta_ddot]``."""
     off = int(p[H_PLANT])
-    g = p[off + FIELD_LEN]
-    m = p[off + FIELD_LEN + 1]
     l = p[off + FIELD_LEN + 2]
     th = w[oz]
     tau = _torque(p, off, l, w, oz, ow, False)
     w[odz] = w[oz + 1]
-    w[odz + 1] = 3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l**2) * tau
+    w[odz + 1] = p[off + FIELD_LEN + 3] * np.sin(th) + p[off + FIELD_LEN + 4] * tau
 
 
 @njit(cache=True)
 def deriv_jac_pendulum(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials of :func:`deriv_pendulum`."""
     off = int(p[H_PLANT])
-    g = p[off + FIELD_LEN]
-    m = p[off + FIELD_LEN + 1]
     l = p[off + FIELD_LEN + 2]
     th = w[oz]
     tau = _torque(p, off, l, w, oz, ow, True)
-    k = 3.0 / (m * l**2)
+    c1 = p[off + FIELD_LEN + 3]
+    k = p[off + FIELD_LEN + 4]
     w[odz] = w[oz + 1]
-    w[odz + 1] = 3 * g / (2 * l) * np.sin(th) + k * tau
+    w[odz + 1] = c1 * np.sin(th) + k * tau
     w[oF] = 0.0
     w[oF + 1] = 1.0
-    w[oF + 2] = 3 * g / (2 * l) * np.cos(th) + k * w[ow + 7]
+    w[oF + 2] = c1 * np.cos(th) + k * w[ow + 7]
     w[oF + 3] = k * w[ow + 8]
     w[oG] = 0.0
     w[oG + 1] = k

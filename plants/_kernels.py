@@ -63,7 +63,7 @@ from ._layout import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def deriv(code, p, w, oz, odz, ow):
     """Continuous-time right-hand side ``w[odz:] = f(w[oz:], w[0:m])`` (the map for DISCRETE)."""
     if code == CHAIN:
@@ -76,7 +76,7 @@ def deriv(code, p, w, oz, odz, ow):
         deriv_linear(p, w, oz, odz, ow)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def deriv_jac(code, p, w, oz, odz, oF, oG, ow):
     """``f`` and its partials ``Fz = df/dz`` (at ``w[oF:]``), ``Fu = df/du`` (at ``w[oG:]``)."""
     if code == CHAIN:
@@ -89,7 +89,7 @@ def deriv_jac(code, p, w, oz, odz, oF, oG, ow):
         deriv_jac_linear(p, w, oz, odz, oF, oG, ow)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _load(p, w, x, u, m):
     """Copy the state to ``w[2m:]`` and the clipped control to ``w[0:m]`` (mask ``w[m:2m]``)."""
     lo = int(p[H_ULO])
@@ -108,7 +108,7 @@ def _load(p, w, x, u, m):
         w[2 * m + i] = x[i]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _zero_row(w, oA, oB, k, n, m):
     for j in range(n):
         w[oA + k * n + j] = 0.0
@@ -116,7 +116,7 @@ def _zero_row(w, oA, oB, k, n, m):
         w[oB + k * m + j] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _clip_velocities(p, w, oz, oA, oB, n, m, jac):
     nq = int(p[H_NQ])
     vo = int(p[H_VMAX])
@@ -130,7 +130,7 @@ def _clip_velocities(p, w, oz, oA, oB, n, m, jac):
                 _zero_row(w, oA, oB, k, n, m)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _joint_stops(p, w, oz, oA, oB, n, m, jac):
     nq = int(p[H_NQ])
     lo = int(p[H_QLO])
@@ -212,7 +212,7 @@ def _step_flat(code, p, w):
             _joint_stops(p, w, oz, 0, 0, n, m, False)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _matmul(w, oA, oB, oC, n, k, c):
     """``C = A @ B`` for row-major blocks of ``w``: A (n x k), B (k x c), C (n x c)."""
     for i in range(n):
@@ -405,7 +405,7 @@ def _first_bad(X, U):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _load_row(p, w, X, U, b, m):
     """:func:`_load` for row ``b`` of batched ``X``, ``U`` (no array views)."""
     lo = int(p[H_ULO])

@@ -62,7 +62,8 @@ class Pendulum(PlantBase):
             max_torque = V.positive(max_torque, "max_torque")
         lo, hi = V.limits(None, max_torque, "max_torque", 1)
         self.g, self.m, self.l = g, m, l
-        section = np.concatenate([mechanical_section(constant_force, curl, field), [g, m, l]])
+        section = np.concatenate([mechanical_section(constant_force, curl, field),
+                                  [g, m, l, 3 * g / (2 * l), 3.0 / (m * l**2)]])
         self._setup(code=PENDULUM, integrator=integrator,
                     allowed_integrators=("euler", "semi_implicit", "rk4"), substeps=substeps,
                     dt=dt, n=2, m=1, pos_index=[0], vel_index=[1], control_low=lo,
