@@ -37,6 +37,25 @@ class PlantBase:
     control_high: np.ndarray
 
     # -- construction helpers -------------------------------------------------------------
+    def _remember(self, loc: dict) -> None:
+        """Record the outermost constructor's arguments for :meth:`replace`."""
+        if not hasattr(self, "_init_kwargs"):
+            kw = {k: v for k, v in loc.items() if k not in ("self", "__class__", "kwargs")}
+            kw.update(loc.get("kwargs", {}))
+            self._init_kwargs = kw
+
+    def replace(self, **changes):
+        """A new plant of the same class with some constructor arguments changed.
+
+        Example: ``arm.replace(curl=15.0)``. The new plant shares this plant's random
+        generator unless ``rng`` or ``seed`` is given.
+        """
+        kw = dict(self._init_kwargs)
+        kw.update(changes)
+        if "rng" not in changes and "seed" not in changes:
+            kw["rng"], kw["seed"] = self.rng, None
+        return type(self)(**kw)
+
     def _setup(self, *, code: int, integrator: str, allowed_integrators, substeps, dt,
                n: int, m: int, pos_index, vel_index, control_low, control_high,
                max_speed, joint_limits, section, plant_workspace: int,

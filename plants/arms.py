@@ -110,6 +110,7 @@ class PlanarArm(PlantBase):
                  substeps: int = 1, constant_force=(0.0, 0.0), curl: float = 0.0,
                  field=None, joint_limits=None, max_speed=None, control_noise=0.0,
                  process_noise=0.0, rng=None, seed=None) -> None:
+        self._remember(locals())
         masses = V.as_finite_array(masses, "masses", (None,))
         N = masses.shape[0]
         lengths = V.as_finite_array(lengths, "lengths", (N,))
@@ -228,6 +229,7 @@ class TwoLinkArm(PlanarArm):
     def __init__(self, *, masses=(1.4, 1.1), lengths=(0.30, 0.33), com=(0.11, 0.16),
                  inertias=(0.025, 0.045), viscosity=((0.5, 0.1), (0.1, 0.5)),
                  **kwargs) -> None:
+        self._remember(locals())
         super().__init__(masses=masses, lengths=lengths, com=com, inertias=inertias,
                          viscosity=viscosity, **kwargs)
 
@@ -254,6 +256,7 @@ class ThreeLinkArm(PlanarArm):
                  lengths=None, com=None, inertias=None,
                  viscosity=((0.5, 0.1, 0.0), (0.1, 0.5, 0.05), (0.0, 0.05, 0.1)),
                  **kwargs) -> None:
+        self._remember(locals())
         body_mass = V.positive(body_mass, "body_mass")
         height = V.positive(height, "height")
         frac = np.array(list(WINTER_ARM.values()))

@@ -54,6 +54,7 @@ class CartPole(PlantBase):
                  constant_force=(0.0, 0.0), curl: float = 0.0, field=None,
                  joint_limits=None, control_noise=0.0, process_noise=0.0,
                  rng=None, seed=None) -> None:
+        self._remember(locals())
         g = V.nonnegative(gravity, "gravity")
         mc = V.positive(masscart, "masscart")
         mp = V.positive(masspole, "masspole")

@@ -48,6 +48,7 @@ class LinearPlant(PlantBase):
     def __init__(self, A, B, *, B_tanh=None, B_tanh_index=None, dt: float = 1.0,
                  integrator: str = "discrete", substeps: int = 1, control_limit=None,
                  control_noise=0.0, process_noise=0.0, rng=None, seed=None) -> None:
+        self._remember(locals())
         A = V.as_finite_array(A, "A", (None, None))
         n = A.shape[0]
         if A.shape != (n, n) or n == 0:

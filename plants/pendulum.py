@@ -55,6 +55,7 @@ class Pendulum(PlantBase):
                  constant_force=(0.0, 0.0), curl: float = 0.0, field=None,
                  joint_limits=None, control_noise=0.0, process_noise=0.0,
                  rng=None, seed=None) -> None:
+        self._remember(locals())
         g = V.nonnegative(g, "g")
         m = V.positive(m, "m")
         l = V.positive(l, "l")

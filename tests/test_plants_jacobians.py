@@ -1,0 +1,119 @@
+"""Analytic Jacobians of the discrete step against central finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from plants import CartPole, LinearPlant, Pendulum, ThreeLinkArm, TwoLinkArm
+from plants import _kernels as K
+
+INTEGRATORS = ["euler", "semi_implicit", "rk4"]
+
+
+def _fd(plant, x, u, eps=1e-6):
+    n, m = plant.state_dim, plant.control_dim
+    X = np.concatenate([x + eps * np.eye(n), x - eps * np.eye(n),
+                        np.repeat(x[None], 2 * m, axis=0)])
+    Uc = np.concatenate([np.repeat(u[None], 2 * n, axis=0), u + eps * np.eye(m),
+                         u - eps * np.eye(m)])
+    Y = plant.step(X, Uc)
+    A = (Y[:n] - Y[n:2 * n]).T / (2 * eps)
+    B = (Y[2 * n:2 * n + m] - Y[2 * n + m:]).T / (2 * eps)
+    return A, B
+
+
+def _make(name, integ, sub):
+    if name == "pendulum":
+        return Pendulum(integrator=integ, substeps=sub, curl=0.7, constant_force=(0.3, -0.2))
+    if name == "cartpole":
+        return CartPole(integrator=integ, substeps=sub, field=[[0.3, 0.5], [-0.2, 0.1]],
+                        constant_force=(0.1, 0.4))
+    if name == "arm2":
+        return TwoLinkArm(integrator=integ, substeps=sub, gravity=True, curl=10.0,
+                          constant_force=(1.0, 2.0))
+    return ThreeLinkArm(integrator=integ, substeps=sub, gravity=True, curl=10.0,
+                        constant_force=(1.0, 2.0))
+
+
+def _check(plant, x, u, tol=1e-6):
+    A, B = plant.jacobians(x[None], u[None])
+    Af, Bf = _fd(plant, x, u)
+    scale_a = max(np.abs(Af).max(), 1.0)
+    scale_b = max(np.abs(Bf).max(), 1e-3)
+    assert np.abs(A[0] - Af).max() / scale_a <= tol
+    assert np.abs(B[0] - Bf).max() / scale_b <= tol
+
+
+@pytest.mark.parametrize("sub", [1, 3])
+@pytest.mark.parametrize("integ", INTEGRATORS)
+@pytest.mark.parametrize("name", ["pendulum", "cartpole", "arm2", "arm3"])
+def test_jacobians_match_finite_differences(name, integ, sub):
+    plant = _make(name, integ, sub)
+    rng = np.random.default_rng(hash((name, integ, sub)) % 2**32)
+    for _ in range(3):
+        x = 0.5 * rng.standard_normal(plant.state_dim)
+        u = 0.5 * rng.standard_normal(plant.control_dim)
+        _check(plant, x, u)
+
+
+@pytest.mark.parametrize("integ", ["discrete", "euler", "rk4"])
+def test_linear_jacobians(integ):
+    plant = LinearPlant.demo(integrator=integ, dt=1.0 if integ == "discrete" else 0.1)
+    rng = np.random.default_rng(0)
+    _check(plant, rng.standard_normal(2), rng.standard_normal(2))
+
+
+def test_clipping_zeroes_derivatives():
+    p = Pendulum()
+    A, B = p.jacobians(np.array([[0.5, 0.0]]), np.array([[5.0]]))  # torque clipped at 2
+    assert B[0, 0, 0] == 0.0
+    A, B = p.jacobians(np.array([[0.5, 7.99]]), np.array([[2.0]]))  # speed clipped at 8
+    _check(p, np.array([0.5, 7.99]), np.array([1.9]))
+    assert np.all(A[0, 1] == 0.0)
+
+
+def test_joint_stops_in_jacobians():
+    arm = TwoLinkArm(joint_limits=((-1.0, 0.0), (2.0, 2.5)), integrator="semi_implicit")
+    x = np.array([1.0, 2.49, 0.5, 3.0])  # elbow runs into its 2.5 rad stop
+    nxt = arm.step(x[None], np.zeros((1, 2)))[0]
+    assert nxt[1] == 2.5 and nxt[3] == 0.0
+    _check(arm, np.array([1.0, 2.0, 0.5, 1.0]), np.array([0.3, -0.2]))
+
+
+def test_jacobian_kernels_callable_from_compiled_code():
+    arm = TwoLinkArm()
+    code, params = arm.kernel_code, arm.kernel_params
+    ws = np.empty(arm.workspace_size)
+
+    @njit
+    def closed_loop(x0, T, ws):
+        x = x0.copy()
+        xn = np.empty_like(x)
+        u = np.zeros(2)
+        A = np.empty((4, 4))
+        B = np.empty((4, 2))
+        for _ in range(T):
+            u[0] = -x[0]
+            u[1] = -x[1]
+            K.jacobians_sample_ws(code, params, x, u, A, B, ws)
+            K.step_sample_ws(code, params, x, u, xn, ws)
+            x[:] = xn
+        u[0] = -x[0]
+        u[1] = -x[1]
+        K.jacobians_sample(code, params, x, u, A, B)
+        K.step_sample(code, params, x, u, xn)
+        return xn, A, B
+
+    x0 = np.array([0.3, 1.0, 0.0, 0.0])
+    xn, A, B = closed_loop(x0, 5, ws)
+    x = x0[None].copy()
+    for _ in range(6):
+        u = -x[:, :2]
+        x_prev = x
+        x = arm.step(x, u)
+    np.testing.assert_array_equal(xn, x[0])
+    A2, B2 = arm.jacobians(x_prev, -x_prev[:, :2])
+    np.testing.assert_array_equal(A, A2[0])
+    np.testing.assert_array_equal(B, B2[0])
