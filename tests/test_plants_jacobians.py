@@ -113,7 +113,7 @@ def test_jacobian_kernels_callable_from_compiled_code():
         u = -x[:, :2]
         x_prev = x
         x = arm.step(x, u)
-    np.testing.assert_array_equal(xn, x[0])
+    np.testing.assert_allclose(xn, x[0], rtol=1e-12, atol=1e-14)
     A2, B2 = arm.jacobians(x_prev, -x_prev[:, :2])
-    np.testing.assert_array_equal(A, A2[0])
-    np.testing.assert_array_equal(B, B2[0])
+    np.testing.assert_allclose(A, A2[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(B, B2[0], rtol=1e-12, atol=1e-14)
