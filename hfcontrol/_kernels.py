@@ -77,10 +77,19 @@ def _add_bias(x, b):
 
 @njit(cache=True)
 def _tanh(x):
-    """tanh in float64 from ``expm1`` (about 3x faster than libm's tanh here, as accurate)."""
+    """tanh in float64 from ``exp`` (about 3x faster than libm's tanh here, as accurate).
+
+    ``(1 - e) / (1 + e)`` with ``e = exp(-2|x|)``; near 0, where ``1 - e`` would cancel,
+    ``expm1`` instead.
+    """
     v = np.float64(x)
-    m = np.expm1(-2.0 * abs(v))
-    r = -m / (2.0 + m)
+    u = abs(v)
+    if u > 0.35:
+        e = np.exp(-2.0 * u)
+        r = (1.0 - e) / (1.0 + e)
+    else:
+        m = np.expm1(-2.0 * u)
+        r = -m / (2.0 + m)
     return r if v >= 0 else -r
 
 
@@ -111,7 +120,6 @@ def _elementwise(code, p, x, a, d):
     """``a = f(x)``, ``d = f'(x)`` for an element-wise nonlinearity, over 2-D arrays."""
     rows, n = x.shape
     one = _cast(a, 1.0)
-    half = _cast(a, 0.5)
     for r in range(rows):
         if code == LINEAR:
             for j in range(n):
@@ -124,8 +132,8 @@ def _elementwise(code, p, x, a, d):
                 d[r, j] = 1.0 - v * v
         elif code == LOGISTIC:
             for j in range(n):
-                v = half * (one + _cast(a, _tanh(half * x[r, j])))
-                a[r, j] = v
+                a[r, j] = 0.5 * (1.0 + _tanh(0.5 * x[r, j]))
+                v = a[r, j]
                 d[r, j] = v * (one - v)
         elif code == RELU:
             top = p[0]
@@ -541,13 +549,79 @@ def init_block(plan: Plan, values, B: int, dtype) -> np.ndarray:
     return buf
 
 
+# Per-step products below this many multiply-adds run on one BLAS thread in the forward
+# pass: between two such products the nonlinearity keeps the BLAS workers idle, and
+# waking them costs more than they save (measured up to 10x slower on a loaded 2-core box).
+FORWARD_SINGLE_THREAD_MACS = 8_000_000
+
+
 def run_forward(plan: Plan, W, inputs_tm, T: int, B: int, init_act, init_state):
     """Compiled forward pass; returns flat ``(acts, ds)`` buffers."""
     total = int(plan.offsets(T * B)[-1])
     acts = np.empty(total, W.dtype)
     ds = np.empty(total, W.dtype)
-    forward(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts, ds, init_act, init_state)
+    rec = plan.meta[:, M_REC] != 0
+    step_macs = max((B * n * n for n in plan.meta[rec, M_N]), default=0)
+    single = T > 1 and 0 < step_macs < FORWARD_SINGLE_THREAD_MACS
+    with _kernel_blas_threads(1 if single else None):
+        forward(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts, ds, init_act,
+                init_state)
     return acts, ds
+
+
+_KERNEL_BLAS = []
+
+
+def _kernel_blas_lib():
+    """``(get, set)`` thread functions of the BLAS that np.dot inside @njit calls (scipy's
+    OpenBLAS), or None."""
+    if not _KERNEL_BLAS:
+        funcs = None
+        try:
+            import ctypes
+            import glob
+            import os
+
+            import scipy
+
+            root = os.path.dirname(os.path.dirname(scipy.__file__))
+            for path in glob.glob(os.path.join(root, "scipy.libs", "*openblas*.so*")):
+                lib = ctypes.CDLL(path)
+                for prefix in ("scipy_openblas_", "openblas_", "scipy_openblas64_"):
+                    get = getattr(lib, prefix + "get_num_threads", None)
+                    put = getattr(lib, prefix + "set_num_threads", None)
+                    if get is not None and put is not None:
+                        funcs = (get, put)
+                        break
+                if funcs:
+                    break
+        except Exception:  # noqa: BLE001 - thread control is an optimisation only
+            funcs = None
+        _KERNEL_BLAS.append(funcs)
+    return _KERNEL_BLAS[0]
+
+
+class _kernel_blas_threads:
+    """Context manager: run the kernels' BLAS on ``n`` threads (None: leave as is)."""
+
+    def __init__(self, n):
+        self.n = n
+        self.old = None
+
+    def __enter__(self):
+        lib = _kernel_blas_lib() if self.n is not None else None
+        if lib is not None:
+            self.old = lib[0]()
+            if self.old != self.n:
+                lib[1](int(self.n))
+            else:
+                self.old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            _kernel_blas_lib()[1](int(self.old))
+        return False
 
 
 def windows_array(windows) -> np.ndarray:
@@ -570,7 +644,10 @@ def set_num_threads(n: int) -> dict[str, int]:
         threadpool_limits(int(n), user_api="blas")
         blas = int(n)
     except ImportError:
-        pass
+        lib = _kernel_blas_lib()
+        if lib is not None:
+            lib[1](int(n))
+            blas = int(n)
     return {"numba": numba.get_num_threads(), "blas": blas}
 
 
@@ -587,8 +664,12 @@ def thread_info() -> dict[str, int]:
         blas = max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"),
                    default=-1)
     except ImportError:
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            if os.environ.get(var):
-                blas = int(os.environ[var])
-                break
+        lib = _kernel_blas_lib()
+        if lib is not None:
+            blas = int(lib[0]())
+        else:
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                if os.environ.get(var):
+                    blas = int(os.environ[var])
+                    break
     return {"numba": numba.get_num_threads(), "blas": blas}
