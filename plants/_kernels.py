@@ -171,23 +171,22 @@ def _step_flat(code, p, w):
     pi = int(p[H_POS])
     vi = int(p[H_VEL])
     vo = int(p[H_VMAX])
+    ns = 4 if integ == RK4 else 1
     for _ in range(S):
+        # one call site for the right-hand side keeps the compiled code small
+        for st in range(ns):
+            src = oz if st == 0 else ot
+            dst = o1 + st * n
+            deriv(code, p, w, src, dst, ow)
+            if integ == RK4 and st < 3:
+                c = h if st == 2 else 0.5 * h
+                for i in range(n):
+                    w[ot + i] = w[oz + i] + c * w[dst + i]
         if integ == RK4:
-            deriv(code, p, w, oz, o1, ow)
-            for i in range(n):
-                w[ot + i] = w[oz + i] + 0.5 * h * w[o1 + i]
-            deriv(code, p, w, ot, o2, ow)
-            for i in range(n):
-                w[ot + i] = w[oz + i] + 0.5 * h * w[o2 + i]
-            deriv(code, p, w, ot, o3, ow)
-            for i in range(n):
-                w[ot + i] = w[oz + i] + h * w[o3 + i]
-            deriv(code, p, w, ot, o4, ow)
             for i in range(n):
                 w[oz + i] += h / 6.0 * (w[o1 + i] + 2.0 * w[o2 + i] + 2.0 * w[o3 + i] + w[o4 + i])
             _clip_velocities(p, w, oz, 0, 0, n, m, False)
         elif integ == SEMI_IMPLICIT:
-            deriv(code, p, w, oz, o1, ow)
             for i in range(nq):
                 kv = int(p[vi + i])
                 kq = int(p[pi + i])
@@ -200,12 +199,10 @@ def _step_flat(code, p, w):
                 w[oz + kv] = vn
                 w[oz + kq] = w[oz + kq] + vn * h
         elif integ == EULER:
-            deriv(code, p, w, oz, o1, ow)
             for i in range(n):
                 w[oz + i] += h * w[o1 + i]
             _clip_velocities(p, w, oz, 0, 0, n, m, False)
         else:
-            deriv(code, p, w, oz, o1, ow)
             for i in range(n):
                 w[oz + i] = w[o1 + i]
         if nq > 0:
@@ -257,19 +254,22 @@ def _jac_flat(code, p, w):
     pi = int(p[H_POS])
     vi = int(p[H_VEL])
     vo = int(p[H_VMAX])
+    ns = 4 if integ == RK4 else 1
     for s in range(S):
-        if integ == RK4:
-            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
-            for i in range(n):
-                w[oks + i] = w[ok + i]
-                w[ot + i] = w[oz + i] + 0.5 * h * w[ok + i]
-            for i in range(nn + nm):
-                w[oKs + i] = w[oF + i]
-                w[oKp + i] = w[oF + i]
-            for stage in range(1, 4):
-                cprev = h if stage == 3 else 0.5 * h
-                wgt = 1.0 if stage == 3 else 2.0
-                deriv_jac(code, p, w, ot, ok, oF, oG, ow)
+        for st in range(ns):
+            src = oz if st == 0 else ot
+            deriv_jac(code, p, w, src, ok, oF, oG, ow)
+            if integ != RK4:
+                break
+            if st == 0:
+                for i in range(n):
+                    w[oks + i] = w[ok + i]
+                for i in range(nn + nm):
+                    w[oKs + i] = w[oF + i]
+                    w[oKp + i] = w[oF + i]
+            else:
+                cprev = h if st == 3 else 0.5 * h
+                wgt = 1.0 if st == 3 else 2.0
                 _matmul(w, oF, oKp, oKc, n, n, n)
                 _matmul(w, oF, oLp, oLc, n, n, m)
                 for i in range(n):
@@ -280,12 +280,14 @@ def _jac_flat(code, p, w):
                 for i in range(nm):
                     w[oLc + i] = w[oG + i] + cprev * w[oLc + i]
                     w[oLs + i] += wgt * w[oLc + i]
-                if stage < 3:
-                    cnext = h if stage == 2 else 0.5 * h
-                    for i in range(n):
-                        w[ot + i] = w[oz + i] + cnext * w[ok + i]
+                if st < 3:
                     for i in range(nn + nm):
                         w[oKp + i] = w[oKc + i]
+            if st < 3:
+                cnext = h if st == 2 else 0.5 * h
+                for i in range(n):
+                    w[ot + i] = w[oz + i] + cnext * w[ok + i]
+        if integ == RK4:
             for i in range(n):
                 w[oz + i] += h / 6.0 * w[oks + i]
                 for j in range(n):
@@ -294,7 +296,6 @@ def _jac_flat(code, p, w):
                 w[oBl + i] = h / 6.0 * w[oLs + i]
             _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
         elif integ == SEMI_IMPLICIT:
-            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
             for i in range(n):
                 for j in range(n):
                     w[oAl + i * n + j] = 1.0 if i == j else 0.0
@@ -321,7 +322,6 @@ def _jac_flat(code, p, w):
                     w[oBl + kv * m + j] = b
                     w[oBl + kq * m + j] += h * b
         elif integ == EULER:
-            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
             for i in range(n):
                 w[oz + i] += h * w[ok + i]
                 for j in range(n):
@@ -330,7 +330,6 @@ def _jac_flat(code, p, w):
                 w[oBl + i] = h * w[oG + i]
             _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
         else:
-            deriv_jac(code, p, w, oz, ok, oF, oG, ow)
             for i in range(n):
                 w[oz + i] = w[ok + i]
             for i in range(nn + nm):
