@@ -263,18 +263,20 @@ def _offsets(meta, rows):
 
 @njit(cache=True)
 def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, present,
-             init_act, windows, grad):
+             init_act, windows, grad, dx, dxw):
     """Gradient of ``sum(c * a)`` with respect to ``W`` (truncated BPTT), into ``grad``.
 
     ``c = dact`` (or ``d2 * dact * scale`` if ``curvature``) time-major, for the layers
     where ``present[l]`` is set; ``windows`` rows are ``(low, first_injected, end)``.
+    ``dx`` and ``dxw`` are work buffers shaped like ``acts`` (the same array when there
+    is a single window).
     """
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
     ioff = _offsets(meta, B)
-    dx = np.zeros(acts.shape[0], acts.dtype)
     single = windows.shape[0] == 1
-    dxw = dx if single else np.zeros(acts.shape[0], acts.dtype)
+    if not single:
+        dx[:] = 0.0
     for iw in range(windows.shape[0]):
         low, first, end = windows[iw, 0], windows[iw, 1], windows[iw, 2]
         nt = end - low
@@ -377,8 +379,11 @@ def _colsum(d, out):
 
 # ---------------------------------------------------------------------- R-forward and G v
 @njit(cache=True)
-def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra):
-    """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``)."""
+def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch):
+    """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``).
+
+    ``scratch`` is a work buffer of at least ``T * B * max(n)`` elements.
+    """
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
     ioff = _offsets(meta, B)
@@ -386,7 +391,7 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra):
     for l in range(1, L):
         n = meta[l, M_N]
         rows = T * B
-        rx = np.empty((rows, n), acts.dtype)
+        rx = scratch[:rows * n].reshape((rows, n))
         first = True
         for c in range(conns.shape[0]):
             if conns[c, 1] != l:
@@ -443,12 +448,11 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra):
 
 @njit(cache=True)
 def gauss_newton(W, V, meta, prm, conns, T, B, acts, ds, d2, present, scale, init_act,
-                 windows, out):
+                 windows, out, ra, dx, dxw, scratch):
     """``out = G V``: R-forward, curvature ``d2 * scale`` and backward in one call."""
-    ra = np.empty_like(acts)
-    r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra)
+    r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch)
     backward(W, meta, prm, conns, T, B, acts, ds, ra, d2, scale, True, present, init_act,
-             windows, out)
+             windows, out, dx, dxw)
 
 
 # ====================================================================== Python glue

@@ -312,9 +312,14 @@ class FFNet:
         init_st = _kernels.init_block(plan, init_state, B, self.dtype)
         acts, ds = _kernels.run_forward(plan, self._cached_W, inputs_tm, T, B, init_act, init_st)
         windows = self._windows(T) if self._recurrent else [(0, 0, 1)]
+        dx = np.empty_like(acts)
         self._cc = {"plan": plan, "T": T, "B": B, "acts": acts, "ds": ds, "init_act": init_act,
                     "windows": _kernels.windows_array(windows), "d2": None,
-                    "static_d2": _static_curvature(self.loss)}
+                    "static_d2": _static_curvature(self.loss),
+                    # work buffers, reused by every calc_grad / calc_G on this minibatch
+                    "ra": np.empty_like(acts), "dx": dx,
+                    "dxw": dx if len(windows) == 1 else np.empty_like(acts),
+                    "scratch": np.empty(T * B * max(self.shape), self.dtype)}
         self.activations = _kernels.unpack(plan, acts, T, B, self._recurrent)
         self.d_activations = None
 
@@ -334,7 +339,7 @@ class FFNet:
         grad = np.empty(self.n_params, self.dtype)
         _kernels.backward(self._cached_W, plan.meta, plan.prm, plan.conns, T, B, cc["acts"],
                           cc["ds"], buf, buf, scale, False, present, cc["init_act"],
-                          cc["windows"], grad)
+                          cc["windows"], grad, cc["dx"], cc["dxw"])
         return grad
 
     def _compiled_G(self, v, scale) -> np.ndarray:
@@ -347,7 +352,7 @@ class FFNet:
         gv = np.empty(self.n_params, self.dtype)
         _kernels.gauss_newton(self._cached_W, v, plan.meta, plan.prm, plan.conns, T, B,
                               cc["acts"], cc["ds"], d2buf, present, scale, cc["init_act"],
-                              cc["windows"], gv)
+                              cc["windows"], gv, cc["ra"], cc["dx"], cc["dxw"], cc["scratch"])
         return gv
 
     # ------------------------------------------------------------------ reference kernels
