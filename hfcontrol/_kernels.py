@@ -46,8 +46,12 @@ def _block(buf, off, rows, n):
 
 
 @njit(cache=True)
-def _mm(a, b, c, acc):
-    """``c += a @ b`` if ``acc`` else ``c = a @ b`` (``b`` may be a transposed view)."""
+def _mm(a, b, c, acc, tmp):
+    """``c += a @ b`` if ``acc`` else ``c = a @ b`` (``b`` may be a transposed view).
+
+    ``tmp`` is a flat work buffer of at least ``c.size`` elements for the product when
+    accumulating, so that nothing is allocated (large fresh allocations page-fault).
+    """
     if a.shape[0] == 0 or c.shape[1] == 0:
         return
     if a.shape[1] == 0:
@@ -55,7 +59,9 @@ def _mm(a, b, c, acc):
             c[:] = 0.0
         return
     if acc:
-        c += np.dot(a, b)
+        t = tmp[:c.shape[0] * c.shape[1]].reshape(c.shape)
+        np.dot(a, b, t)
+        c += t
     else:
         np.dot(a, b, c)
 
@@ -198,6 +204,7 @@ def forward(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state):
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
     ioff = _offsets(meta, B)
+    tmp = np.empty(T * B * np.max(meta[:, M_N]), acts.dtype)
     for l in range(L):
         n = meta[l, M_N]
         off = offs[l]
@@ -214,7 +221,7 @@ def forward(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state):
             pre = conns[c, 0]
             npre = meta[pre, M_N]
             w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _mm(_block(acts, offs[pre], T * B, npre), w, x, not first)
+            _mm(_block(acts, offs[pre], T * B, npre), w, x, not first, tmp)
             first = False
             _add_bias(x, W[conns[c, 3]:conns[c, 4]])
         code = meta[l, M_CODE]
@@ -238,9 +245,9 @@ def forward(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state):
             xt = x3[t]
             if rec:
                 if t > 0:
-                    _mm(a3[t - 1], wr, xt, True)
+                    _mm(a3[t - 1], wr, xt, True, tmp)
                 else:
-                    _mm(_block(init_act, ioff[l], B, n), wr, xt, True)
+                    _mm(_block(init_act, ioff[l], B, n), wr, xt, True, tmp)
                     _add_bias(xt, br)
             if stateful:
                 for r in range(B):
@@ -263,13 +270,13 @@ def _offsets(meta, rows):
 
 @njit(cache=True)
 def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, present,
-             init_act, windows, grad, dx, dxw):
+             init_act, windows, grad, dx, dxw, tmp):
     """Gradient of ``sum(c * a)`` with respect to ``W`` (truncated BPTT), into ``grad``.
 
     ``c = dact`` (or ``d2 * dact * scale`` if ``curvature``) time-major, for the layers
     where ``present[l]`` is set; ``windows`` rows are ``(low, first_injected, end)``.
     ``dx`` and ``dxw`` are work buffers shaped like ``acts`` (the same array when there
-    is a single window).
+    is a single window); ``tmp`` one of at least ``T * B * max(n)`` elements.
     """
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
@@ -303,7 +310,7 @@ def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, pr
                 w = W[conns[c, 2]:conns[c, 3]].reshape((n, npost))
                 dpost = dxw[offs[post] + low * B * npost:
                             offs[post] + end * B * npost].reshape((nt * B, npost))
-                _mm(dpost, w.T, e, filled)
+                _mm(dpost, w.T, e, filled, tmp)
                 filled = True
             if not filled:
                 e[:] = 0.0
@@ -325,16 +332,16 @@ def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, pr
                 coeff = _cast(acts, prm[l, 4])
                 keep = _cast(acts, 1.0) - coeff
                 carry = np.zeros((B, n), acts.dtype)
-                tmp = np.empty((B, n), acts.dtype)
+                jt = np.empty((B, n), acts.dtype)
                 for t in range(nt - 1, -1, -1):
                     et = e3[t]
                     if rec and t < nt - 1:
-                        _mm(e3[t + 1], wr.T, et, True)
+                        _mm(e3[t + 1], wr.T, et, True, tmp)
                     if stateful:
-                        _jac(code, a3[t], d3[t], et, tmp)
+                        _jac(code, a3[t], d3[t], et, jt)
                         for r in range(B):
                             for j in range(n):
-                                dsv = tmp[r, j] + carry[r, j]
+                                dsv = jt[r, j] + carry[r, j]
                                 et[r, j] = coeff * dsv
                                 carry[r, j] = keep * dsv
                     else:
@@ -342,18 +349,18 @@ def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, pr
             if not single:
                 tot = dx[offs[l] + low * B * n:offs[l] + end * B * n]
                 tot += e.reshape(nt * B * n)
-    _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad)
+    _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tmp)
 
 
 @njit(cache=True)
-def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad):
+def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tmp):
     for c in range(conns.shape[0]):
         pre, post = conns[c, 0], conns[c, 1]
         npre, npost = meta[pre, M_N], meta[post, M_N]
         gw = grad[conns[c, 2]:conns[c, 3]].reshape((npre, npost))
         gb = grad[conns[c, 3]:conns[c, 4]]
         d = _block(dx, offs[post], T * B, npost)
-        _mm(_block(acts, offs[pre], T * B, npre).T, d, gw, False)
+        _mm(_block(acts, offs[pre], T * B, npre).T, d, gw, False, tmp)
         _colsum(d, gb)
     for l in range(1, meta.shape[0]):
         if meta[l, M_REC] == 0:
@@ -362,10 +369,10 @@ def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad):
         gw = grad[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
         gb = grad[meta[l, M_RMID]:meta[l, M_REND]]
         d0 = _block(dx, offs[l], B, n)
-        _mm(_block(init_act, ioff[l], B, n).T, d0, gw, False)
+        _mm(_block(init_act, ioff[l], B, n).T, d0, gw, False, tmp)
         if T > 1:
             _mm(_block(acts, offs[l], (T - 1) * B, n).T,
-                _block(dx, offs[l] + B * n, (T - 1) * B, n), gw, True)
+                _block(dx, offs[l] + B * n, (T - 1) * B, n), gw, True, tmp)
         _colsum(d0, gb)
 
 
@@ -379,10 +386,10 @@ def _colsum(d, out):
 
 # ---------------------------------------------------------------------- R-forward and G v
 @njit(cache=True)
-def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch):
+def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp):
     """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``).
 
-    ``scratch`` is a work buffer of at least ``T * B * max(n)`` elements.
+    ``scratch`` and ``tmp`` are work buffers of at least ``T * B * max(n)`` elements.
     """
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
@@ -399,12 +406,12 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch):
             pre = conns[c, 0]
             npre = meta[pre, M_N]
             vw = V[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _mm(_block(acts, offs[pre], rows, npre), vw, rx, not first)
+            _mm(_block(acts, offs[pre], rows, npre), vw, rx, not first, tmp)
             first = False
             _add_bias(rx, V[conns[c, 3]:conns[c, 4]])
             if pre > 0:
                 w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-                _mm(_block(ra, offs[pre], rows, npre), w, rx, True)
+                _mm(_block(ra, offs[pre], rows, npre), w, rx, True, tmp)
         code = meta[l, M_CODE]
         rec = meta[l, M_REC] != 0
         stateful = meta[l, M_STATEFUL] != 0
@@ -420,9 +427,9 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch):
             vb = V[meta[l, M_RMID]:meta[l, M_REND]]
             # the part that does not depend on the recurrence, for all steps at once
             if T > 1:
-                _mm(_block(acts, offs[l], (T - 1) * B, n), vr, rx[B:], True)
+                _mm(_block(acts, offs[l], (T - 1) * B, n), vr, rx[B:], True, tmp)
             x0 = rx[:B]
-            _mm(_block(init_act, ioff[l], B, n), vr, x0, True)
+            _mm(_block(init_act, ioff[l], B, n), vr, x0, True, tmp)
             _add_bias(x0, vb)
         else:
             wr = W[0:0].reshape((0, 0))
@@ -436,7 +443,7 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch):
         for t in range(T):
             xt = rx3[t]
             if rec and t > 0:
-                _mm(r3[t - 1], wr, xt, True)
+                _mm(r3[t - 1], wr, xt, True, tmp)
             if stateful:
                 for r in range(B):
                     for j in range(n):
@@ -448,11 +455,11 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch):
 
 @njit(cache=True)
 def gauss_newton(W, V, meta, prm, conns, T, B, acts, ds, d2, present, scale, init_act,
-                 windows, out, ra, dx, dxw, scratch):
+                 windows, out, ra, dx, dxw, scratch, tmp):
     """``out = G V``: R-forward, curvature ``d2 * scale`` and backward in one call."""
-    r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch)
+    r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp)
     backward(W, meta, prm, conns, T, B, acts, ds, ra, d2, scale, True, present, init_act,
-             windows, out, dx, dxw)
+             windows, out, dx, dxw, tmp)
 
 
 # ====================================================================== Python glue

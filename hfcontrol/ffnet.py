@@ -319,7 +319,8 @@ class FFNet:
                     # work buffers, reused by every calc_grad / calc_G on this minibatch
                     "ra": np.empty_like(acts), "dx": dx,
                     "dxw": dx if len(windows) == 1 else np.empty_like(acts),
-                    "scratch": np.empty(T * B * max(self.shape), self.dtype)}
+                    "scratch": np.empty(T * B * max(self.shape), self.dtype),
+                    "tmp": np.empty(max(T * B, max(self.shape)) * max(self.shape), self.dtype)}
         self.activations = _kernels.unpack(plan, acts, T, B, self._recurrent)
         self.d_activations = None
 
@@ -339,7 +340,7 @@ class FFNet:
         grad = np.empty(self.n_params, self.dtype)
         _kernels.backward(self._cached_W, plan.meta, plan.prm, plan.conns, T, B, cc["acts"],
                           cc["ds"], buf, buf, scale, False, present, cc["init_act"],
-                          cc["windows"], grad, cc["dx"], cc["dxw"])
+                          cc["windows"], grad, cc["dx"], cc["dxw"], cc["tmp"])
         return grad
 
     def _compiled_G(self, v, scale) -> np.ndarray:
@@ -352,7 +353,8 @@ class FFNet:
         gv = np.empty(self.n_params, self.dtype)
         _kernels.gauss_newton(self._cached_W, v, plan.meta, plan.prm, plan.conns, T, B,
                               cc["acts"], cc["ds"], d2buf, present, scale, cc["init_act"],
-                              cc["windows"], gv, cc["ra"], cc["dx"], cc["dxw"], cc["scratch"])
+                              cc["windows"], gv, cc["ra"], cc["dx"], cc["dxw"], cc["scratch"],
+                              cc["tmp"])
         return gv
 
     # ------------------------------------------------------------------ reference kernels
