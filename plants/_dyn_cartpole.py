@@ -18,10 +18,10 @@ import numpy as np
 from numba import njit
 
 from ._dyn_common import field_torque, field_torque_jac
-from ._layout import FIELD_LEN, H_PLANT
+from ._layout import FIELD_LEN, H_PLANT, HOT, HOT_INLINE
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _forces(p, off, w, oz, ow, jac):
     """Generalised forces at ``w[ow:ow+2]``; if ``jac`` their partials at ``w[ow+16:ow+20]`` (q)
     and ``w[ow+20:ow+24]`` (v). Scratch: J ``[ow+2:6]``, dJ ``[ow+6:14]``, F ``[ow+14:16]``,
@@ -54,7 +54,7 @@ def _forces(p, off, w, oz, ow, jac):
                              ow + 20)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_cartpole(p, w, oz, odz, ow):
     """``dz = [x_dot, x_ddot, theta_dot, theta_ddot]``."""
     off = int(p[H_PLANT])
@@ -76,7 +76,7 @@ def deriv_cartpole(p, w, oz, odz, ow):
     w[odz + 3] = thacc
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_jac_cartpole(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials of :func:`deriv_cartpole`."""
     off = int(p[H_PLANT])

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from ._dyn_common import field_torque, field_torque_jac, ldl_inplace, ldl_solve
-from ._layout import FIELD_LEN, H_PLANT
+from ._layout import FIELD_LEN, H_PLANT, HOT, HOT_INLINE
 
 
 def chain_workspace(N: int) -> int:
@@ -36,7 +36,7 @@ def chain_workspace(N: int) -> int:
     return 8 * N + 10 * N * N + 16
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, with_dJ):
     """Hand Jacobian (2 x N at ``w[oJ:]``) and, if asked, ``dJ/dq_k`` at ``w[odJ + 2Nk:]``."""
     for i in range(N):
@@ -60,7 +60,7 @@ def _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, with_dJ):
                 w[odJ + 2 * N * k + N + i] = dy
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _chain_eval(p, w, oz, ow, N, off):
     """Cholesky factor of M at ``w[ow + 2N:]``, accelerations at ``w[ow + 2N + N^2:]``."""
     po = off + FIELD_LEN
@@ -129,7 +129,7 @@ def _chain_eval(p, w, oz, ow, N, off):
     ldl_solve(w, oM, N, oa, 1)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_chain(p, w, oz, odz, ow):
     """``dz = [qdot, qddot]`` for the planar chain."""
     off = int(p[H_PLANT])
@@ -141,7 +141,7 @@ def deriv_chain(p, w, oz, odz, ow):
         w[odz + N + i] = w[oa + i]
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_jac_chain(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials of :func:`deriv_chain`.
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from numba import njit
 
+from ._layout import HOT_INLINE
 
-@njit(cache=True, inline="always")
+
+@njit(**HOT_INLINE)
 def ldl_inplace(w, o, n):
     """Factor the SPD ``n x n`` matrix at ``w[o:]`` as ``L D L^T`` in place.
 
@@ -32,7 +34,7 @@ def ldl_inplace(w, o, n):
             w[o + i * n + j] = t * inv
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def ldl_solve(w, oL, n, oX, ncol):
     """Solve ``L D L^T Y = X`` in place for the ``n x ncol`` matrix ``X`` at ``w[oX:]``."""
     for c in range(ncol):
@@ -48,7 +50,7 @@ def ldl_solve(w, oL, n, oX, ncol):
             w[oX + i * ncol + c] = t
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def field_torque(p, off, w, oJ, nq, v, ov, otau, oF):
     """Add the generalised force ``J^T F`` of the end-point field to ``w[otau:otau+nq]``.
 
@@ -68,7 +70,7 @@ def field_torque(p, off, w, oJ, nq, v, ov, otau, oF):
         w[otau + i] += w[oJ + i] * fx + w[oJ + nq + i] * fy
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def field_torque_jac(p, off, w, oJ, odJ, nq, v, ov, oF, odtq, odtv):
     """Add d(J^T F)/dq to the nq x nq matrix at ``w[odtq:]`` and d(J^T F)/dv at ``w[odtv:]``.
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._layout import H_M, H_N, H_PLANT
+from ._layout import H_M, H_N, H_PLANT, HOT
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_linear(p, w, oz, odz, ow):
     """``dz = A z + B(z) u`` (``u`` at ``w[0:m]``)."""
     n = int(p[H_N])
@@ -34,7 +34,7 @@ def deriv_linear(p, w, oz, odz, ow):
         w[odz + i] = s
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_jac_linear(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials ``Fz = A + sum_j dB[:, j]/dz u_j``, ``Fu = B(z)``."""
     n = int(p[H_N])

@@ -17,10 +17,10 @@ import numpy as np
 from numba import njit
 
 from ._dyn_common import field_torque, field_torque_jac
-from ._layout import FIELD_LEN, H_PLANT
+from ._layout import FIELD_LEN, H_PLANT, HOT, HOT_INLINE
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _torque(p, off, l, w, oz, ow, jac):
     w[ow] = w[0]
     if jac:
@@ -39,7 +39,7 @@ def _torque(p, off, l, w, oz, ow, jac):
     return w[ow]
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_pendulum(p, w, oz, odz, ow):
     """``dz = [theta_dot, theta_ddot]``."""
     off = int(p[H_PLANT])
@@ -50,7 +50,7 @@ def deriv_pendulum(p, w, oz, odz, ow):
     w[odz + 1] = p[off + FIELD_LEN + 3] * np.sin(th) + p[off + FIELD_LEN + 4] * tau
 
 
-@njit(cache=True)
+@njit(**HOT)
 def deriv_jac_pendulum(p, w, oz, odz, oF, oG, ow):
     """Value and exact partials of :func:`deriv_pendulum`."""
     off = int(p[H_PLANT])

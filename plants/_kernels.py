@@ -56,6 +56,8 @@ from ._layout import (
     H_VEL,
     H_VMAX,
     H_WS,
+    HOT,
+    HOT_INLINE,
     PENDULUM,
     RK4,
     SEMI_IMPLICIT,
@@ -63,7 +65,7 @@ from ._layout import (
 )
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def deriv(code, p, w, oz, odz, ow):
     """Continuous-time right-hand side ``w[odz:] = f(w[oz:], w[0:m])`` (the map for DISCRETE)."""
     if code == CHAIN:
@@ -76,7 +78,7 @@ def deriv(code, p, w, oz, odz, ow):
         deriv_linear(p, w, oz, odz, ow)
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def deriv_jac(code, p, w, oz, odz, oF, oG, ow):
     """``f`` and its partials ``Fz = df/dz`` (at ``w[oF:]``), ``Fu = df/du`` (at ``w[oG:]``)."""
     if code == CHAIN:
@@ -89,7 +91,7 @@ def deriv_jac(code, p, w, oz, odz, oF, oG, ow):
         deriv_jac_linear(p, w, oz, odz, oF, oG, ow)
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _load(p, w, x, u, m):
     """Copy the state to ``w[2m:]`` and the clipped control to ``w[0:m]`` (mask ``w[m:2m]``)."""
     lo = int(p[H_ULO])
@@ -108,7 +110,7 @@ def _load(p, w, x, u, m):
         w[2 * m + i] = x[i]
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _zero_row(w, oA, oB, k, n, m):
     for j in range(n):
         w[oA + k * n + j] = 0.0
@@ -116,7 +118,7 @@ def _zero_row(w, oA, oB, k, n, m):
         w[oB + k * m + j] = 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _clip_velocities(p, w, oz, oA, oB, n, m, jac):
     nq = int(p[H_NQ])
     vo = int(p[H_VMAX])
@@ -130,7 +132,7 @@ def _clip_velocities(p, w, oz, oA, oB, n, m, jac):
                 _zero_row(w, oA, oB, k, n, m)
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _joint_stops(p, w, oz, oA, oB, n, m, jac):
     nq = int(p[H_NQ])
     lo = int(p[H_QLO])
@@ -152,7 +154,7 @@ def _joint_stops(p, w, oz, oA, oB, n, m, jac):
                     _zero_row(w, oA, oB, kv, n, m)
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _step_flat(code, p, w):
     """Advance the state at ``w[2m:2m+n]`` by one step (control already in ``w[0:m]``)."""
     n = int(p[H_N])
@@ -209,7 +211,7 @@ def _step_flat(code, p, w):
             _joint_stops(p, w, oz, 0, 0, n, m, False)
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _matmul(w, oA, oB, oC, n, k, c):
     """``C = A @ B`` for row-major blocks of ``w``: A (n x k), B (k x c), C (n x c)."""
     for i in range(n):
@@ -220,14 +222,14 @@ def _matmul(w, oA, oB, oC, n, k, c):
             w[oC + i * c + j] = s
 
 
-@njit(cache=True)
+@njit(**HOT)
 def jac_offsets(n, m):
     """Offsets of the accumulated ``A`` (n x n) and ``B`` (n x m) left by :func:`_jac_flat`."""
     base = 2 * m + 8 * n + 6 * (n * n + n * m)
     return base, base + n * n
 
 
-@njit(cache=True)
+@njit(**HOT)
 def _jac_flat(code, p, w):
     """Step the state at ``w[2m:]`` and accumulate ``A``, ``B`` at :func:`jac_offsets`."""
     n = int(p[H_N])
@@ -404,7 +406,7 @@ def _first_bad(X, U):
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(**HOT_INLINE)
 def _load_row(p, w, X, U, b, m):
     """:func:`_load` for row ``b`` of batched ``X``, ``U`` (no array views)."""
     lo = int(p[H_ULO])
