@@ -27,8 +27,10 @@ Parameter sources
 -----------------
 * TwoLinkArm: Li & Todorov (2004), "Iterative linear quadratic regulator design for
   nonlinear biological movement systems", ICINCO; Todorov & Li (2005), ACC: masses 1.4,
-  1.1 kg; lengths 0.30, 0.33 m; CoM 0.11, 0.16 m; inertias 0.025, 0.045 kg m^2; joint
-  viscosity ``[[0.5, 0.1], [0.1, 0.5]]`` N m s/rad.
+  1.1 kg; lengths 0.30, 0.33 m; CoM 0.11, 0.16 m; inertias 0.025, 0.045 kg m^2. The joint
+  viscosity ``[[0.5, 0.1], [0.1, 0.5]]`` N m s/rad is the value specified for this project;
+  it could not be checked against the paper here (Li & Todorov may use a smaller matrix,
+  ``[[0.05, 0.025], [0.025, 0.05]]``, to be verified). Pass ``viscosity=`` to change it.
 * ThreeLinkArm: Winter, D. A. (2009), *Biomechanics and Motor Control of Human Movement*,
   4th ed., Wiley, Table 4.1 (segment mass fractions 0.028/0.016/0.006 of body mass; CoM at
   0.436/0.430/0.506 of segment length from the proximal joint; radius of gyration about
