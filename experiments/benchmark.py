@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import hfcontrol as hf
-from hfcontrol import _kernels
+from hfcontrol import _kernels, nl
 from hfcontrol import loss_funcs as lf
-from hfcontrol import nl
 
 PROBLEMS = {
     # name: (class, shape, layers, loss, batch, steps)
@@ -194,16 +193,10 @@ def main(argv=None) -> int:
     names = args.problems or (QUICK if args.quick else list(PROBLEMS))
 
     threads = _kernels.thread_info()
-    sgemm = sgemm_gflops(args.repeats)
-    print(f"# hfcontrol benchmark  python {platform.python_version()}  numpy {np.__version__}  "
-          f"cpus {os.cpu_count()}  threads numba={threads['numba']} blas={threads['blas']} "
-          f"(-1: library default)  float32 sgemm 2048^2: {sgemm:.1f} GFLOP/s  "
-          f"median of {args.repeats} after warm-up")
-    header = (f"{'problem':15s} {'path':6s} {'forward ms':>11s} {'grad ms':>9s} {'Gv ms':>9s} "
-              f"{'Gv GFLOP/s':>10s} {'% sgemm':>7s} {'Gv speed-up':>11s} {'Gv target ms':>12s}")
-    print(header)
-    print("-" * len(header))
-    results = {"sgemm_gflops": sgemm, "threads": threads, "repeats": args.repeats,
+    # the machine is shared: take the better of a measurement before and after the run
+    sgemm_before = sgemm_gflops(args.repeats)
+    rows_out = []
+    results = {"threads": threads, "repeats": args.repeats,
                "python": platform.python_version(), "numpy": np.__version__,
                "argv": sys.argv[1:], "problems": {}}
     for name in names:
@@ -215,6 +208,22 @@ def main(argv=None) -> int:
         jax_times = time_jax(net, x, y, v, args.repeats)
         if jax_times is not None:
             rows["jax"] = jax_times
+        rows_out.append((name, rows, flops))
+        results["problems"][name] = {"seconds": rows, "gv_flops": flops,
+                                     "target_gv_ms": TARGETS_MS[name],
+                                     "batch": x.shape[0],
+                                     "steps": x.shape[1] if x.ndim == 3 else None}
+    sgemm = max(sgemm_before, sgemm_gflops(args.repeats))
+    results["sgemm_gflops"] = sgemm
+    print(f"# hfcontrol benchmark  python {platform.python_version()}  numpy {np.__version__}  "
+          f"cpus {os.cpu_count()}  threads numba={threads['numba']} blas={threads['blas']} "
+          f"(-1: library default)  float32 sgemm 2048^2: {sgemm:.1f} GFLOP/s (best of "
+          f"before/after)  median of {args.repeats} after warm-up")
+    header = (f"{'problem':15s} {'path':6s} {'forward ms':>11s} {'grad ms':>9s} {'Gv ms':>9s} "
+              f"{'Gv GFLOP/s':>10s} {'% sgemm':>7s} {'Gv speed-up':>11s} {'Gv target ms':>12s}")
+    print(header)
+    print("-" * len(header))
+    for name, rows, flops in rows_out:
         for backend, t in rows.items():
             gf = flops / t["Gv"] / 1e9
             speed = rows["numpy"]["Gv"] / t["Gv"]
@@ -223,10 +232,6 @@ def main(argv=None) -> int:
             print(f"{name:15s} {backend:6s} {t['forward'] * 1e3:11.3f} {grad} "
                   f"{t['Gv'] * 1e3:9.3f} {gf:10.1f} {100 * gf / sgemm:6.0f}% {speed:10.1f}x "
                   f"{target}")
-        results["problems"][name] = {"seconds": rows, "gv_flops": flops,
-                                     "target_gv_ms": TARGETS_MS[name],
-                                     "batch": x.shape[0],
-                                     "steps": x.shape[1] if x.ndim == 3 else None}
     if "jax" not in {b for p in results["problems"].values() for b in p["seconds"]}:
         print("# JAX not installed: skipped")
     path = Path(args.json)
