@@ -131,9 +131,23 @@ def _chain_eval(p, w, oz, ow, N, off):
 
 @njit(**HOT)
 def deriv_chain(p, w, oz, odz, ow):
-    """``dz = [qdot, qddot]`` for the planar chain."""
+    """``dz = [qdot, qddot]`` for the planar chain.
+
+    ``N`` = 2 and 3 are passed as constants so the compiler unrolls the small loops; the
+    code is the same generic code for every ``N``.
+    """
+    N = int(p[int(p[H_PLANT]) + FIELD_LEN])
+    if N == 2:
+        _deriv_chain_n(p, w, oz, odz, ow, 2)
+    elif N == 3:
+        _deriv_chain_n(p, w, oz, odz, ow, 3)
+    else:
+        _deriv_chain_n(p, w, oz, odz, ow, N)
+
+
+@njit(**HOT_INLINE)
+def _deriv_chain_n(p, w, oz, odz, ow, N):
     off = int(p[H_PLANT])
-    N = int(p[off + FIELD_LEN])
     _chain_eval(p, w, oz, ow, N, off)
     oa = ow + 2 * N + N * N
     for i in range(N):
@@ -148,8 +162,18 @@ def deriv_jac_chain(p, w, oz, odz, oF, oG, ow):
     ``dqddot/dq_k = M^-1 (dr/dq_k - dM/dq_k qddot)``, ``dqddot/dqdot = M^-1 dr/dqdot``,
     ``dqddot/dtau = M^-1`` with ``r = tau + J^T F - h - B qdot - G``.
     """
+    N = int(p[int(p[H_PLANT]) + FIELD_LEN])
+    if N == 2:
+        _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, 2)
+    elif N == 3:
+        _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, 3)
+    else:
+        _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, N)
+
+
+@njit(**HOT_INLINE)
+def _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, N):
     off = int(p[H_PLANT])
-    N = int(p[off + FIELD_LEN])
     _chain_eval(p, w, oz, ow, N, off)
     po = off + FIELD_LEN
     npair = int(p[po + 1])
