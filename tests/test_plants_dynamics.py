@@ -102,15 +102,32 @@ def _drift(plant, energy, z0):
     return np.abs(E - E[0]).max() / abs(E[0])
 
 
+def _pendulum_energy(X, g=10.0, m=1.0, l=1.0):
+    # uniform rod about its end: inertia m l^2 / 3, centre of mass at l / 2
+    return 0.5 * (m * l**2 / 3.0) * X[:, 1] ** 2 + m * g * (l / 2.0) * np.cos(X[:, 0])
+
+
+def _cartpole_energy(X, g=9.8, mc=1.0, mp=0.1, l=0.5):
+    # cart plus a uniform rod of length 2 l: CoM at (x + l sin th, l cos th)
+    x_d, th, th_d = X[:, 1], X[:, 2], X[:, 3]
+    vx = x_d + l * np.cos(th) * th_d
+    vy = -l * np.sin(th) * th_d
+    rot = 0.5 * (mp * (2 * l) ** 2 / 12.0) * th_d**2
+    return 0.5 * mc * x_d**2 + 0.5 * mp * (vx**2 + vy**2) + rot + mp * g * l * np.cos(th)
+
+
 def test_energy_conservation_pendulum():
     p = Pendulum.continuous(dt=DT)
-    assert _drift(p, p.energy, [2.0, 1.0]) <= 1e-6
+    X = np.array([[2.0, 1.0], [0.3, -2.0]])
+    np.testing.assert_allclose(p.energy(X), _pendulum_energy(X), rtol=1e-14)
+    assert _drift(p, _pendulum_energy, [2.0, 1.0]) <= 1e-6
 
 
 def test_energy_conservation_cartpole():
     c = CartPole(dt=DT, integrator="rk4")
-    # independent energy: uniform rod of length 2l on a cart
-    assert _drift(c, c.energy, [0.0, 0.5, 0.5, 1.0]) <= 1e-6
+    X = np.array([[0.0, 0.5, 0.5, 1.0], [1.0, -0.3, 2.0, -1.5]])
+    np.testing.assert_allclose(c.energy(X), _cartpole_energy(X), rtol=1e-13)
+    assert _drift(c, _cartpole_energy, [0.0, 0.5, 0.5, 1.0]) <= 1e-6
 
 
 @pytest.mark.parametrize(("cls", "gravity"),
