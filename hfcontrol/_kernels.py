@@ -33,8 +33,10 @@ from numba import njit
 # meta columns
 M_N, M_REC, M_CODE, M_STATEFUL, M_RSTART, M_RMID, M_REND = range(7)
 N_META = 7
-# codes (same as hfcontrol.nonlinearities)
+# codes (same as hfcontrol.nonlinearities); USER: a user nonlinearity with compiled
+# element-wise kernels (``njit_activation``/``njit_d_activation``)
 LINEAR, TANH, LOGISTIC, RELU, GAUSSIAN, SOFTMAX, SOFTLIF = range(7)
+USER = 8
 
 # ---------------------------------------------------------------------- small helpers
 # Matrix products go to BLAS (np.dot) even when tiny: measured here, a [32, 16] @ [16, 16]
@@ -193,7 +195,30 @@ def _jac(code, a, d, v, out):
                 out[r, j] = d[r, j] * v[r, j]
 
 
+@njit
+def _nonlinearity(code, p, x, a, d, f, df):
+    """:func:`_elementwise`, or the user's scalar kernels ``f``/``df`` for code USER."""
+    if code == USER:
+        for r in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                v = f(x[r, j])
+                a[r, j] = v
+                d[r, j] = df(x[r, j], a[r, j])
+    else:
+        _elementwise(code, p, x, a, d)
+
+
 # ---------------------------------------------------------------------- forward
+@njit
+def forward_user(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state, f, df):
+    """Forward pass with a user's compiled element-wise kernels for the layers of code USER.
+
+    Not cached on disk: a function taking jitted functions as arguments is compiled
+    again in every process (a few seconds), once per kernel pair and dtype.
+    """
+    _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state, f, df)
+
+
 @njit(cache=True)
 def forward(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state):
     """Fill ``acts`` and ``ds`` of every layer from time-major ``inputs [T * B, n0]``.
@@ -256,6 +281,70 @@ def forward(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state):
                 _elementwise(code, prm[l], s, a3[t], d3[t])
             else:
                 _elementwise(code, prm[l], xt, a3[t], d3[t])
+
+
+@njit
+def _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state, f, df):
+    """Fill ``acts`` and ``ds`` of every layer from time-major ``inputs [T * B, n0]``.
+
+    ``init_act``/``init_state`` are flat buffers with one ``[B, n]`` block per layer
+    (zeros where unused). For stateful layers ``ds`` holds ``base'(s)``.
+    """
+    L = meta.shape[0]
+    offs = _offsets(meta, T * B)
+    ioff = _offsets(meta, B)
+    tmp = np.empty(T * B * np.max(meta[:, M_N]), acts.dtype)
+    for l in range(L):
+        n = meta[l, M_N]
+        off = offs[l]
+        a_l = _block(acts, off, T * B, n)
+        d_l = _block(ds, off, T * B, n)
+        first = True
+        if l == 0:
+            x = inputs.copy()
+        else:
+            x = np.empty((T * B, n), acts.dtype)
+        for c in range(conns.shape[0]):
+            if conns[c, 1] != l:
+                continue
+            pre = conns[c, 0]
+            npre = meta[pre, M_N]
+            w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
+            _mm(_block(acts, offs[pre], T * B, npre), w, x, not first, tmp)
+            first = False
+            _add_bias(x, W[conns[c, 3]:conns[c, 4]])
+        code = meta[l, M_CODE]
+        rec = meta[l, M_REC] != 0
+        stateful = meta[l, M_STATEFUL] != 0
+        if not rec and not stateful:
+            _nonlinearity(code, prm[l], x, a_l, d_l, f, df)
+            continue
+        x3 = x.reshape((T, B, n))
+        a3 = a_l.reshape((T, B, n))
+        d3 = d_l.reshape((T, B, n))
+        if rec:
+            wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+            br = W[meta[l, M_RMID]:meta[l, M_REND]]
+        else:
+            wr = W[0:0].reshape((0, 0))
+            br = W[0:0]
+        coeff = _cast(acts, prm[l, 4])
+        s = _block(init_state, ioff[l], B, n).copy()
+        for t in range(T):
+            xt = x3[t]
+            if rec:
+                if t > 0:
+                    _mm(a3[t - 1], wr, xt, True, tmp)
+                else:
+                    _mm(_block(init_act, ioff[l], B, n), wr, xt, True, tmp)
+                    _add_bias(xt, br)
+            if stateful:
+                for r in range(B):
+                    for j in range(n):
+                        s[r, j] = s[r, j] + coeff * (xt[r, j] - s[r, j])
+                _nonlinearity(code, prm[l], s, a3[t], d3[t], f, df)
+            else:
+                _nonlinearity(code, prm[l], xt, a3[t], d3[t], f, df)
 
 
 # ---------------------------------------------------------------------- backward
@@ -484,6 +573,8 @@ def layer_params(layer) -> tuple[int, int, list[float]] | None:
     if type(layer) is nl.Continuous:
         stateful, coeff, layer = 1, layer.coeff, layer.base
     code = _builtin_code(layer)
+    if code is None and _user_kernels(layer) is not None:
+        code = USER
     if code is None or (stateful and code == SOFTMAX):
         return None
     p = [0.0, 0.0, 0.0, 0.0, coeff]
@@ -492,6 +583,29 @@ def layer_params(layer) -> tuple[int, int, list[float]] | None:
     elif code == SOFTLIF:
         p[:4] = [layer.sigma, layer.tau_rc, layer.tau_ref, layer.amp]
     return code, stateful, p
+
+
+def _user_kernels(layer):
+    """``(njit_activation, njit_d_activation)`` of a user's element-wise nonlinearity, or None."""
+    f = getattr(layer, "njit_activation", None)
+    df = getattr(layer, "njit_d_activation", None)
+    if f is None or df is None or not layer.elementwise or layer.stateful:
+        return None
+    return f, df
+
+
+def _user_pairs(net) -> set:
+    from . import nonlinearities as nl
+
+    pairs = set()
+    for layer in net.layers:
+        if type(layer) is nl.Continuous:
+            layer = layer.base
+        if _builtin_code(layer) is None:
+            pair = _user_kernels(layer)
+            if pair is not None:
+                pairs.add(pair)
+    return pairs
 
 
 class Plan:
@@ -515,14 +629,22 @@ class Plan:
         self.conns = np.array([[pre, post, *net.offsets[(pre, post)]] for pre, post in ff],
                               np.int64).reshape(-1, 5)
         self.sizes = list(net.shape)
+        pairs = _user_pairs(net)
+        self.user = next(iter(pairs)) if pairs else None
 
     def offsets(self, rows: int) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(np.asarray(self.sizes) * rows)])
 
 
 def compilable(net) -> bool:
-    """True if every layer of ``net`` has a compiled kernel."""
-    return all(layer_params(layer) is not None for layer in net.layers)
+    """True if every layer of ``net`` has a compiled kernel.
+
+    Built-in nonlinearities always do; a user's element-wise nonlinearity does if it
+    has ``njit_activation(x)`` and ``njit_d_activation(x, a)`` (numba-jitted scalar
+    functions), and at most one such pair is used per network.
+    """
+    return (all(layer_params(layer) is not None for layer in net.layers)
+            and len(_user_pairs(net)) <= 1)
 
 
 def pack(plan: Plan, layers, T: int, B: int, dtype, batch_major: bool):
@@ -573,8 +695,12 @@ def run_forward(plan: Plan, W, inputs_tm, T: int, B: int, init_act, init_state):
     ds = np.empty(total, W.dtype)
     single = T > 1 and bool(np.any(plan.meta[:, M_REC] != 0))
     with _kernel_blas_threads(1 if single else None):
-        forward(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts, ds, init_act,
-                init_state)
+        if plan.user is None:
+            forward(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts, ds, init_act,
+                    init_state)
+        else:
+            forward_user(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts, ds,
+                         init_act, init_state, *plan.user)
     return acts, ds
 
 

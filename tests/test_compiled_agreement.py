@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 import hfcontrol as hf
 from hfcontrol import loss_funcs as lf
@@ -222,3 +223,38 @@ def test_d_activations_available_on_compiled_path():
     assert net.backend == "numba"
     d = net.d_activations
     assert d[1].shape == (2, 4, 3, 3) and d[2].shape == (2, 4, 2, 2)
+
+
+@njit
+def _softsign(x):
+    return x / (1.0 + abs(x))
+
+
+@njit
+def _d_softsign(x, a):
+    return 1.0 / (1.0 + abs(x)) ** 2
+
+
+class Softsign(nl.Nonlinearity):
+    """A user nonlinearity that opts into the compiled path."""
+
+    njit_activation = staticmethod(_softsign)
+    njit_d_activation = staticmethod(_d_softsign)
+
+    def activation(self, x):
+        return x / (1 + np.abs(x))
+
+    def d_activation(self, x, a):
+        return 1 / (1 + np.abs(x)) ** 2
+
+
+def test_user_nonlinearity_with_compiled_kernels():
+    rng = np.random.default_rng(19)
+    net = hf.RNNet([2, 5, 2], layers=[nl.Linear(), Softsign(), nl.Continuous(Softsign())],
+                   rec_layers=[1], rng=20, dtype=np.float64,
+                   W_init_params={"init_type": "gaussian"},
+                   W_rec_params={"init_type": "gaussian"})
+    assert net.backend == "numba"
+    x, y = _data(net, 4, 6, rng, nan=True)
+    assert _compare(net, x, y, rng) <= 1e-10
+    assert net.check_grad(x, y) < 1e-6
