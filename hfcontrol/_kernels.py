@@ -69,6 +69,25 @@ def _mm(a, b, c, acc, tmp):
 
 
 @njit(cache=True)
+def _affine(a, w, b, c, acc, tmp):
+    """``c (+)= a @ w + b``; for a few inputs (``K <= 4``) one fused pass over ``c``
+    instead of BLAS, a temporary and a separate bias pass."""
+    rows, inner = a.shape
+    cols = c.shape[1]
+    if inner > 4:
+        _mm(a, w, c, acc, tmp)
+        _add_bias(c, b)
+        return
+    for r in range(rows):
+        for j in range(cols):
+            v = c[r, j] if acc else 0.0
+            v += b[j]
+            for k in range(inner):
+                v += a[r, k] * w[k, j]
+            c[r, j] = v
+
+
+@njit(cache=True)
 def _cast(ref, value):
     """``value`` as a scalar of ``ref``'s dtype."""
     out = np.empty(1, ref.dtype)
@@ -246,9 +265,9 @@ def forward(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_state):
             pre = conns[c, 0]
             npre = meta[pre, M_N]
             w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _mm(_block(acts, offs[pre], T * B, npre), w, x, not first, tmp)
+            _affine(_block(acts, offs[pre], T * B, npre), w, W[conns[c, 3]:conns[c, 4]], x,
+                    not first, tmp)
             first = False
-            _add_bias(x, W[conns[c, 3]:conns[c, 4]])
         code = meta[l, M_CODE]
         rec = meta[l, M_REC] != 0
         stateful = meta[l, M_STATEFUL] != 0
@@ -310,9 +329,9 @@ def _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, init_act, init_st
             pre = conns[c, 0]
             npre = meta[pre, M_N]
             w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _mm(_block(acts, offs[pre], T * B, npre), w, x, not first, tmp)
+            _affine(_block(acts, offs[pre], T * B, npre), w, W[conns[c, 3]:conns[c, 4]], x,
+                    not first, tmp)
             first = False
-            _add_bias(x, W[conns[c, 3]:conns[c, 4]])
         code = meta[l, M_CODE]
         rec = meta[l, M_REC] != 0
         stateful = meta[l, M_STATEFUL] != 0
@@ -488,22 +507,31 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp
         n = meta[l, M_N]
         rows = T * B
         rx = scratch[:rows * n].reshape((rows, n))
+        code = meta[l, M_CODE]
+        rec = meta[l, M_REC] != 0
+        stateful = meta[l, M_STATEFUL] != 0
         first = True
+        if rec:
+            # the recurrent weights' direction, for all steps at once, written first
+            # (the largest product: no temporary)
+            vr = V[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+            if T > 1:
+                _mm(_block(acts, offs[l], (T - 1) * B, n), vr, rx[B:], False, tmp)
+            _affine(_block(init_act, ioff[l], B, n), vr, V[meta[l, M_RMID]:meta[l, M_REND]],
+                    rx[:B], False, tmp)
+            first = False
         for c in range(conns.shape[0]):
             if conns[c, 1] != l:
                 continue
             pre = conns[c, 0]
             npre = meta[pre, M_N]
             vw = V[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _mm(_block(acts, offs[pre], rows, npre), vw, rx, not first, tmp)
+            _affine(_block(acts, offs[pre], rows, npre), vw, V[conns[c, 3]:conns[c, 4]], rx,
+                    not first, tmp)
             first = False
-            _add_bias(rx, V[conns[c, 3]:conns[c, 4]])
             if pre > 0:
                 w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
                 _mm(_block(ra, offs[pre], rows, npre), w, rx, True, tmp)
-        code = meta[l, M_CODE]
-        rec = meta[l, M_REC] != 0
-        stateful = meta[l, M_STATEFUL] != 0
         a_l = _block(acts, offs[l], rows, n)
         d_l = _block(ds, offs[l], rows, n)
         r_l = _block(ra, offs[l], rows, n)
@@ -512,14 +540,6 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp
             continue
         if rec:
             wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-            vr = V[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-            vb = V[meta[l, M_RMID]:meta[l, M_REND]]
-            # the part that does not depend on the recurrence, for all steps at once
-            if T > 1:
-                _mm(_block(acts, offs[l], (T - 1) * B, n), vr, rx[B:], True, tmp)
-            x0 = rx[:B]
-            _mm(_block(init_act, ioff[l], B, n), vr, x0, True, tmp)
-            _add_bias(x0, vb)
         else:
             wr = W[0:0].reshape((0, 0))
         rx3 = rx.reshape((T, B, n))
