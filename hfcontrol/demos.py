@@ -25,7 +25,7 @@ import numpy as np
 from . import loss_funcs as lf
 from . import nonlinearities as nl
 from . import optimizers as opt
-from .ffnet import FFNet, _atomic_write_text
+from .ffnet import FFNet, atomic_savez, atomic_write_text
 from .plotting import plot_history
 from .rnnet import RNNet
 
@@ -217,11 +217,11 @@ def run(name: str, out: str | Path = "results", seed: int = 0, epochs: int | Non
     if name == "plant":
         # the demo plant is a Python class, not a built-in layer, so only the weights are saved
         plot_plant_trajectories(net, net.layers[-1], folder / "trajectories.png")
-        np.savez(folder / "weights.npz", W=net.W)
+        atomic_savez(folder / "weights.npz", W=net.W)
     else:
         net.save(folder / "net.npz")
-    _atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
-    _atomic_write_text(folder / "history.json", json.dumps(history, default=float))
+    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(folder / "history.json", json.dumps(history, default=float))
     return metrics
 
 

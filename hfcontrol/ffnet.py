@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,10 @@ class FFNet:
         self.dtype = as_dtype(dtype)
         self.rng = as_rng(rng)
         self.debug = bool(debug)
+        if self.debug and self.dtype != np.float64:
+            warnings.warn("debug=True checks the gradient and G v by finite differences, which "
+                          "needs dtype=np.float64; on this float32 network they are skipped",
+                          stacklevel=2)
         self.shape = self._check_shape(shape)
         self.n_layers = len(self.shape)
         self.layers = self._check_layers(layers)
@@ -114,16 +120,22 @@ class FFNet:
         if layers is None:
             layers = nl.Logistic()
         if isinstance(layers, nl.Nonlinearity | str):
-            return [nl.Linear()] + [nl.from_spec(layers) for _ in range(self.n_layers - 1)]
-        layers = list(layers)
-        if len(layers) != self.n_layers:
-            raise ValueError(f"layers must give one nonlinearity per layer ({self.n_layers} for "
-                             f"shape {self.shape}), got {len(layers)}")
-        out = [nl.from_spec(layer) for layer in layers]
+            # one independent copy per layer: a stateful nonlinearity must not share its state
+            single = nl.from_spec(layers)
+            out = [nl.Linear()] + [copy.deepcopy(single) for _ in range(self.n_layers - 1)]
+        else:
+            layers = list(layers)
+            if len(layers) != self.n_layers:
+                raise ValueError(f"layers must give one nonlinearity per layer ({self.n_layers} "
+                                 f"for shape {self.shape}), got {len(layers)}")
+            out = [nl.from_spec(layer) for layer in layers]
         for i, layer in enumerate(out):
             if layer.stateful and not self._allows_stateful:
                 raise ValueError(f"layers[{i}] is stateful ({layer!r}); stateful nonlinearities "
                                  f"need a recurrent network (RNNet)")
+            if layer.stateful and any(other is layer for other in out[:i]):
+                raise ValueError(f"layers[{i}] is the same stateful {type(layer).__name__} object "
+                                 f"as an earlier layer; give each layer its own instance")
         return out
 
     _allows_stateful = False
@@ -136,6 +148,9 @@ class FFNet:
         out: dict[int, list[int]] = {}
         for pre, posts in conns.items():
             pre = int(pre)
+            if not isinstance(posts, Sequence) or isinstance(posts, str):
+                raise TypeError(f"conns[{pre}] must be a list of post-synaptic layers, "
+                                f"got {posts!r}")
             for post in posts:
                 post = int(post)
                 if not (0 <= pre < self.n_layers and 0 <= post < self.n_layers):
@@ -209,7 +224,10 @@ class FFNet:
         if isinstance(source, str | os.PathLike):
             with np.load(source, allow_pickle=False) as data:
                 source = data["W"]
-        return check_vector(source, "load_weights", self.n_params, self.dtype).copy()
+        weights = check_vector(source, "load_weights", self.n_params, self.dtype)
+        if not np.all(np.isfinite(weights)):
+            raise ValueError("load_weights contains NaN or infinite values")
+        return weights.copy()
 
     # ------------------------------------------------------------------ optimiser link
     @property
@@ -225,6 +243,9 @@ class FFNet:
             raise TypeError(f"optimizer must be an hfcontrol.optimizers.Optimizer, got {opt!r}")
         opt.net = self
         self._optimizer = opt
+        for sd in lf._structural_dampings(self.loss):
+            if sd.follow_optimizer:
+                sd.optimizer = opt
 
     def set_mask(self, mask: np.ndarray | None) -> None:
         """Freeze the parameters where ``mask`` is False (``None`` unfreezes all)."""
@@ -452,8 +473,9 @@ class FFNet:
     def cache_minibatch(self, inputs, targets) -> None:
         """Store a batch and its activations; :meth:`calc_grad` and :meth:`calc_G` then use it."""
         inputs = self._check_inputs(inputs)
-        self.targets = self._check_targets(targets, inputs)
-        self.inputs = inputs
+        # copies: the cache must not change when the caller later edits their arrays
+        self.targets = self._check_targets(targets, inputs).copy()
+        self.inputs = inputs.copy()
         self._cached_W = self.W.copy()
         self._fill_cache()
 
@@ -637,8 +659,11 @@ class FFNet:
         Returns
         -------
         dict of lists
-            Per update: ``epoch``, ``train_err``, ``test_err``, ``damping``, ``cg_iters``,
-            ``l_rate`` and ``time`` (wall seconds since the start).
+            Per update: ``epoch``; ``train_err``, the error on that update's minibatch
+            before the update; ``test_err``, the test error (the error on all training
+            data, or the plant's closed-loop error, when no test set is given) after it;
+            ``damping``, ``cg_iters`` (CG iterations run) and ``l_rate`` from the optimiser;
+            and ``time`` (wall seconds since the start).
         """
         self.optimizer = optimizer
         if int(max_epochs) < 1:
@@ -681,7 +706,7 @@ class FFNet:
             self.W = self.best_W.copy()
         if file_output is not None:
             self.save(f"{file_output}.npz")
-            _atomic_write_text(f"{file_output}_history.json", json.dumps(history, default=float))
+            atomic_write_text(f"{file_output}_history.json", json.dumps(history, default=float))
         if plotting:
             from .plotting import plot_history
 
@@ -714,8 +739,6 @@ class FFNet:
             return
         g_err, gv_err = self.check_grad(), self.check_G()
         if max(g_err, gv_err) > 1e-4:
-            import warnings
-
             warnings.warn(f"debug: gradient error {g_err:.2e}, G v error {gv_err:.2e} against "
                           f"finite differences", stacklevel=3)
 
@@ -732,18 +755,10 @@ class FFNet:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write architecture (JSON) and weights to an ``.npz`` file, atomically, without pickle."""
-        path = Path(path)
         arrays = {"W": self.W, "config": np.array(json.dumps(self._config()))}
         if self.mask is not None:
             arrays["mask"] = self.mask
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_savez(path, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs) -> FFNet:
@@ -768,13 +783,12 @@ def _static_curvature(loss) -> bool:
     """True if ``loss.d2_loss`` depends only on the activations and targets.
 
     Then the compiled path evaluates it once per minibatch. Built-in losses qualify,
-    except :class:`~hfcontrol.loss_funcs.StructuralDamping` tied to an optimiser
-    (its curvature follows the damping); user losses are re-evaluated every call.
+    except :class:`~hfcontrol.loss_funcs.StructuralDamping` (its curvature follows the
+    optimiser's damping, and the optimiser switches it off for its reduction ratio);
+    user losses are re-evaluated every call.
     """
     if type(loss) is lf.LossSet:
         return all(_static_curvature(item) for item in loss.set)
-    if type(loss) is lf.StructuralDamping:
-        return loss.optimizer is None
     return type(loss) in (lf.SquaredError, lf.CrossEntropy, lf.SparseL1, lf.SparseL2)
 
 
@@ -783,9 +797,23 @@ def _relative_error(value: np.ndarray, reference: np.ndarray) -> float:
     return float(np.max(np.abs(value - reference))) / max(scale, 1e-30)
 
 
-def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """``np.savez`` to a temporary file, then rename it over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file, then rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)

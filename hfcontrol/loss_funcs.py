@@ -17,8 +17,9 @@ A target of ``np.nan`` means "no error here": it adds no error, gradient or curv
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "SparseL2",
     "LossSet",
     "from_spec",
+    "without_structural_damping",
 ]
 
 LayerList = list[np.ndarray | None]
@@ -128,8 +130,15 @@ class CrossEntropy(LossFunction):
     def _floor(output):
         return np.maximum(output, np.finfo(output.dtype).tiny)
 
+    @staticmethod
+    def _check_targets(targets):
+        if np.any(targets < 0):
+            raise ValueError("targets for CrossEntropy must be >= 0 (probabilities or "
+                             "one-hot labels)")
+
     @output_loss
     def loss(self, output, targets):
+        self._check_targets(targets)
         return -targets * np.log(self._floor(output))
 
     @output_loss
@@ -138,6 +147,7 @@ class CrossEntropy(LossFunction):
 
     @output_loss
     def d2_loss(self, output, targets):
+        self._check_targets(targets)
         out = self._floor(output)
         return targets / (out * out)
 
@@ -145,9 +155,16 @@ class CrossEntropy(LossFunction):
 class ClassificationError(LossFunction):
     r"""Classification error, :math:`argmax(output) \neq argmax(target)`, for validation only.
 
-    Steps whose targets are all NaN are not counted. ``d_loss`` and ``d2_loss``
-    raise: classification error is not differentiable.
+    :meth:`batch_loss` is the fraction of samples (and, for sequences, of time
+    steps) classified wrongly; steps whose targets are all NaN are not counted.
+    ``d_loss`` and ``d2_loss`` raise: classification error is not differentiable.
     """
+
+    def batch_loss(self, activities, targets):
+        counted = np.count_nonzero(~np.all(np.isnan(targets), axis=-1))
+        if counted == 0:
+            return 0.0
+        return float(np.sum(self.loss(activities, targets)[-1], dtype=np.float64)) / counted
 
     def loss(self, activities, targets):
         output = activities[-1]
@@ -218,10 +235,18 @@ class StructuralDamping(_LayerPenalty):
     def __init__(self, weight: float, layers: Sequence[int] | None = None, optimizer=None):
         super().__init__(weight, layers)
         self.optimizer = optimizer
+        self.enabled = True
+        #: re-link to the next optimiser attached to the network (set when loading a saved net)
+        self.follow_optimizer = False
 
     @property
     def scale(self) -> float:
-        """Current curvature coefficient: ``weight`` times the optimiser's damping (if any)."""
+        """Current curvature coefficient: ``weight`` times the optimiser's damping (if any).
+
+        Zero inside :func:`without_structural_damping`.
+        """
+        if not self.enabled:
+            return 0.0
         damping = 1.0 if self.optimizer is None else float(getattr(self.optimizer, "damping", 1.0))
         return self.weight * damping
 
@@ -237,6 +262,29 @@ class StructuralDamping(_LayerPenalty):
 
     def get_config(self):
         return {"weight": self.weight, "layers": self.layers}
+
+
+def _structural_dampings(loss: LossFunction) -> list[StructuralDamping]:
+    if isinstance(loss, LossSet):
+        return [sd for item in loss.set for sd in _structural_dampings(item)]
+    return [loss] if isinstance(loss, StructuralDamping) else []
+
+
+@contextlib.contextmanager
+def without_structural_damping(loss: LossFunction) -> Iterator[None]:
+    """Switch off every :class:`StructuralDamping` in ``loss`` for the duration of a block.
+
+    The optimiser uses it to evaluate the undamped quadratic model.
+    """
+    dampings = _structural_dampings(loss)
+    previous = [sd.enabled for sd in dampings]
+    for sd in dampings:
+        sd.enabled = False
+    try:
+        yield
+    finally:
+        for sd, was in zip(dampings, previous, strict=True):
+            sd.enabled = was
 
 
 class SparseL1(_LayerPenalty):
@@ -353,13 +401,20 @@ def from_spec(spec) -> LossFunction:
     if isinstance(spec, str):
         if spec not in _BUILTINS:
             raise ValueError(f"unknown loss {spec!r}; expected one of {sorted(_BUILTINS)}")
+        if spec in ("StructuralDamping", "SparseL1", "SparseL2"):
+            raise ValueError(f"loss {spec!r} needs a weight: pass an instance, e.g. {spec}(0.1)")
         return _BUILTINS[spec]()
     if isinstance(spec, dict) and "type" in spec:
         if spec["type"] == "LossSet":
             return LossSet([from_spec(s) for s in spec["set"]])
         if spec["type"] not in _BUILTINS:
             raise ValueError(f"unknown loss {spec['type']!r}; expected one of {sorted(_BUILTINS)}")
-        return _BUILTINS[spec["type"]](**spec.get("config", {}))
+        config = dict(spec.get("config", {}))
+        follow = config.pop("follow_optimizer", False)
+        loss = _BUILTINS[spec["type"]](**config)
+        if follow:
+            loss.follow_optimizer = True
+        return loss
     if isinstance(spec, list | tuple):
         return LossSet([from_spec(s) for s in spec])
     raise TypeError(f"loss_type must be a LossFunction, a list of them, or a name such as "
@@ -374,4 +429,8 @@ def spec_of(loss: LossFunction) -> dict[str, Any]:
     if _BUILTINS.get(name) is not type(loss):
         raise TypeError(f"cannot save custom loss {loss!r}: only built-in losses "
                         f"({sorted(_BUILTINS)}) can be saved")
-    return {"type": name, "config": loss.get_config()}
+    config = loss.get_config()
+    if isinstance(loss, StructuralDamping) and (loss.optimizer is not None or loss.follow_optimizer):
+        # the optimiser itself is not saved; the loaded loss links to the next one attached
+        config["follow_optimizer"] = True
+    return {"type": name, "config": config}

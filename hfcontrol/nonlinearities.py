@@ -20,6 +20,7 @@ so that compiled kernels can evaluate them (see ``../shared/DESIGN.md``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -180,8 +181,9 @@ class SoftLIF(Nonlinearity):
         f(x) = \frac{amp}{\tau_{ref} + \tau_{RC} \log(1 + 1/j)}
 
     (Hunsberger & Eliasmith 2015, arXiv:1510.08829). It is computed in forms
-    that stay finite for large ``|x|``: for large negative ``x`` the rate
-    goes to 0 like :math:`amp / (\tau_{RC} x / \sigma)`-ish rather than dividing by zero.
+    that stay finite for any ``x``: far below threshold the rate tends to zero like
+    :math:`amp\, \sigma / (\tau_{RC} |x|)`, and far above it saturates at
+    :math:`amp / \tau_{ref}`.
 
     Parameters
     ----------
@@ -216,7 +218,7 @@ class SoftLIF(Nonlinearity):
         j = self.sigma * np.logaddexp(0, y)
         # log(j) stays finite even where j underflows: log(softplus(y)) ~ y for y << 0
         log_j = np.where(y > -30, np.log(np.maximum(j, np.finfo(j.dtype).tiny)),
-                         y + np.log(self.sigma))
+                         y + x.dtype.type(math.log(self.sigma)))
         return y, j, log_j
 
     def activation(self, x):
@@ -229,8 +231,9 @@ class SoftLIF(Nonlinearity):
         # Written as a^2 * tau_rc / amp * logistic(y) / (j (1 + j)); for y << 0, logistic(y)/j -> 1/sigma.
         y, j, log_j = self._current(x)
         sig = 0.5 * (1 + np.tanh(0.5 * y))
-        ratio = np.where(y > -30, sig / np.maximum(j, np.finfo(j.dtype).tiny), 1 / self.sigma)
-        return a * a * self.tau_rc / self.amp * ratio / (1 + j)
+        ratio = np.where(y > -30, sig / np.maximum(j, np.finfo(j.dtype).tiny),
+                         x.dtype.type(1 / self.sigma))
+        return a * a * x.dtype.type(self.tau_rc / self.amp) * ratio / (1 + j)
 
     def get_config(self):
         return {"sigma": self.sigma, "tau_rc": self.tau_rc, "tau_ref": self.tau_ref,
@@ -274,11 +277,9 @@ class Continuous(Nonlinearity):
         self.dt = float(dt)
         self.coeff = self.dt / self.tau
         self.state: np.ndarray | None = None
-        self._init: np.ndarray | None = None
 
     def reset(self, init: np.ndarray | None = None) -> None:
         """Reset the filter state to ``init`` (zeros, sized on first use, if None)."""
-        self._init = None if init is None else np.array(init, copy=True)
         self.state = None if init is None else np.array(init, copy=True)
 
     def activation(self, x):
@@ -300,6 +301,9 @@ class Continuous(Nonlinearity):
 
     def get_config(self):
         return {"base": spec_of(self.base), "tau": self.tau, "dt": self.dt}
+
+    def __repr__(self) -> str:
+        return f"Continuous({self.base!r}, tau={self.tau!r}, dt={self.dt!r})"
 
 
 class Plant(Nonlinearity):

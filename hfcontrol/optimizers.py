@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .loss_funcs import without_structural_damping
+
 __all__ = ["Optimizer", "HessianFree", "SGD"]
 
 
@@ -71,7 +73,9 @@ class HessianFree(Optimizer):
 
     Non-positive curvature ends CG at the last good iterate; a non-finite
     gradient, curvature or error rejects the step (zero update) and raises the damping,
-    so the weights are never corrupted.
+    so the weights are never corrupted. A zero gradient gives a zero update and
+    leaves the damping alone. Structural damping
+    (:class:`~hfcontrol.loss_funcs.StructuralDamping`) is left out of the model used for ``rho``.
 
     Parameters
     ----------
@@ -92,10 +96,12 @@ class HessianFree(Optimizer):
     damping_up = 3 / 2
     damping_down = 2 / 3
     max_damping = 1e10
+    #: raising a damping of 0 gives this value, so that init_damping=0 can still adapt
+    min_raised_damping = 1e-6
 
     def __init__(self, CG_iter: int = 250, init_damping: float = 1, plotting: bool = True):
         super().__init__()
-        if int(CG_iter) < 1 or int(CG_iter) != CG_iter:
+        if not (isinstance(CG_iter, int | np.integer) and CG_iter >= 1):
             raise ValueError(f"CG_iter must be a positive integer, got {CG_iter!r}")
         if not (np.isfinite(init_damping) and init_damping >= 0):
             raise ValueError(f"init_damping must be a finite number >= 0, got {init_damping!r}")
@@ -103,7 +109,8 @@ class HessianFree(Optimizer):
         self.damping = float(init_damping)
         self.plotting = bool(plotting)
         self.init_delta: np.ndarray | None = None
-        self.last = {"damping": self.damping, "cg_iters": 0, "l_rate": np.nan, "rho": np.nan}
+        self.last = {"damping": self.damping, "cg_iters": 0, "cg_used": 0, "l_rate": np.nan,
+                     "rho": np.nan}
         self.plots: dict[str, list] = {k: [] for k in self.last}
 
     # ------------------------------------------------------------------ CG
@@ -172,9 +179,14 @@ class HessianFree(Optimizer):
         err = net.error()
         if not (np.all(np.isfinite(grad)) and np.isfinite(err)):
             return self._reject("non-finite gradient or error", zero, printing)
+        if not np.any(grad):
+            self._record(0, 0, 0.0, np.nan)
+            if printing:
+                print("  HF: zero gradient, no update")
+            return zero
 
         init = zero if self.init_delta is None or self.init_delta.shape != zero.shape else \
-            self.warm_start * self.init_delta
+            net.dtype.type(self.warm_start) * self.init_delta
         if net.mask is not None:
             init = init * net.mask
         iterates = self.conjugate_gradient(init, grad, iters=self.CG_iter)
@@ -184,52 +196,67 @@ class HessianFree(Optimizer):
                                 printing)
         self.init_delta = iterates[-1][1]
 
-        # backtrack through the stored iterates while the error keeps falling
+        # backtrack through the stored iterates while the error keeps falling; a non-finite
+        # error counts as +inf, so a blown-up final iterate sends the search further back
+        def trial_error(delta) -> float:
+            value = net.error(net.W + delta)
+            return value if np.isfinite(value) else np.inf
+
         best_i, best_delta = iterates[-1]
-        best_err = net.error(net.W + best_delta)
+        best_err = trial_error(best_delta)
         for it, delta in reversed(iterates[:-1]):
-            candidate = net.error(net.W + delta)
-            if not candidate < best_err:
+            candidate = trial_error(delta)
+            if not (candidate < best_err or not np.isfinite(best_err)):
                 break
             best_i, best_delta, best_err = it, delta, candidate
 
-        # Levenberg-Marquardt: ratio of actual to predicted reduction (undamped model)
+        # Levenberg-Marquardt: ratio of actual to predicted reduction, predicted by the
+        # undamped quadratic model (no Tikhonov term, no structural damping)
         g_delta = float(grad @ best_delta)
-        predicted = g_delta + 0.5 * float(best_delta @ net.calc_G(best_delta, damping=0))
+        with without_structural_damping(net.loss):
+            curvature = float(best_delta @ net.calc_G(best_delta, damping=0))
+        predicted = g_delta + 0.5 * curvature
         rho = (best_err - err) / predicted if predicted < 0 and np.isfinite(best_err) else -np.inf
         if rho < 0.25:
-            self.damping = min(self.damping * self.damping_up, self.max_damping)
+            self._raise_damping()
         elif rho > 0.75:
             self.damping *= self.damping_down
 
-        # Armijo line search along the chosen direction
+        # Armijo line search along the chosen direction (only descent directions qualify)
         l_rate, new_err = 1.0, best_err
-        for _ in range(self.armijo_tries):
-            if np.isfinite(new_err) and new_err <= err + self.armijo_c * l_rate * g_delta:
+        for attempt in range(self.armijo_tries):
+            if attempt:
+                l_rate *= self.armijo_shrink
+                new_err = trial_error(net.dtype.type(l_rate) * best_delta)
+            if g_delta < 0 and new_err <= err + self.armijo_c * l_rate * g_delta:
                 break
-            l_rate *= self.armijo_shrink
-            new_err = net.error(net.W + net.dtype.type(l_rate) * best_delta)
         else:
             l_rate = 0.0
         update = (l_rate * best_delta).astype(net.dtype) if l_rate > 0 else zero
         if not np.all(np.isfinite(update)):
             return self._reject("non-finite update", zero, printing)
-        self._record(best_i, l_rate, rho)
+        self._record(iterates[-1][0], best_i, l_rate, rho)
         if printing:
             print(f"  HF: CG iterations {iterates[-1][0]} (using {best_i}), error {err:.4e} -> "
-                  f"{new_err if l_rate > 0 else err:.4e}, rho {rho:.3g}, damping {self.damping:.3g},"
-                  f" step {l_rate:.3g}")
+                  f"{new_err if l_rate > 0 else err:.4e}, rho {rho:.3g}, "
+                  f"damping {self.damping:.3g}, step {l_rate:.3g}")
         return update
 
+    def _raise_damping(self) -> None:
+        self.damping = min(max(self.damping * self.damping_up, self.min_raised_damping),
+                           self.max_damping)
+
     def _reject(self, reason: str, zero: np.ndarray, printing: bool) -> np.ndarray:
-        self.damping = min(self.damping * self.damping_up, self.max_damping)
-        self._record(0, 0.0, np.nan)
+        self._raise_damping()
+        self._record(0, 0, 0.0, np.nan)
         if printing:
             print(f"  HF: step rejected ({reason}); damping raised to {self.damping:.3g}")
         return zero
 
-    def _record(self, cg_iters: int, l_rate: float, rho: float) -> None:
-        self.last = {"damping": self.damping, "cg_iters": cg_iters, "l_rate": l_rate, "rho": rho}
+    def _record(self, cg_iters: int, cg_used: int, l_rate: float, rho: float) -> None:
+        """Figures of this update: CG iterations run, the iterate used, step length, rho."""
+        self.last = {"damping": self.damping, "cg_iters": cg_iters, "cg_used": cg_used,
+                     "l_rate": l_rate, "rho": rho}
         if self.plotting:
             for key, value in self.last.items():
                 self.plots[key].append(value)

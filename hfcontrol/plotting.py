@@ -35,8 +35,10 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     epochs = np.arange(len(history["train_err"]))
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
     ax = axes[0, 0]
-    ax.semilogy(epochs, np.maximum(history["train_err"], 1e-300), label="train")
-    ax.semilogy(epochs, np.maximum(history["test_err"], 1e-300), label="test")
+    for key, label in (("train_err", "train"), ("test_err", "test")):
+        values = np.asarray(history[key], dtype=float)
+        # a zero error has no place on a log axis: leave that point out rather than squash the axis
+        ax.semilogy(epochs, np.where(values > 0, values, np.nan), label=label)
     ax.set_ylabel("error")
     ax.legend()
     panels = [(axes[0, 1], "damping", "damping", True), (axes[1, 0], "cg_iters", "CG iterations",

@@ -61,7 +61,16 @@ def test_batch_loss_divides_by_batch_size():
 def test_classification_error_counts_and_refuses_derivatives():
     out = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     tgt = np.array([[1.0, 0.0], [1.0, 0.0], [np.nan, np.nan]])
-    assert lf.ClassificationError().batch_loss([out], tgt) == pytest.approx(1 / 3)
+    # one wrong of the two labelled samples; the all-NaN row is not counted
+    assert lf.ClassificationError().batch_loss([out], tgt) == pytest.approx(1 / 2)
+    # on sequences it is a rate over samples and steps
+    seq_out = np.zeros((2, 10, 2))
+    seq_out[..., 0] = 1.0
+    seq_tgt = np.zeros((2, 10, 2))
+    seq_tgt[..., 1] = 1.0
+    seq_tgt[1, 5:] = 0.0
+    seq_tgt[1, 5:, 0] = 1.0
+    assert lf.ClassificationError().batch_loss([seq_out], seq_tgt) == pytest.approx(15 / 20)
     with pytest.raises(TypeError, match="not differentiable"):
         lf.ClassificationError().d_loss([out], tgt)
 
@@ -85,3 +94,21 @@ def test_list_becomes_lossset_and_bad_specs_raise():
         lf.SparseL2(-1.0)
     with pytest.raises(ValueError, match="layers"):
         lf.SparseL2(1.0, layers=[7]).loss(ACTS, TARGETS)
+
+
+def test_crossentropy_rejects_negative_targets():
+    with pytest.raises(ValueError, match="CrossEntropy must be >= 0"):
+        lf.CrossEntropy().d2_loss(ACTS, -TARGETS)
+
+
+def test_losses_that_need_a_weight_cannot_be_named_bare():
+    with pytest.raises(ValueError, match="needs a weight"):
+        lf.from_spec("StructuralDamping")
+
+
+def test_without_structural_damping_switches_it_off_temporarily():
+    sd = lf.StructuralDamping(0.5)
+    loss = lf.LossSet([lf.SquaredError(), sd])
+    with lf.without_structural_damping(loss):
+        assert sd.d2_loss(ACTS, TARGETS)[1].max() == 0
+    np.testing.assert_allclose(sd.d2_loss(ACTS, TARGETS)[1], 0.5)

@@ -194,3 +194,53 @@ def test_demos_run_and_write_their_outputs(tmp_path, name):
 def test_demo_cli_rejects_unknown_names():
     with pytest.raises(SystemExit):
         demos.main(["nope"])
+
+
+def test_a_single_stateful_nonlinearity_is_copied_per_layer():
+    shared = hf.RNNet([2, 4, 4, 4], layers=nl.Continuous("Tanh", tau=2.0), rng=3)
+    assert len({id(layer) for layer in shared.layers}) == 4
+    separate = hf.RNNet([2, 4, 4, 4], layers=["Linear"] + [nl.Continuous("Tanh", tau=2.0)
+                                                          for _ in range(3)], rng=3)
+    x = np.random.default_rng(0).standard_normal((3, 5, 2))
+    np.testing.assert_array_equal(shared.forward(x)[-1], separate.forward(x)[-1])
+    cont = nl.Continuous("Tanh")
+    with pytest.raises(ValueError, match="same stateful Continuous object"):
+        hf.RNNet([2, 4, 4, 1], layers=["Linear", cont, cont, "Linear"])
+    with pytest.raises(ValueError, match="need a recurrent network"):
+        hf.FFNet([2, 3, 1], layers=nl.Continuous("Tanh"))
+
+
+def test_cached_minibatch_does_not_follow_later_edits_of_the_callers_arrays():
+    net = hf.FFNet([2, 3, 1], rng=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((5, 2))
+    y = np.zeros((5, 1))
+    net.cache_minibatch(x, y)
+    before = net.error()
+    x += 1.0
+    y += 1.0
+    assert net.error() == before
+    assert net.error(net.W.copy()) == pytest.approx(before, rel=1e-12)
+
+
+def test_more_bad_arguments():
+    with pytest.raises(ValueError, match="load_weights contains NaN"):
+        hf.FFNet([2, 3, 1], load_weights=np.full(13, np.nan, np.float32))
+    with pytest.raises(TypeError, match=r"conns\[0\] must be a list"):
+        hf.FFNet([2, 3, 1], conns={0: 1, 1: [2]})
+    with pytest.warns(UserWarning, match="float64"):
+        hf.FFNet([2, 3, 1], debug=True)
+    with pytest.raises(ValueError, match="CG_iter must be a positive integer"):
+        hf.opt.HessianFree(CG_iter=float("nan"))
+
+
+def test_loaded_structural_damping_follows_the_next_optimiser(tmp_path):
+    opt = hf.opt.HessianFree(init_damping=5.0)
+    sd = lf.StructuralDamping(0.5, optimizer=opt)
+    net = hf.RNNet([2, 3, 1], loss_type=[lf.SquaredError(), sd], rng=0)
+    assert sd.scale == 2.5
+    net.save(tmp_path / "net.npz")
+    loaded = hf.FFNet.load(tmp_path / "net.npz")
+    loaded_sd = loaded.loss.set[1]
+    new_opt = hf.opt.HessianFree(init_damping=3.0)
+    loaded.optimizer = new_opt
+    assert loaded_sd.optimizer is new_opt and loaded_sd.scale == 1.5

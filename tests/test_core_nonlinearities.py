@@ -30,7 +30,8 @@ def test_softlif_is_finite_and_monotone_for_large_inputs(dtype):
     a = lif.activation(x)
     d = lif.d_activation(x, a)
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(d))
-    assert np.all(np.diff(a) > 0) or np.all(np.diff(a) >= 0)
+    assert a.dtype == dtype and d.dtype == dtype
+    assert np.all(np.diff(a) >= 0)
     assert np.all(a >= 0) and np.all(d >= 0)
     # the saturated rate is amp / tau_ref
     assert a[-1] == pytest.approx(lif.amp / lif.tau_ref, rel=1e-3)
@@ -82,3 +83,11 @@ def test_names_and_bad_parameters():
         nl.SoftLIF(sigma=0)
     with pytest.raises(ValueError, match="max"):
         nl.ReLU(max=-1)
+
+
+@pytest.mark.parametrize("nonlin", ELEMENTWISE + [nl.Softmax()], ids=repr)
+def test_float32_stays_float32(nonlin):
+    x = np.linspace(-40, 40, 24, dtype=np.float32).reshape(4, 6)
+    a = nonlin.activation(x)
+    assert a.dtype == np.float32
+    assert nonlin.d_activation(x, a).dtype == np.float32

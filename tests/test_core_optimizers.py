@@ -56,15 +56,20 @@ def test_hf_solves_xor_within_40_updates():
 def test_hf_controls_the_demo_plant():
     net, history, metrics = demos.plant(np.random.default_rng(0), print_period=None)
     assert metrics["final_step_squared_error"] < 1e-3
-    # recomputed independently of the demo's metric: simulate the closed loop by hand
+    # re-simulate the closed loop by hand from the trained weights and the plant equations
     plant = net.layers[-1]
-    plant.reset()
+    W = net.W.astype(np.float64)
+    w_in, b_in = net.get_weights(W, (0, 1))
+    w_rec, b_rec = net.get_weights(W, (1, 1))
+    w_out, b_out = net.get_weights(W, (1, 2))
     state = plant.init_states.copy()
-    out = net.forward(plant)[-1]
-    inputs, _ = plant.get_vecs()
-    np.testing.assert_allclose(inputs[:, 0], state)
-    final = out[:, -1].astype(np.float64)
-    assert 0.5 * np.sum((final - [1.0, 0.0]) ** 2) / final.shape[0] < 1e-3
+    hidden = np.zeros((state.shape[0], w_rec.shape[0]))
+    for t in range(plant.shape[1]):
+        hidden = np.tanh(state @ w_in + b_in + (hidden @ w_rec if t else b_rec))
+        u = hidden @ w_out + b_out
+        position, velocity = state[:, 0], state[:, 1]
+        state = np.column_stack([position + 0.2 * velocity, velocity + np.tanh(position) * u[:, 1]])
+    assert 0.5 * np.sum((state - [1.0, 0.0]) ** 2) / state.shape[0] < 1e-3
 
 
 def test_sgd_lowers_the_error():
@@ -114,3 +119,88 @@ def test_optimizer_argument_checks():
         hf.opt.SGD(l_rate=0)
     with pytest.raises(RuntimeError, match="not attached"):
         hf.opt.SGD().compute_update()
+
+
+def _attached(init_damping=1.0, **kwargs):
+    net = _small_net()
+    opt = hf.opt.HessianFree(init_damping=init_damping, **kwargs)
+    net.optimizer = opt
+    return net, opt
+
+
+def test_compute_update_warm_starts_from_095_of_the_last_solution():
+    net, opt = _attached(CG_iter=5)
+    starts = []
+    solve = opt.conjugate_gradient
+
+    def spy(init_delta, grad, iters):
+        starts.append(init_delta.copy())
+        return solve(init_delta, grad, iters)
+
+    opt.conjugate_gradient = spy
+    opt.compute_update()
+    first_solution = opt.init_delta.copy()
+    net.cache_minibatch(net.inputs, net.targets)
+    opt.compute_update()
+    assert not np.any(starts[0])
+    np.testing.assert_allclose(starts[1], 0.95 * first_solution, rtol=1e-12)
+
+
+def test_damping_rises_by_3_2_when_the_model_overpredicts():
+    net, opt = _attached(init_damping=2.0)
+    true_error = net.error
+    w0 = net.W.copy()
+    # every trial point is made to look barely better than the start: rho is tiny
+    net.error = lambda W=None, inputs=None, targets=None: (
+        true_error() if W is None or np.array_equal(W, w0) else true_error() - 1e-12)
+    opt.compute_update()
+    assert 0 <= opt.last["rho"] < 0.25
+    assert opt.damping == pytest.approx(3.0)
+
+
+def test_a_zero_gradient_changes_nothing():
+    net, opt = _attached()
+    net.set_mask(np.zeros(net.n_params, bool))
+    update = opt.compute_update()
+    assert not np.any(update) and opt.damping == 1.0
+
+
+def test_zero_damping_can_still_be_raised():
+    _, opt = _attached(init_damping=0.0)
+    opt._raise_damping()
+    assert opt.damping > 0
+
+
+def test_a_non_finite_final_iterate_sends_backtracking_to_earlier_ones():
+    net, opt = _attached(CG_iter=30)
+    w0 = net.W.copy()
+    solve = opt.conjugate_gradient
+    final = {}
+
+    def record(init_delta, grad, iters):
+        iterates = solve(init_delta, grad, iters)
+        final["delta"] = iterates[-1][1]
+        return iterates
+
+    opt.conjugate_gradient = record
+    true_error = net.error
+
+    def error(W=None, inputs=None, targets=None):
+        if W is not None and np.array_equal(W, w0 + final["delta"]):
+            return np.nan
+        return true_error(W)
+
+    net.error = error
+    update = opt.compute_update()
+    assert np.all(np.isfinite(update)) and np.any(update)
+    assert opt.last["cg_used"] < opt.last["cg_iters"]
+    assert true_error(w0 + update) < true_error()
+
+
+def test_cg_stops_on_relative_progress():
+    net, opt = _attached(CG_iter=250, init_damping=1e-8)
+    grad = net.calc_grad()
+    default = opt.conjugate_gradient(np.zeros(net.n_params), grad, 250)[-1][0]
+    opt.cg_tolerance = 0.0
+    strict = opt.conjugate_gradient(np.zeros(net.n_params), grad, 250)[-1][0]
+    assert default < strict
