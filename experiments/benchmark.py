@@ -22,11 +22,27 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
-import hfcontrol as hf
-from hfcontrol import _kernels, nl
-from hfcontrol import loss_funcs as lf
+def _early_threads(argv) -> None:
+    """Apply ``--threads N`` to every BLAS before numpy is imported (both the BLAS NumPy
+    calls and the one the compiled kernels call read these variables at load time)."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--threads=") else (
+            argv[i + 1] if arg == "--threads" and i + 1 < len(argv) else None)
+        if value is not None:
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                        "NUMBA_NUM_THREADS"):
+                os.environ[var] = value
+
+
+if __name__ == "__main__":
+    _early_threads(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+import hfcontrol as hf  # noqa: E402
+from hfcontrol import _kernels, nl  # noqa: E402
+from hfcontrol import loss_funcs as lf  # noqa: E402
 
 PROBLEMS = {
     # name: (class, shape, layers, loss, batch, steps)
@@ -182,7 +198,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per figure (>= 5)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for numba (and BLAS if threadpoolctl is installed)")
+                        help="threads for numba and for both BLAS libraries (NumPy's and the "
+                             "one the kernels call); default: the libraries' defaults")
     parser.add_argument("--problems", nargs="*", default=None, choices=list(PROBLEMS))
     parser.add_argument("--json", default="results/benchmark.json", help="output JSON path")
     args = parser.parse_args(argv)
