@@ -514,11 +514,7 @@ class FFNet:
         if self._cc is not None:
             gv = self._compiled_G(v, scale)
         else:
-            r_acts = self._r_forward(v, self._cached_W)
-            d2 = self.loss.d2_loss(self.activations, self.targets)
-            d_act = [None if c is None else c * r * scale
-                     for c, r in zip(d2, r_acts, strict=True)]
-            gv = self._backward(d_act, self._cached_W)
+            gv = self._reference_G(v, scale)
         if damping:
             gv += self.dtype.type(damping) * v
         if self.mask is not None:
@@ -527,6 +523,13 @@ class FFNet:
             out[:] = gv
             return out
         return gv
+
+    def _reference_G(self, v: np.ndarray, scale) -> np.ndarray:
+        """``G v`` (without damping) on the NumPy reference path."""
+        r_acts = self._r_forward(v, self._cached_W)
+        d2 = self.loss.d2_loss(self.activations, self.targets)
+        d_act = [None if c is None else c * r * scale for c, r in zip(d2, r_acts, strict=True)]
+        return self._backward(d_act, self._cached_W)
 
     def error(self, W: np.ndarray | None = None, inputs=None, targets=None) -> float:
         """Loss on the given data (default: the cached minibatch) with weights ``W`` (default ``self.W``)."""
@@ -562,19 +565,27 @@ class FFNet:
         """Max relative error between :meth:`calc_grad` and central finite differences.
 
         The error is ``max|g - g_fd| / max|g_fd|``. Uses the cached minibatch
-        unless ``inputs``/``targets`` are given (then they are cached first).
+        unless ``inputs``/``targets`` are given (then they are cached first). With
+        truncated backprop through time the reference is the truncated gradient: each
+        window's error differenced with the state entering the window held fixed.
         """
         self._fd_setup(inputs, targets)
         grad = self.calc_grad()
-        fd = np.zeros_like(grad)
-        for i in range(self.n_params):
-            if self.mask is not None and not self.mask[i]:
-                continue
-            w = self._cached_W.copy()
-            w[i] += eps
-            plus = self.error(w)
-            w[i] -= 2 * eps
-            fd[i] = (plus - self.error(w)) / (2 * eps)
+        batch = self._batch_size()
+        fd = np.zeros(self.n_params)
+        for activations_at, restrict in self._fd_pieces():
+            def piece_error(w, activations_at=activations_at, restrict=restrict):
+                losses = self.loss.loss(activations_at(w), self.targets)
+                return sum(float(np.sum(restrict(x))) for x in losses if x is not None) / batch
+
+            for i in range(self.n_params):
+                if self.mask is not None and not self.mask[i]:
+                    continue
+                w = self._cached_W.copy()
+                w[i] += eps
+                plus = piece_error(w)
+                w[i] -= 2 * eps
+                fd[i] += (plus - piece_error(w)) / (2 * eps)
         return _relative_error(grad, fd)
 
     def check_G(self, v: np.ndarray | None = None, inputs=None, targets=None,
@@ -583,7 +594,8 @@ class FFNet:
 
         ``J v`` is a central difference of every layer's activations along ``v``;
         ``J^T c`` is the central-difference gradient of ``sum(a(W) * c)`` with
-        ``c = H J v / batch`` held fixed. Neither step uses the R-operator.
+        ``c = H J v / batch`` held fixed. Neither step uses the R-operator. With
+        truncation, the terms of the windows are differenced separately and summed.
         """
         self._fd_setup(inputs, targets)
         if v is None:
@@ -592,27 +604,33 @@ class FFNet:
         if self.mask is not None:
             v = v * self.mask
         w0 = self._cached_W
-        plus = self._activations_at(w0 + eps * v)
-        minus = self._activations_at(w0 - eps * v)
         d2 = self.loss.d2_loss(self.activations, self.targets)
         batch = self._batch_size()
-        c = [None if h is None else h * (p - m) / (2 * eps) / batch
-             for h, p, m in zip(d2, plus, minus, strict=True)]
-
-        def contracted(w):
-            return sum(float(np.sum(a * ci)) for a, ci in zip(self._activations_at(w), c,
-                                                             strict=True) if ci is not None)
-
         fd = np.zeros(self.n_params)
-        for i in range(self.n_params):
-            if self.mask is not None and not self.mask[i]:
-                continue
-            w = w0.copy()
-            w[i] += eps
-            up = contracted(w)
-            w[i] -= 2 * eps
-            fd[i] = (up - contracted(w)) / (2 * eps)
+        for activations_at, restrict in self._fd_pieces():
+            plus = activations_at(w0 + eps * v)
+            minus = activations_at(w0 - eps * v)
+            c = [None if h is None else restrict(h * (p - m) / (2 * eps) / batch)
+                 for h, p, m in zip(d2, plus, minus, strict=True)]
+
+            def contracted(w, activations_at=activations_at, c=c):
+                return sum(float(np.sum(a * ci)) for a, ci in zip(activations_at(w), c,
+                                                                 strict=True) if ci is not None)
+
+            for i in range(self.n_params):
+                if self.mask is not None and not self.mask[i]:
+                    continue
+                w = w0.copy()
+                w[i] += eps
+                up = contracted(w)
+                w[i] -= 2 * eps
+                fd[i] += (up - contracted(w)) / (2 * eps)
         return _relative_error(self.calc_G(v), fd)
+
+    def _fd_pieces(self):
+        """``(activations as a function of W, restriction of the curvature)`` pairs whose
+        ``J^T H J`` terms add up to ``G``; a feedforward net has one."""
+        return [(self._activations_at, lambda c: c)]
 
     def _activations_at(self, W: np.ndarray) -> list[np.ndarray]:
         """Activations of the cached inputs under weights ``W`` (for finite differences)."""

@@ -140,7 +140,8 @@ class RNNet(FFNet):
     # ------------------------------------------------------------------ reference kernels
     def forward(self, inputs, params: np.ndarray | None = None, deriv: bool = False,
                 init_activations: Sequence[np.ndarray | None] | None = None,
-                init_state: Sequence[np.ndarray | None] | None = None):
+                init_state: Sequence[np.ndarray | None] | None = None,
+                _params_from: tuple[int, np.ndarray] | None = None):
         """Run the network over a sequence.
 
         Parameters
@@ -176,7 +177,7 @@ class RNNet(FFNet):
         init_acts = self._check_init(init_activations, "init_activations", batch, self.rec_layers)
         stateful = [i for i, layer in enumerate(self.layers) if layer.stateful]
         init_states = self._check_init(init_state, "init_state", batch, stateful)
-        if plant is None and not deriv and self.backend == "numba":
+        if plant is None and not deriv and _params_from is None and self.backend == "numba":
             return self._compiled_forward(inputs, params, init_acts, init_states)
         for i in stateful:
             self.layers[i].reset(init_states[i])
@@ -185,7 +186,11 @@ class RNNet(FFNet):
 
         acts = [np.empty((batch, n_steps, size), self.dtype) for size in self.shape]
         derivs: list[np.ndarray | None] = [None] * self.n_layers
+        step_params = params
         for t in range(n_steps):
+            if _params_from is not None and t == _params_from[0]:
+                # finite-difference oracle of truncation: other weights from this step on
+                step_params = _params_from[1]
             for layer in range(self.n_layers):
                 if layer == 0:
                     if plant is None:
@@ -195,11 +200,11 @@ class RNNet(FFNet):
                 else:
                     x = None
                     for pre in self.back_conns[layer]:
-                        w, b = self.get_weights(params, (pre, layer))
+                        w, b = self.get_weights(step_params, (pre, layer))
                         term = acts[pre][:, t] @ w + b
                         x = term if x is None else x + term
                     if layer in self.rec_layers:
-                        w, b = self.get_weights(params, (layer, layer))
+                        w, b = self.get_weights(step_params, (layer, layer))
                         if t > 0:
                             x = x + acts[layer][:, t - 1] @ w
                         elif init_acts[layer] is not None:
@@ -233,10 +238,19 @@ class RNNet(FFNet):
                            batch=plant.shape[0])
 
     def _backward(self, d_act, params) -> np.ndarray:
+        n_steps = self.activations[0].shape[1]
+        return self._weight_gradient(self._window_deltas(d_act, params, self._windows(n_steps)))
+
+    def _window_deltas(self, d_act, params, windows) -> list[np.ndarray | None]:
+        """``dE/dx`` of every layer and step, back-propagated within each window and summed.
+
+        A window ``(low, first_injected, end)`` injects the error of steps
+        ``first_injected .. end - 1`` and carries it back through time down to step ``low``.
+        """
         acts, derivs = self.activations, self.d_activations
         batch, n_steps = acts[0].shape[:2]
         delta_x = [None] + [np.zeros((batch, n_steps, size), self.dtype) for size in self.shape[1:]]
-        for low, first_injected, end in self._windows(n_steps):
+        for low, first_injected, end in windows:
             rec_carry = [np.zeros((batch, size), self.dtype) for size in self.shape]
             state_carry = [np.zeros((batch, size), self.dtype) for size in self.shape]
             step_dx: list[np.ndarray | None] = [None] * self.n_layers
@@ -261,7 +275,33 @@ class RNNet(FFNet):
                     step_dx[layer] = dx
                     rec_carry[layer] = dx
                     delta_x[layer][:, t] += dx
-        return self._weight_gradient(delta_x)
+        return delta_x
+
+    def _reference_G(self, v, scale) -> np.ndarray:
+        """``G v`` with ``G = sum_w J_w^T H_w J_w`` over the truncation windows.
+
+        ``J_w`` is the Jacobian of the window's activations with the state entering
+        the window held fixed, the same truncation as the gradient's, so ``G`` is
+        symmetric positive semi-definite. Without truncation there is one window.
+        """
+        n_steps = self.activations[0].shape[1]
+        d2 = self.loss.d2_loss(self.activations, self.targets)
+        total = [None] + [np.zeros_like(a) for a in self.activations[1:]]
+        for window in self._windows(n_steps):
+            low, first_injected, end = window
+            r_acts = self._r_forward(v, self._cached_W, low, end)
+            d_act = []
+            for c, r in zip(d2, r_acts, strict=True):
+                if c is None:
+                    d_act.append(None)
+                    continue
+                injected = np.zeros_like(r)
+                injected[:, first_injected:end] = (c * r * scale)[:, first_injected:end]
+                d_act.append(injected)
+            for layer, dx in enumerate(self._window_deltas(d_act, self._cached_W, [window])):
+                if dx is not None:
+                    total[layer] += dx
+        return self._weight_gradient(total)
 
     def _weight_gradient(self, delta_x) -> np.ndarray:
         """Accumulate weight gradients from ``dE/dx`` of every layer and step, in large products."""
@@ -284,13 +324,15 @@ class RNNet(FFNet):
             gb[:] = delta_x[layer][:, 0].sum(axis=0)
         return grad
 
-    def _r_forward(self, v, params) -> list[np.ndarray]:
+    def _r_forward(self, v, params, low: int = 0, end: int | None = None) -> list[np.ndarray]:
+        """``R{a}`` along ``v`` for steps ``low .. end - 1``, the state before ``low`` held fixed."""
         acts, derivs = self.activations, self.d_activations
         batch, n_steps = acts[0].shape[:2]
+        end = n_steps if end is None else end
         init_acts = self._init_acts
         r_acts = [np.zeros_like(a) for a in acts]
         r_state = [np.zeros((batch, size), self.dtype) for size in self.shape]
-        for t in range(n_steps):
+        for t in range(low, end):
             for layer in range(1, self.n_layers):
                 rx = np.zeros((batch, self.shape[layer]), self.dtype)
                 for pre in self.back_conns[layer]:
@@ -303,7 +345,9 @@ class RNNet(FFNet):
                     vw, vb = self.get_weights(v, (layer, layer))
                     w, _ = self.get_weights(params, (layer, layer))
                     if t > 0:
-                        rx += acts[layer][:, t - 1] @ vw + r_acts[layer][:, t - 1] @ w
+                        rx += acts[layer][:, t - 1] @ vw
+                        if t > low:
+                            rx += r_acts[layer][:, t - 1] @ w
                     else:
                         rx += vb
                         if init_acts[layer] is not None:
@@ -368,6 +412,26 @@ class RNNet(FFNet):
 
     def _activations_at(self, W):
         return self.forward(self.inputs, params=W, **self._forward_kwargs)
+
+    def _fd_pieces(self):
+        n_steps = self.inputs.shape[1]
+        if self.truncation is None:
+            return super()._fd_pieces()
+        pieces = []
+        for low, first_injected, end in self._windows(n_steps):
+            # the window's activations as functions of the weights used from step `low` on,
+            # with the earlier steps (the state entering the window) at the cached weights
+            def activations_at(W, low=low):
+                return self.forward(self.inputs, params=self._cached_W, _params_from=(low, W),
+                                    **self._forward_kwargs)
+
+            def restrict(c, first=first_injected, end=end):
+                out = np.zeros_like(c)
+                out[:, first:end] = c[:, first:end]
+                return out
+
+            pieces.append((activations_at, restrict))
+        return pieces
 
     def _training_data(self, inputs, targets, minibatch_size):
         if isinstance(inputs, nl.Plant):

@@ -164,3 +164,19 @@ def test_random_architectures(data):
         x = rng.standard_normal((3, shape[0]))
         y = rng.standard_normal((3, shape[-1]))
     _assert_checks(net, x, y)
+
+
+@pytest.mark.parametrize("backend", ["numpy"])
+@pytest.mark.parametrize("truncation", [(3, 2), (2, 2), (4, 1)])
+def test_truncated_gradient_and_curvature_against_window_oracles(backend, truncation):
+    """With n < T: G is symmetric PSD, and both products match per-window finite differences."""
+    layers = ["Linear", nl.Continuous(nl.Tanh(), tau=2.0), "Logistic", "Linear"]
+    net = hf.RNNet([2, 4, 3, 2], layers=layers, rec_layers=[1, 2], truncation=truncation,
+                   loss_type=[lf.SquaredError(), lf.SparseL2(0.2)], dtype=np.float64, rng=10,
+                   W_init_params={"init_type": "gaussian"})
+    net.backend = backend
+    x, y = _rnn_data(2, 2, steps=8)
+    _assert_checks(net, x, y)
+    G = np.column_stack([net.calc_G(e) for e in np.eye(net.n_params)])
+    np.testing.assert_allclose(G, G.T, atol=1e-12 * np.abs(G).max())
+    assert np.linalg.eigvalsh(0.5 * (G + G.T)).min() > -1e-10 * np.abs(G).max()
