@@ -386,78 +386,87 @@ def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, pr
     ``dx`` and ``dxw`` are work buffers shaped like ``acts`` (the same array when there
     is a single window); ``tmp`` one of at least ``T * B * max(n)`` elements.
     """
-    L = meta.shape[0]
     offs = _offsets(meta, T * B)
     ioff = _offsets(meta, B)
     single = windows.shape[0] == 1
     if not single:
         dx[:] = 0.0
     for iw in range(windows.shape[0]):
-        low, first, end = windows[iw, 0], windows[iw, 1], windows[iw, 2]
-        nt = end - low
-        for l in range(L - 1, 0, -1):
-            n = meta[l, M_N]
-            e = dxw[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
-            filled = False
-            if present[l]:
-                flat = e.reshape(nt * B * n)
-                skip = (first - low) * B * n
-                flat[:skip] = 0.0
-                base = offs[l] + first * B * n
-                if curvature:
-                    for i in range(skip, nt * B * n):
-                        flat[i] = d2[base + i - skip] * dact[base + i - skip] * scale
-                else:
-                    flat[skip:] = dact[base:base + nt * B * n - skip]
-                filled = True
-            for c in range(conns.shape[0]):
-                if conns[c, 0] != l:
-                    continue
-                post = conns[c, 1]
-                npost = meta[post, M_N]
-                w = W[conns[c, 2]:conns[c, 3]].reshape((n, npost))
-                dpost = dxw[offs[post] + low * B * npost:
-                            offs[post] + end * B * npost].reshape((nt * B, npost))
-                _mm(dpost, w.T, e, filled, tmp)
-                filled = True
-            if not filled:
-                e[:] = 0.0
-            code = meta[l, M_CODE]
-            rec = meta[l, M_REC] != 0
-            stateful = meta[l, M_STATEFUL] != 0
-            a_w = acts[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
-            d_w = ds[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
-            if not rec and not stateful:
-                _jac(code, a_w, d_w, e, e)
-            else:
-                e3 = e.reshape((nt, B, n))
-                a3 = a_w.reshape((nt, B, n))
-                d3 = d_w.reshape((nt, B, n))
-                if rec:
-                    wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-                else:
-                    wr = W[0:0].reshape((0, 0))
-                coeff = _cast(acts, prm[l, 4])
-                keep = _cast(acts, 1.0) - coeff
-                carry = np.zeros((B, n), acts.dtype)
-                jt = np.empty((B, n), acts.dtype)
-                for t in range(nt - 1, -1, -1):
-                    et = e3[t]
-                    if rec and t < nt - 1:
-                        _mm(e3[t + 1], wr.T, et, True, tmp)
-                    if stateful:
-                        _jac(code, a3[t], d3[t], et, jt)
-                        for r in range(B):
-                            for j in range(n):
-                                dsv = jt[r, j] + carry[r, j]
-                                et[r, j] = coeff * dsv
-                                carry[r, j] = keep * dsv
-                    else:
-                        _jac(code, a3[t], d3[t], et, et)
-            if not single:
-                tot = dx[offs[l] + low * B * n:offs[l] + end * B * n]
-                tot += e.reshape(nt * B * n)
+        _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature,
+                         present, windows[iw, 0], windows[iw, 1], windows[iw, 2], single, dx,
+                         dxw, tmp)
     _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tmp)
+
+
+@njit(cache=True)
+def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, present,
+                     low, first, end, single, dx, dxw, tmp):
+    """Back-propagate one window ``(low, first_injected, end)``; add its dE/dx into ``dx``."""
+    L = meta.shape[0]
+    offs = _offsets(meta, T * B)
+    nt = end - low
+    for l in range(L - 1, 0, -1):
+        n = meta[l, M_N]
+        e = dxw[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+        filled = False
+        if present[l]:
+            flat = e.reshape(nt * B * n)
+            skip = (first - low) * B * n
+            flat[:skip] = 0.0
+            base = offs[l] + first * B * n
+            if curvature:
+                for i in range(skip, nt * B * n):
+                    flat[i] = d2[base + i - skip] * dact[base + i - skip] * scale
+            else:
+                flat[skip:] = dact[base:base + nt * B * n - skip]
+            filled = True
+        for c in range(conns.shape[0]):
+            if conns[c, 0] != l:
+                continue
+            post = conns[c, 1]
+            npost = meta[post, M_N]
+            w = W[conns[c, 2]:conns[c, 3]].reshape((n, npost))
+            dpost = dxw[offs[post] + low * B * npost:
+                        offs[post] + end * B * npost].reshape((nt * B, npost))
+            _mm(dpost, w.T, e, filled, tmp)
+            filled = True
+        if not filled:
+            e[:] = 0.0
+        code = meta[l, M_CODE]
+        rec = meta[l, M_REC] != 0
+        stateful = meta[l, M_STATEFUL] != 0
+        a_w = acts[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+        d_w = ds[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+        if not rec and not stateful:
+            _jac(code, a_w, d_w, e, e)
+        else:
+            e3 = e.reshape((nt, B, n))
+            a3 = a_w.reshape((nt, B, n))
+            d3 = d_w.reshape((nt, B, n))
+            if rec:
+                wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+            else:
+                wr = W[0:0].reshape((0, 0))
+            coeff = _cast(acts, prm[l, 4])
+            keep = _cast(acts, 1.0) - coeff
+            carry = np.zeros((B, n), acts.dtype)
+            jt = np.empty((B, n), acts.dtype)
+            for t in range(nt - 1, -1, -1):
+                et = e3[t]
+                if rec and t < nt - 1:
+                    _mm(e3[t + 1], wr.T, et, True, tmp)
+                if stateful:
+                    _jac(code, a3[t], d3[t], et, jt)
+                    for r in range(B):
+                        for j in range(n):
+                            dsv = jt[r, j] + carry[r, j]
+                            et[r, j] = coeff * dsv
+                            carry[r, j] = keep * dsv
+                else:
+                    _jac(code, a3[t], d3[t], et, et)
+        if not single:
+            tot = dx[offs[l] + low * B * n:offs[l] + end * B * n]
+            tot += e.reshape(nt * B * n)
 
 
 @njit(cache=True)
@@ -494,18 +503,21 @@ def _colsum(d, out):
 
 # ---------------------------------------------------------------------- R-forward and G v
 @njit(cache=True)
-def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp):
-    """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``).
+def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch, tmp):
+    """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``)
+    for steps ``low .. end - 1``, the state entering step ``low`` held fixed (a truncation
+    window; ``0, T`` for the whole sequence).
 
     ``scratch`` and ``tmp`` are work buffers of at least ``T * B * max(n)`` elements.
     """
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
     ioff = _offsets(meta, B)
-    ra[:offs[1]] = 0.0
+    nt = end - low
+    rows = nt * B
+    ra[offs[0] + low * B * meta[0, M_N]:offs[0] + end * B * meta[0, M_N]] = 0.0
     for l in range(1, L):
         n = meta[l, M_N]
-        rows = T * B
         rx = scratch[:rows * n].reshape((rows, n))
         code = meta[l, M_CODE]
         rec = meta[l, M_REC] != 0
@@ -515,10 +527,14 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp
             # the recurrent weights' direction, for all steps at once, written first
             # (the largest product: no temporary)
             vr = V[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-            if T > 1:
-                _mm(_block(acts, offs[l], (T - 1) * B, n), vr, rx[B:], False, tmp)
-            _affine(_block(init_act, ioff[l], B, n), vr, V[meta[l, M_RMID]:meta[l, M_REND]],
-                    rx[:B], False, tmp)
+            if nt > 1:
+                _mm(_block(acts, offs[l] + low * B * n, (nt - 1) * B, n), vr, rx[B:], False,
+                    tmp)
+            if low == 0:
+                _affine(_block(init_act, ioff[l], B, n), vr,
+                        V[meta[l, M_RMID]:meta[l, M_REND]], rx[:B], False, tmp)
+            else:
+                _mm(_block(acts, offs[l] + (low - 1) * B * n, B, n), vr, rx[:B], False, tmp)
             first = False
         for c in range(conns.shape[0]):
             if conns[c, 1] != l:
@@ -526,15 +542,15 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp
             pre = conns[c, 0]
             npre = meta[pre, M_N]
             vw = V[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _affine(_block(acts, offs[pre], rows, npre), vw, V[conns[c, 3]:conns[c, 4]], rx,
-                    not first, tmp)
+            _affine(_block(acts, offs[pre] + low * B * npre, rows, npre), vw,
+                    V[conns[c, 3]:conns[c, 4]], rx, not first, tmp)
             first = False
             if pre > 0:
                 w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-                _mm(_block(ra, offs[pre], rows, npre), w, rx, True, tmp)
-        a_l = _block(acts, offs[l], rows, n)
-        d_l = _block(ds, offs[l], rows, n)
-        r_l = _block(ra, offs[l], rows, n)
+                _mm(_block(ra, offs[pre] + low * B * npre, rows, npre), w, rx, True, tmp)
+        a_l = _block(acts, offs[l] + low * B * n, rows, n)
+        d_l = _block(ds, offs[l] + low * B * n, rows, n)
+        r_l = _block(ra, offs[l] + low * B * n, rows, n)
         if not rec and not stateful:
             _jac(code, a_l, d_l, rx, r_l)
             continue
@@ -542,14 +558,14 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp
             wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
         else:
             wr = W[0:0].reshape((0, 0))
-        rx3 = rx.reshape((T, B, n))
-        a3 = a_l.reshape((T, B, n))
-        d3 = d_l.reshape((T, B, n))
-        r3 = r_l.reshape((T, B, n))
+        rx3 = rx.reshape((nt, B, n))
+        a3 = a_l.reshape((nt, B, n))
+        d3 = d_l.reshape((nt, B, n))
+        r3 = r_l.reshape((nt, B, n))
         coeff = _cast(acts, prm[l, 4])
         keep = _cast(acts, 1.0) - coeff
         rs = np.zeros((B, n), acts.dtype)
-        for t in range(T):
+        for t in range(nt):
             xt = rx3[t]
             if rec and t > 0:
                 _mm(r3[t - 1], wr, xt, True, tmp)
@@ -565,10 +581,24 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp
 @njit(cache=True)
 def gauss_newton(W, V, meta, prm, conns, T, B, acts, ds, d2, present, scale, init_act,
                  windows, out, ra, dx, dxw, scratch, tmp):
-    """``out = G V``: R-forward, curvature ``d2 * scale`` and backward in one call."""
-    r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, ra, scratch, tmp)
-    backward(W, meta, prm, conns, T, B, acts, ds, ra, d2, scale, True, present, init_act,
-             windows, out, dx, dxw, tmp)
+    """``out = G V``: R-forward, curvature ``d2 * scale`` and backward in one call.
+
+    With truncation ``G = sum_w J_w^T H J_w`` over the windows, ``J_w`` the Jacobian of
+    the window's activations with the state entering the window held fixed (the same
+    truncation as the gradient's; the NumPy reference defines it the same way).
+    """
+    offs = _offsets(meta, T * B)
+    ioff = _offsets(meta, B)
+    single = windows.shape[0] == 1
+    if not single:
+        dx[:] = 0.0
+    for iw in range(windows.shape[0]):
+        low, first, end = windows[iw, 0], windows[iw, 1], windows[iw, 2]
+        r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch,
+                  tmp)
+        _backward_window(W, meta, prm, conns, T, B, acts, ds, ra, d2, scale, True, present,
+                         low, first, end, single, dx, dxw, tmp)
+    _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, out, tmp)
 
 
 # ====================================================================== Python glue
