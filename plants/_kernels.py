@@ -156,9 +156,25 @@ def _joint_stops(p, w, oz, oA, oB, n, m, jac):
 
 @njit(**HOT)
 def _step_flat(code, p, w):
-    """Advance the state at ``w[2m:2m+n]`` by one step (control already in ``w[0:m]``)."""
-    n = int(p[H_N])
-    m = int(p[H_M])
+    """Advance the state at ``w[2m:2m+n]`` by one step (control already in ``w[0:m]``).
+
+    The built-in plants' sizes are passed as constants so that the compiler can unroll the
+    integrator loops and drop the other plants' branches (one source, several copies).
+    """
+    if code == PENDULUM:
+        _step_flat_n(PENDULUM, p, w, 2, 1)
+    elif code == CARTPOLE:
+        _step_flat_n(CARTPOLE, p, w, 4, 1)
+    elif code == CHAIN and p[H_N] == 4.0:
+        _step_flat_n(CHAIN, p, w, 4, 2)
+    elif code == CHAIN and p[H_N] == 6.0:
+        _step_flat_n(CHAIN, p, w, 6, 3)
+    else:
+        _step_flat_n(code, p, w, int(p[H_N]), int(p[H_M]))
+
+
+@njit(**HOT_INLINE)
+def _step_flat_n(code, p, w, n, m):
     integ = int(p[H_INTEG])
     S = int(p[H_SUB])
     h = p[H_DT] / S
@@ -231,9 +247,21 @@ def jac_offsets(n, m):
 
 @njit(**HOT)
 def _jac_flat(code, p, w):
-    """Step the state at ``w[2m:]`` and accumulate ``A``, ``B`` at :func:`jac_offsets`."""
-    n = int(p[H_N])
-    m = int(p[H_M])
+    """Step the state at ``w[2m:]`` and accumulate ``A``, ``B`` at :func:`jac_offsets`.
+
+    The two built-in arms get their sizes as constants here, as in :func:`_step_flat` (the
+    other plants share the generic copy, to keep compilation time down).
+    """
+    if code == CHAIN and p[H_N] == 4.0:
+        _jac_flat_n(CHAIN, p, w, 4, 2)
+    elif code == CHAIN and p[H_N] == 6.0:
+        _jac_flat_n(CHAIN, p, w, 6, 3)
+    else:
+        _jac_flat_n(code, p, w, int(p[H_N]), int(p[H_M]))
+
+
+@njit(**HOT_INLINE)
+def _jac_flat_n(code, p, w, n, m):
     integ = int(p[H_INTEG])
     S = int(p[H_SUB])
     h = p[H_DT] / S
