@@ -13,6 +13,10 @@ Public per-sample kernels (callable from other ``@njit`` code, e.g. a network's 
     stops included). Returns nothing; also writes nothing else.
 
 ``code`` is the plant code (``params[0]``); the parameter layout is in :mod:`plants._layout`.
+Pass ``code`` and ``params`` to your compiled function as *arguments*: if they are captured
+as globals or closure constants, Numba types them as literals/frozen constants and compiles
+all the plant kernels again for those types (tens of seconds), instead of loading them from
+the cache.
 The integrator is chosen at run time from ``params[1]`` so there is a single compiled
 specialisation for every integrator and plant.
 

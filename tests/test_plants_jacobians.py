@@ -82,32 +82,32 @@ def test_joint_stops_in_jacobians():
     _check(arm, np.array([1.0, 2.0, 0.5, 1.0]), np.array([0.3, -0.2]))
 
 
-def test_jacobian_kernels_callable_from_compiled_code():
-    arm = TwoLinkArm()
-    code, params = arm.kernel_code, arm.kernel_params
-    ws = np.empty(arm.workspace_size)
-
-    @njit
-    def closed_loop(x0, T, ws):
-        x = x0.copy()
-        xn = np.empty_like(x)
-        u = np.zeros(2)
-        A = np.empty((4, 4))
-        B = np.empty((4, 2))
-        for _ in range(T):
-            u[0] = -x[0]
-            u[1] = -x[1]
-            K.jacobians_sample_ws(code, params, x, u, A, B, ws)
-            K.step_sample_ws(code, params, x, u, xn, ws)
-            x[:] = xn
+@njit(cache=True)
+def _closed_loop(code, params, x0, T, ws):
+    """A user's compiled loop calling the plant kernels by name (code/params as arguments)."""
+    x = x0.copy()
+    xn = np.empty_like(x)
+    u = np.zeros(2)
+    A = np.empty((4, 4))
+    B = np.empty((4, 2))
+    for _ in range(T):
         u[0] = -x[0]
         u[1] = -x[1]
-        K.jacobians_sample(code, params, x, u, A, B)
-        K.step_sample(code, params, x, u, xn)
-        return xn, A, B
+        K.jacobians_sample_ws(code, params, x, u, A, B, ws)
+        K.step_sample_ws(code, params, x, u, xn, ws)
+        x[:] = xn
+    u[0] = -x[0]
+    u[1] = -x[1]
+    K.jacobians_sample(code, params, x, u, A, B)
+    K.step_sample(code, params, x, u, xn)
+    return xn, A, B
 
+
+def test_jacobian_kernels_callable_from_compiled_code():
+    arm = TwoLinkArm()
+    ws = np.empty(arm.workspace_size)
     x0 = np.array([0.3, 1.0, 0.0, 0.0])
-    xn, A, B = closed_loop(x0, 5, ws)
+    xn, A, B = _closed_loop(arm.kernel_code, arm.kernel_params, x0, 5, ws)
     x = x0[None].copy()
     for _ in range(6):
         u = -x[:, :2]
