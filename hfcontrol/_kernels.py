@@ -451,8 +451,18 @@ def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curva
             keep = _cast(acts, 1.0) - coeff
             carry = np.zeros((B, n), acts.dtype)
             jt = np.empty((B, n), acts.dtype)
+            fuse = rec and not stateful and code != SOFTMAX
+            tv = tmp[:B * n].reshape((B, n))
             for t in range(nt - 1, -1, -1):
                 et = e3[t]
+                if fuse and t < nt - 1:
+                    # dx[t] = f'(x) * (e[t] + dx[t+1] @ W_rec.T), in one pass
+                    np.dot(e3[t + 1], wr.T, tv)
+                    dt = d3[t]
+                    for r in range(B):
+                        for j in range(n):
+                            et[r, j] = dt[r, j] * (et[r, j] + tv[r, j])
+                    continue
                 if rec and t < nt - 1:
                     _mm(e3[t + 1], wr.T, et, True, tmp)
                 if stateful:
@@ -565,8 +575,19 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
         coeff = _cast(acts, prm[l, 4])
         keep = _cast(acts, 1.0) - coeff
         rs = np.zeros((B, n), acts.dtype)
+        fuse = rec and not stateful and code != SOFTMAX
+        tv = tmp[:B * n].reshape((B, n))
         for t in range(nt):
             xt = rx3[t]
+            if fuse and t > 0:
+                # R{a}[t] = f'(x) * (R{x} + R{a}[t-1] @ W_rec), in one pass
+                np.dot(r3[t - 1], wr, tv)
+                rt = r3[t]
+                dt = d3[t]
+                for r in range(B):
+                    for j in range(n):
+                        rt[r, j] = dt[r, j] * (xt[r, j] + tv[r, j])
+                continue
             if rec and t > 0:
                 _mm(r3[t - 1], wr, xt, True, tmp)
             if stateful:
