@@ -121,6 +121,16 @@ def _tanh(x):
 
 
 @njit(cache=True)
+def _logistic(x):
+    """Logistic function in float64, accurate in both tails (no ``1 + tanh`` cancellation)."""
+    v = np.float64(x)
+    if v >= 0:
+        return 1.0 / (1.0 + np.exp(-v))
+    e = np.exp(v)
+    return e / (1.0 + e)
+
+
+@njit(cache=True)
 def _softlif(p, x):
     """SoftLIF rate and derivative (same large-|x| safeguards as the NumPy version)."""
     sigma, tau_rc, tau_ref, amp = p[0], p[1], p[2], p[3]
@@ -133,7 +143,7 @@ def _softlif(p, x):
         log_j = y + np.log(sigma)
     log_term = max(-log_j, 0.0) + np.log1p(np.exp(-abs(log_j)))
     a = amp / (tau_ref + tau_rc * log_term)
-    sig = 0.5 * (1.0 + np.tanh(0.5 * y))
+    sig = _logistic(y)
     if y > -30.0:
         ratio = sig / max(j, tiny)
     else:
@@ -159,7 +169,7 @@ def _elementwise(code, p, x, a, d):
                 d[r, j] = 1.0 - v * v
         elif code == LOGISTIC:
             for j in range(n):
-                a[r, j] = 0.5 * (1.0 + _tanh(0.5 * x[r, j]))
+                a[r, j] = _logistic(x[r, j])
                 v = a[r, j]
                 d[r, j] = v * (one - v)
         elif code == RELU:

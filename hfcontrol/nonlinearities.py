@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 __all__ = [
     "Nonlinearity",
@@ -95,8 +96,8 @@ class Logistic(Nonlinearity):
     code = 2
 
     def activation(self, x):
-        # 0.5 * (1 + tanh(x/2)) is the logistic function without overflow for large |x|
-        return 0.5 * (1 + np.tanh(0.5 * x))
+        # scipy's expit is accurate in both tails (1 + tanh(x/2) would cancel for x << 0)
+        return expit(x)
 
     def d_activation(self, x, a):
         return a * (1 - a)
@@ -230,7 +231,7 @@ class SoftLIF(Nonlinearity):
         # da/dx = amp * tau_rc / (den^2 * j * (1 + j)) * dj/dx, with dj/dx = logistic(x / sigma).
         # Written as a^2 * tau_rc / amp * logistic(y) / (j (1 + j)); for y << 0, logistic(y)/j -> 1/sigma.
         y, j, log_j = self._current(x)
-        sig = 0.5 * (1 + np.tanh(0.5 * y))
+        sig = expit(y)
         ratio = np.where(y > -30, sig / np.maximum(j, np.finfo(j.dtype).tiny),
                          x.dtype.type(1 / self.sigma))
         return a * a * x.dtype.type(self.tau_rc / self.amp) * ratio / (1 + j)

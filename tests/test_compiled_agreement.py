@@ -27,7 +27,8 @@ def _nonlins():
         "ReLU": nl.ReLU(max=2.0),
         "Gaussian": nl.Gaussian(),
         "Softmax": nl.Softmax(),
-        "SoftLIF": nl.SoftLIF(sigma=2.0, tau_rc=0.02, tau_ref=0.002, amp=0.05),
+        "SoftLIF": nl.SoftLIF(sigma=1.0, tau_rc=0.02, tau_ref=0.002, amp=0.05),
+        "SoftLIF-smooth": nl.SoftLIF(sigma=2.0, tau_rc=0.05, tau_ref=0.001, amp=0.5),
         "Continuous": nl.Continuous(nl.Tanh(), tau=3.0, dt=1.0),
     }
 

@@ -166,7 +166,7 @@ def test_random_architectures(data):
     _assert_checks(net, x, y)
 
 
-@pytest.mark.parametrize("backend", ["numpy"])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("truncation", [(3, 2), (2, 2), (4, 1)])
 def test_truncated_gradient_and_curvature_against_window_oracles(backend, truncation):
     """With n < T: G is symmetric PSD, and both products match per-window finite differences."""
