@@ -284,7 +284,7 @@ class FFNet:
         one (an error if a layer has no kernel), or ``"auto"``. Losses are always
         evaluated by vectorised NumPy (they have no time loop).
         """
-        if self._backend_choice == "numpy" or not _kernels.compilable(self):
+        if self._backend_choice == "numpy" or _kernels.plan_for(self) is None:
             return "numpy"
         return "numba"
 
@@ -327,30 +327,38 @@ class FFNet:
             self.activations, self.d_activations = self._reference_forward(self.inputs,
                                                                             self._cached_W)
             return
-        plan = _kernels.Plan(self)
+        plan = _kernels.plan_for(self)
         inputs_tm, T, B = self._time_major(self.inputs)
         init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
         init_st = _kernels.init_block(plan, init_state, B, self.dtype)
-        acts, ds = _kernels.run_forward(plan, self._cached_W, inputs_tm, T, B, init_act, init_st)
+        # work buffers, reused by the forward pass and every calc_grad / calc_G / error
+        # on this minibatch
+        scratch = np.empty(T * B * max(self.shape), self.dtype)
+        tmp = np.empty(max(T * B, max(self.shape)) * max(self.shape), self.dtype)
+        acts, ds = _kernels.run_forward(plan, self._cached_W, inputs_tm, T, B, init_act, init_st,
+                                        work=(scratch, tmp))
         windows = self._windows(T) if self._recurrent else [(0, 0, 1)]
         dx = np.empty_like(acts)
         self._cc = {"plan": plan, "T": T, "B": B, "acts": acts, "ds": ds, "init_act": init_act,
                     "windows": _kernels.windows_array(windows), "d2": None,
                     "static_d2": _static_curvature(self.loss),
-                    # work buffers, reused by every calc_grad / calc_G on this minibatch
                     "ra": np.empty_like(acts), "dx": dx,
                     "dxw": dx if len(windows) == 1 else np.empty_like(acts),
-                    "scratch": np.empty(T * B * max(self.shape), self.dtype),
-                    "tmp": np.empty(max(T * B, max(self.shape)) * max(self.shape), self.dtype)}
+                    "scratch": scratch, "tmp": tmp}
         self.activations = _kernels.unpack(plan, acts, T, B, self._recurrent)
         self.d_activations = None
 
     def _compiled_forward(self, inputs, params, init_activations=None, init_state=None):
-        plan = _kernels.Plan(self)
+        """Activations only (no derivatives), e.g. for :meth:`error` in a line search."""
+        plan = _kernels.plan_for(self)
         inputs_tm, T, B = self._time_major(inputs)
         init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
         init_st = _kernels.init_block(plan, init_state, B, self.dtype)
-        acts, _ = _kernels.run_forward(plan, params, inputs_tm, T, B, init_act, init_st)
+        cc = self._cc
+        # the minibatch's work buffers are free between calc_grad / calc_G calls
+        work = (cc["scratch"], cc["tmp"]) if cc is not None and cc["plan"] is plan else None
+        acts, _ = _kernels.run_forward(plan, params, inputs_tm, T, B, init_act, init_st,
+                                       deriv=False, work=work)
         return _kernels.unpack(plan, acts, T, B, self._recurrent)
 
     def _compiled_backward(self, d_act, scale) -> np.ndarray:
