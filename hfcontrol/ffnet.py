@@ -342,6 +342,7 @@ class FFNet:
         self._cc = {"plan": plan, "T": T, "B": B, "acts": acts, "ds": ds, "init_act": init_act,
                     "windows": _kernels.windows_array(windows), "d2": None,
                     "static_d2": _static_curvature(self.loss),
+                    "truncation": getattr(self, "truncation", None),
                     "ra": np.empty_like(acts), "dx": dx,
                     "dxw": dx if len(windows) == 1 else np.empty_like(acts),
                     "scratch": scratch, "tmp": tmp}
@@ -361,8 +362,20 @@ class FFNet:
                                        deriv=False, work=work)
         return _kernels.unpack(plan, acts, T, B, self._recurrent)
 
-    def _compiled_backward(self, d_act, scale) -> np.ndarray:
+    def _compiled_cache(self) -> dict:
+        """The compiled path's minibatch cache, its truncation windows brought up to date
+        (``truncation`` may be changed after :meth:`cache_minibatch`)."""
         cc = self._cc
+        trunc = getattr(self, "truncation", None)
+        if cc["truncation"] != trunc:
+            windows = self._windows(cc["T"])
+            cc["windows"] = _kernels.windows_array(windows)
+            cc["dxw"] = cc["dx"] if len(windows) == 1 else np.empty_like(cc["acts"])
+            cc["truncation"] = trunc
+        return cc
+
+    def _compiled_backward(self, d_act, scale) -> np.ndarray:
+        cc = self._compiled_cache()
         plan, T, B = cc["plan"], cc["T"], cc["B"]
         buf, present = _kernels.pack(plan, [None if d is None else d * scale for d in d_act],
                                      T, B, self.dtype, self._recurrent)
@@ -373,7 +386,7 @@ class FFNet:
         return grad
 
     def _compiled_G(self, v, scale) -> np.ndarray:
-        cc = self._cc
+        cc = self._compiled_cache()
         plan, T, B = cc["plan"], cc["T"], cc["B"]
         if cc["d2"] is None or not cc["static_d2"]:
             d2 = self.loss.d2_loss(self.activations, self.targets)
