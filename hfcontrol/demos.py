@@ -33,13 +33,17 @@ XOR_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_TARGETS = np.array([[0], [1], [1], [0]], dtype=np.float32)
 
 
-def xor(rng: np.random.Generator, epochs: int | None = None, print_period: int | None = 10):
-    """Train a 2-5-1 net on XOR; returns ``(net, history, metrics)``."""
-    net = FFNet([2, 5, 1], layers=[nl.Linear(), nl.Tanh(), nl.Logistic()], rng=rng)
+def _train_on_xor(net: FFNet, epochs: int | None, print_period: int | None):
     history = net.run_epochs(XOR_INPUTS, XOR_TARGETS, opt.HessianFree(CG_iter=100),
                              max_epochs=epochs or 40, target_err=1e-4,
                              print_period=print_period)
     return net, history, {"final_error": net.error(inputs=XOR_INPUTS, targets=XOR_TARGETS)}
+
+
+def xor(rng: np.random.Generator, epochs: int | None = None, print_period: int | None = 10):
+    """Train a 2-5-1 net on XOR; returns ``(net, history, metrics)``."""
+    net = FFNet([2, 5, 1], layers=[nl.Linear(), nl.Tanh(), nl.Logistic()], rng=rng)
+    return _train_on_xor(net, epochs, print_period)
 
 
 def connections(rng: np.random.Generator, epochs: int | None = None,
@@ -47,10 +51,7 @@ def connections(rng: np.random.Generator, epochs: int | None = None,
     """XOR through a 2-3-3-1 net with skip connections from the input to every layer."""
     net = FFNet([2, 3, 3, 1], layers=[nl.Linear(), nl.Tanh(), nl.Tanh(), nl.Logistic()],
                 conns={0: [1, 2, 3], 1: [2], 2: [3]}, rng=rng)
-    history = net.run_epochs(XOR_INPUTS, XOR_TARGETS, opt.HessianFree(CG_iter=100),
-                             max_epochs=epochs or 40, target_err=1e-4,
-                             print_period=print_period)
-    return net, history, {"final_error": net.error(inputs=XOR_INPUTS, targets=XOR_TARGETS)}
+    return _train_on_xor(net, epochs, print_period)
 
 
 def crossentropy(rng: np.random.Generator, epochs: int | None = None,
