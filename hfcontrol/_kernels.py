@@ -137,6 +137,18 @@ def _logistic(x):
 
 
 @njit(cache=True)
+def _logistic32(x):
+    """:func:`_logistic` in float32 (``expf``: about twice as fast as ``exp``), a few
+    float32 ulp from exact in both tails."""
+    v = np.float32(x)
+    one = np.float32(1.0)
+    if v >= 0:
+        return one / (one + np.exp(-v))
+    e = np.exp(v)
+    return e / (one + e)
+
+
+@njit(cache=True)
 def _softlif(p, x):
     """SoftLIF rate and derivative (same large-|x| safeguards as the NumPy version)."""
     sigma, tau_rc, tau_ref, amp = p[0], p[1], p[2], p[3]
@@ -213,8 +225,12 @@ def _elementwise(code, p, x, a, d, deriv):
                 for j in range(n):
                     d[r, j] = 1.0 - a[r, j] * a[r, j]
         elif code == LOGISTIC:
-            for j in range(n):
-                a[r, j] = _logistic(x[r, j])
+            if a.itemsize == 4:
+                for j in range(n):
+                    a[r, j] = _logistic32(x[r, j])
+            else:
+                for j in range(n):
+                    a[r, j] = _logistic(x[r, j])
             if deriv:
                 for j in range(n):
                     v = a[r, j]

@@ -126,3 +126,12 @@ def test_forward_float32_tanh_close_to_float64():
     _kernels._elementwise(_kernels.TANH, np.zeros(5), z, a, a, False)
     assert np.max(np.abs(a - np.tanh(z.astype(np.float64)))
                   / np.maximum(np.abs(np.tanh(z.astype(np.float64))), 1e-30)) <= 5e-7
+
+
+def test_float32_logistic_both_tails():
+    """float32 logistic (``expf``): a few float32 ulp from exact, lower tail included."""
+    z = np.linspace(-80, 30, 20001, dtype=np.float32).reshape(1, -1)
+    a = np.empty_like(z)
+    _kernels._elementwise(_kernels.LOGISTIC, np.zeros(5), z, a, a, False)
+    exact = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+    assert np.max(np.abs(a - exact) / exact) <= 5e-7
