@@ -147,13 +147,15 @@ class PlantBase:
             raise ValueError(f"x and u need the same batch size, got x {x.shape}, u {u.shape}")
         if self._has_cnoise:
             u = u + self._control_noise * self.rng.standard_normal(u.shape)
-        out = np.empty_like(x)
-        bad = K.step_batch(self.kernel_code, self.kernel_params, x, u, out)
+        B = x.shape[0]
+        out = np.empty((B, 1, self.state_dim))
+        bad = K.step_batch(self.kernel_code, self.kernel_params, x,
+                           u.reshape(B, 1, self.control_dim), out)
         if bad >= 0:
             raise self._bad(bad, "x", x, "u")
         if self._has_pnoise:
             out += self._process_noise * self.rng.standard_normal(out.shape)
-        return out
+        return out.reshape(B, self.state_dim)
 
     def rollout(self, x0: np.ndarray, U: np.ndarray) -> np.ndarray:
         """Step a whole control sequence: ``x0[B, n]``, ``U[B, T, m]`` -> ``X[B, T + 1, n]``.

@@ -165,23 +165,45 @@ def _step_flat(code, p, w):
     The built-in plants' sizes are passed as constants so that the compiler can unroll the
     integrator loops and drop the other plants' branches (one source, several copies).
     """
+    integ, S, h, vclip, stops = _step_config(p, False)
     if code == PENDULUM:
-        _step_flat_n(PENDULUM, p, w, 2, 1)
+        _advance(PENDULUM, p, w, 2, 1, integ, S, h, vclip, stops)
     elif code == CARTPOLE:
-        _step_flat_n(CARTPOLE, p, w, 4, 1)
+        _advance(CARTPOLE, p, w, 4, 1, integ, S, h, vclip, stops)
     elif code == CHAIN and p[H_N] == 4.0:
-        _step_flat_n(CHAIN, p, w, 4, 2)
+        _advance(CHAIN, p, w, 4, 2, integ, S, h, vclip, stops)
     elif code == CHAIN and p[H_N] == 6.0:
-        _step_flat_n(CHAIN, p, w, 6, 3)
+        _advance(CHAIN, p, w, 6, 3, integ, S, h, vclip, stops)
     else:
-        _step_flat_n(code, p, w, int(p[H_N]), int(p[H_M]))
+        _advance(code, p, w, int(p[H_N]), int(p[H_M]), integ, S, h, vclip, stops)
 
 
 @njit(**HOT_INLINE)
-def _step_flat_n(code, p, w, n, m):
+def _step_config(p, scan):
+    """The integrator settings, read from ``params`` once per batched call.
+
+    ``vclip`` / ``stops``: run the velocity-clipping / joint-stop passes. With ``scan`` they
+    are off unless some limit is finite (an infinite limit never acts, so skipping the pass
+    changes nothing); without it (one sample: the scan would cost more than it saves) they
+    are on whenever the plant has position coordinates.
+    """
     integ = int(p[H_INTEG])
     S = int(p[H_SUB])
     h = p[H_DT] / S
+    nq = int(p[H_NQ])
+    vclip = (not scan) and nq > 0
+    stops = (not scan) and nq > 0
+    for i in range(nq if scan else 0):
+        if np.isfinite(p[int(p[H_VMAX]) + i]):
+            vclip = True
+        if np.isfinite(p[int(p[H_QLO]) + i]) or np.isfinite(p[int(p[H_QHI]) + i]):
+            stops = True
+    return integ, S, h, vclip, stops
+
+
+@njit(**HOT_INLINE)
+def _advance(code, p, w, n, m, integ, S, h, vclip, stops):
+    """One step of the state at ``w[2m:]`` with the settings of :func:`_step_config`."""
     oz = 2 * m
     o1 = oz + n
     o2 = oz + 2 * n
@@ -207,7 +229,8 @@ def _step_flat_n(code, p, w, n, m):
         if integ == RK4:
             for i in range(n):
                 w[oz + i] += h / 6.0 * (w[o1 + i] + 2.0 * w[o2 + i] + 2.0 * w[o3 + i] + w[o4 + i])
-            _clip_velocities(p, w, oz, 0, 0, n, m, False)
+            if vclip:
+                _clip_velocities(p, w, oz, 0, 0, n, m, False)
         elif integ == SEMI_IMPLICIT:
             for i in range(nq):
                 kv = int(p[vi + i])
@@ -223,11 +246,12 @@ def _step_flat_n(code, p, w, n, m):
         elif integ == EULER:
             for i in range(n):
                 w[oz + i] += h * w[o1 + i]
-            _clip_velocities(p, w, oz, 0, 0, n, m, False)
+            if vclip:
+                _clip_velocities(p, w, oz, 0, 0, n, m, False)
         else:
             for i in range(n):
                 w[oz + i] = w[o1 + i]
-        if nq > 0:
+        if stops:
             _joint_stops(p, w, oz, 0, 0, n, m, False)
 
 
@@ -242,7 +266,7 @@ def _matmul(w, oA, oB, oC, n, k, c):
             w[oC + i * c + j] = s
 
 
-@njit(**HOT)
+@njit(**HOT_INLINE)
 def jac_offsets(n, m):
     """Offsets of the accumulated ``A`` (n x n) and ``B`` (n x m) left by :func:`_jac_flat`."""
     base = 2 * m + 8 * n + 6 * (n * n + n * m)
@@ -256,19 +280,18 @@ def _jac_flat(code, p, w):
     The two built-in arms get their sizes as constants here, as in :func:`_step_flat` (the
     other plants share the generic copy, to keep compilation time down).
     """
+    integ, S, h, vclip, stops = _step_config(p, False)
     if code == CHAIN and p[H_N] == 4.0:
-        _jac_flat_n(CHAIN, p, w, 4, 2)
+        _jac_advance(CHAIN, p, w, 4, 2, integ, S, h, vclip, stops)
     elif code == CHAIN and p[H_N] == 6.0:
-        _jac_flat_n(CHAIN, p, w, 6, 3)
+        _jac_advance(CHAIN, p, w, 6, 3, integ, S, h, vclip, stops)
     else:
-        _jac_flat_n(code, p, w, int(p[H_N]), int(p[H_M]))
+        _jac_advance(code, p, w, int(p[H_N]), int(p[H_M]), integ, S, h, vclip, stops)
 
 
 @njit(**HOT_INLINE)
-def _jac_flat_n(code, p, w, n, m):
-    integ = int(p[H_INTEG])
-    S = int(p[H_SUB])
-    h = p[H_DT] / S
+def _jac_advance(code, p, w, n, m, integ, S, h, vclip, stops):
+    """:func:`_jac_flat` with the settings of :func:`_step_config` already read."""
     nn = n * n
     nm = n * m
     oz = 2 * m
@@ -328,7 +351,8 @@ def _jac_flat_n(code, p, w, n, m):
                     w[oAl + i * n + j] = h / 6.0 * w[oKs + i * n + j] + (1.0 if i == j else 0.0)
             for i in range(nm):
                 w[oBl + i] = h / 6.0 * w[oLs + i]
-            _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
+            if vclip:
+                _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
         elif integ == SEMI_IMPLICIT:
             for i in range(n):
                 for j in range(n):
@@ -362,13 +386,14 @@ def _jac_flat_n(code, p, w, n, m):
                     w[oAl + i * n + j] = h * w[oF + i * n + j] + (1.0 if i == j else 0.0)
             for i in range(nm):
                 w[oBl + i] = h * w[oG + i]
-            _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
+            if vclip:
+                _clip_velocities(p, w, oz, oAl, oBl, n, m, True)
         else:
             for i in range(n):
                 w[oz + i] = w[ok + i]
             for i in range(nn + nm):
                 w[oAl + i] = w[oF + i]
-        if nq > 0:
+        if stops:
             _joint_stops(p, w, oz, oAl, oBl, n, m, True)
         if s == 0:
             for i in range(nn + nm):
@@ -457,20 +482,96 @@ def _load_row(p, w, X, U, b, m):
         w[2 * m + i] = X[b, i]
 
 
+@njit(**HOT)
+def _jac_rows(code, p, X, U, A, B, lo, hi, ws):
+    """Jacobians of rows ``lo:hi`` (scratch ``ws``); plant and settings dispatched once."""
+    if code == PENDULUM:
+        _jac_rows_n(PENDULUM, p, X, U, A, B, lo, hi, ws, 2, 1)
+    elif code == CARTPOLE:
+        _jac_rows_n(CARTPOLE, p, X, U, A, B, lo, hi, ws, 4, 1)
+    elif code == CHAIN and p[H_N] == 4.0:
+        _jac_rows_n(CHAIN, p, X, U, A, B, lo, hi, ws, 4, 2)
+    elif code == CHAIN and p[H_N] == 6.0:
+        _jac_rows_n(CHAIN, p, X, U, A, B, lo, hi, ws, 6, 3)
+    else:
+        _jac_rows_n(code, p, X, U, A, B, lo, hi, ws, int(p[H_N]), int(p[H_M]))
+
+
+@njit(**HOT_INLINE)
+def _jac_rows_n(code, p, X, U, A, B, lo, hi, ws, n, m):
+    integ, S, h, vclip, stops = _step_config(p, True)
+    oA, oB = jac_offsets(n, m)
+    for b in range(lo, hi):
+        _load_row(p, ws, X, U, b, m)
+        _jac_advance(code, p, ws, n, m, integ, S, h, vclip, stops)
+        for i in range(n):
+            for j in range(n):
+                A[b, i, j] = ws[oA + i * n + j]
+            for j in range(m):
+                B[b, i, j] = ws[oB + i * m + j]
+
+
+@njit(**HOT)
+def _rollout_rows(code, p, X0, U, W, noisy, X, o0, lo, hi, ws):
+    """Roll out samples ``lo:hi``: ``X[b, o0 + t] = x_t`` for ``t`` from ``1 - o0`` to ``T``.
+
+    ``o0 = 1`` stores the initial state too (rollout), ``o0 = 0`` only the ``T`` new states
+    (``step`` is the case ``T = 1``). The plant is dispatched and the settings are read once
+    per call, outside the loop over samples (as in :func:`_step_flat`, the built-in sizes
+    are constants).
+    """
+    if code == PENDULUM:
+        _rows_n(PENDULUM, p, X0, U, W, noisy, X, o0, lo, hi, ws, 2, 1)
+    elif code == CARTPOLE:
+        _rows_n(CARTPOLE, p, X0, U, W, noisy, X, o0, lo, hi, ws, 4, 1)
+    elif code == CHAIN and p[H_N] == 4.0:
+        _rows_n(CHAIN, p, X0, U, W, noisy, X, o0, lo, hi, ws, 4, 2)
+    elif code == CHAIN and p[H_N] == 6.0:
+        _rows_n(CHAIN, p, X0, U, W, noisy, X, o0, lo, hi, ws, 6, 3)
+    else:
+        _rows_n(code, p, X0, U, W, noisy, X, o0, lo, hi, ws, int(p[H_N]), int(p[H_M]))
+
+
+@njit(**HOT_INLINE)
+def _rows_n(code, p, X0, U, W, noisy, X, o0, lo, hi, ws, n, m):
+    T = U.shape[1]
+    ulo = int(p[H_ULO])
+    uhi = int(p[H_UHI])
+    integ, S, h, vclip, stops = _step_config(p, True)
+    oz = 2 * m
+    for b in range(lo, hi):
+        for i in range(n):
+            ws[oz + i] = X0[b, i]
+        if o0 == 1:
+            for i in range(n):
+                X[b, 0, i] = X0[b, i]
+        for t in range(T):
+            for j in range(m):
+                a = U[b, t, j]
+                if a > p[uhi + j]:
+                    a = p[uhi + j]
+                elif a < p[ulo + j]:
+                    a = p[ulo + j]
+                ws[j] = a
+            _advance(code, p, ws, n, m, integ, S, h, vclip, stops)
+            if noisy:
+                for i in range(n):
+                    ws[oz + i] += W[b, t, i]
+            for i in range(n):
+                X[b, t + o0, i] = ws[oz + i]
+
+
 @njit(cache=True)
 def step_batch(code, p, X, U, out):
-    """Batched step; returns the first non-finite sample (nothing computed) or -1."""
-    bad = _first_bad(X, U)
+    """Batched step ``out[:, 0] = step(X, U[:, 0])`` (``U[B, 1, m]``, ``out[B, 1, n]``).
+
+    Returns the first non-finite sample (nothing computed) or -1.
+    """
+    bad = _first_bad(X, U[:, 0])
     if bad >= 0:
         return bad
     ws = np.empty(int(p[H_WS]))
-    n = X.shape[1]
-    m = U.shape[1]
-    for b in range(X.shape[0]):
-        _load_row(p, ws, X, U, b, m)
-        _step_flat(code, p, ws)
-        for i in range(n):
-            out[b, i] = ws[2 * m + i]
+    _rollout_rows(code, p, X, U, U, False, out, 0, 0, X.shape[0], ws)
     return -1
 
 
@@ -481,17 +582,7 @@ def jacobians_batch(code, p, X, U, A, B):
     if bad >= 0:
         return bad
     ws = np.empty(int(p[H_WS]))
-    n = X.shape[1]
-    m = U.shape[1]
-    oA, oB = jac_offsets(n, m)
-    for b in range(X.shape[0]):
-        _load_row(p, ws, X, U, b, m)
-        _jac_flat(code, p, ws)
-        for i in range(n):
-            for j in range(n):
-                A[b, i, j] = ws[oA + i * n + j]
-            for j in range(m):
-                B[b, i, j] = ws[oB + i * m + j]
+    _jac_rows(code, p, X, U, A, B, 0, X.shape[0], ws)
     return -1
 
 
@@ -513,29 +604,7 @@ def rollout_batch(code, p, X0, U, W, noisy, X):
                 if not np.isfinite(U[b, t, j]):
                     return b
     ws = np.empty(int(p[H_WS]))
-    m = U.shape[2]
-    lo = int(p[H_ULO])
-    hi = int(p[H_UHI])
-    oz = 2 * m
-    for b in range(Bn):
-        for i in range(n):
-            X[b, 0, i] = X0[b, i]
-            ws[oz + i] = X0[b, i]
-        for t in range(T):
-            for j in range(m):
-                a = U[b, t, j]
-                ws[m + j] = 1.0
-                if a > p[hi + j]:
-                    a = p[hi + j]
-                elif a < p[lo + j]:
-                    a = p[lo + j]
-                ws[j] = a
-            _step_flat(code, p, ws)
-            if noisy:
-                for i in range(n):
-                    ws[oz + i] += W[b, t, i]
-            for i in range(n):
-                X[b, t + 1, i] = ws[oz + i]
+    _rollout_rows(code, p, X0, U, W, noisy, X, 1, 0, Bn, ws)
     return -1
 
 

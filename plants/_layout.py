@@ -49,7 +49,7 @@ HEADER = 16
 FIELD_LEN = 7
 
 
-@njit(**HOT)
+@njit(**HOT_INLINE)
 def integrator_workspace(n: int, m: int) -> int:
     """Scratch the integrators need for a state of size n and control of size m."""
     return 8 * n + 2 * m + 12 * (n * n + n * m) + 16
