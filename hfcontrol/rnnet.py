@@ -379,14 +379,17 @@ class RNNet(FFNet):
             acts, derivs = self.forward(inputs, deriv=True, **forward_kwargs)
         if plant is not None:
             inputs, targets = plant.get_vecs()
-        inputs = self._check_inputs(inputs)
-        self.targets = self._check_targets(targets, inputs)
+        # copies: the cache must not change when the caller later edits their arrays
+        inputs = self._check_inputs(inputs).copy()
+        self.targets = self._check_targets(targets, inputs).copy()
         self.inputs, self._plant = inputs, plant
-        self._forward_kwargs = forward_kwargs
-        self._init_acts = self._check_init(init_activations, "init_activations", inputs.shape[0],
-                                           self.rec_layers)
         stateful = [i for i, layer in enumerate(self.layers) if layer.stateful]
-        self._init_states = self._check_init(init_state, "init_state", inputs.shape[0], stateful)
+        self._init_acts = [None if a is None else a.copy() for a in self._check_init(
+            init_activations, "init_activations", inputs.shape[0], self.rec_layers)]
+        self._init_states = [None if s is None else s.copy() for s in self._check_init(
+            init_state, "init_state", inputs.shape[0], stateful)]
+        self._forward_kwargs = {"init_activations": self._init_acts,
+                                "init_state": self._init_states}
         self._cached_W = self.W.copy()
         if compiled:
             # a plant's run is cached as data: the compiled pass recomputes the same

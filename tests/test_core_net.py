@@ -220,6 +220,16 @@ def test_cached_minibatch_does_not_follow_later_edits_of_the_callers_arrays():
     y += 1.0
     assert net.error() == before
     assert net.error(net.W.copy()) == pytest.approx(before, rel=1e-12)
+    rnn = hf.RNNet([2, 3, 1], rng=0, dtype=np.float64)
+    xs = np.random.default_rng(1).standard_normal((4, 5, 2))
+    ys = np.zeros((4, 5, 1))
+    init = np.ones((4, 3))
+    rnn.cache_minibatch(xs, ys, init_activations=[None, init, None])
+    grad, err = rnn.calc_grad(), rnn.error(rnn.W.copy())
+    xs += 1.0
+    init += 1.0
+    np.testing.assert_array_equal(rnn.calc_grad(), grad)
+    assert rnn.error(rnn.W.copy()) == err
 
 
 def test_more_bad_arguments():
