@@ -54,6 +54,8 @@ class PlantBase:
         kw.update(changes)
         if "rng" not in changes and "seed" not in changes:
             kw["rng"], kw["seed"] = self.rng, None
+        else:
+            kw["rng"], kw["seed"] = changes.get("rng"), changes.get("seed")
         return type(self)(**kw)
 
     def _setup(self, *, code: int, integrator: str, allowed_integrators, substeps, dt,
@@ -67,10 +69,7 @@ class PlantBase:
         self.dt = V.positive(dt, "dt")
         self.substeps = V.integer(substeps, "substeps")
         self.integrator = integrator
-        if integrator == "discrete":
-            integ = 3
-        else:
-            integ = V.integrator_code(integrator, allowed_integrators)
+        integ = V.integrator_code(integrator, allowed_integrators)
         nq = len(pos_index)
         if max_speed is None:
             vmax = np.full(nq, np.inf)
@@ -106,6 +105,9 @@ class PlantBase:
                       control_noise=self._control_noise, process_noise=self._process_noise)
         if nq:
             record.update(max_speed=vmax, joint_low=qlo, joint_high=qhi)
+        for value in (*record.values(), vmax, qlo, qhi):
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False  # the compiled model holds its own copy
         self._parameters = MappingProxyType(record)
 
     @property
@@ -130,6 +132,12 @@ class PlantBase:
         return V.as_float_array(a, name, (None, width))
 
     def _bad(self, idx: int, xname: str, x: np.ndarray, uname: str) -> ValueError:
+        if idx <= -2:
+            b = -2 - idx
+            return ValueError(f"the model produced a non-finite result for sample {b} "
+                              f"({xname}[{b}] = {x[b]}): the state or control ({uname}) is "
+                              f"beyond what it can integrate at dt = {self.dt} (smaller dt or "
+                              f"more substeps, or smaller controls)")
         if not np.isfinite(x[idx]).all():
             return ValueError(f"{xname}[{idx}] must be finite, got {x[idx]}")
         return ValueError(f"{uname} for sample {idx} must be finite (no NaN or inf)")
@@ -151,7 +159,7 @@ class PlantBase:
         out = np.empty((B, 1, self.state_dim))
         bad = K.step_batch(self.kernel_code, self.kernel_params, x,
                            u.reshape(B, 1, self.control_dim), out)
-        if bad >= 0:
+        if bad != -1:
             raise self._bad(bad, "x", x, "u")
         if self._has_pnoise:
             out += self._process_noise * self.rng.standard_normal(out.shape)
@@ -180,7 +188,7 @@ class PlantBase:
         X = np.empty((B, T + 1, self.state_dim))
         bad = K.rollout_batch(self.kernel_code, self.kernel_params, x0, U, W,
                               self._has_pnoise, X)
-        if bad >= 0:
+        if bad != -1:
             raise self._bad(bad, "x0", x0, "U")
         return X
 
@@ -199,7 +207,7 @@ class PlantBase:
         A = np.empty((B, self.state_dim, self.state_dim))
         Bu = np.empty((B, self.state_dim, self.control_dim))
         bad = K.jacobians_batch(self.kernel_code, self.kernel_params, x, u, A, Bu)
-        if bad >= 0:
+        if bad != -1:
             raise self._bad(bad, "x", x, "u")
         return A, Bu
 

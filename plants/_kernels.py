@@ -463,6 +463,17 @@ def _first_bad(X, U):
     return -1
 
 
+@njit(cache=True)
+def _first_nonfinite(Y):
+    """``-2 - b`` for the first sample ``b`` of ``Y[B, ...]`` holding a non-finite value, else -1."""
+    flat = Y.reshape(Y.shape[0], -1)
+    for b in range(flat.shape[0]):
+        for i in range(flat.shape[1]):
+            if not np.isfinite(flat[b, i]):
+                return -2 - b
+    return -1
+
+
 @njit(**HOT_INLINE)
 def _load_row(p, w, X, U, b, m):
     """:func:`_load` for row ``b`` of batched ``X``, ``U`` (no array views)."""
@@ -565,32 +576,36 @@ def _rows_n(code, p, X0, U, W, noisy, X, o0, lo, hi, ws, n, m):
 def step_batch(code, p, X, U, out):
     """Batched step ``out[:, 0] = step(X, U[:, 0])`` (``U[B, 1, m]``, ``out[B, 1, n]``).
 
-    Returns the first non-finite sample (nothing computed) or -1.
+    Returns the first sample with a non-finite input (nothing computed), ``-2 - b`` for
+    the first sample ``b`` whose result is not finite, or -1.
     """
     bad = _first_bad(X, U[:, 0])
     if bad >= 0:
         return bad
     ws = np.empty(int(p[H_WS]))
     _rollout_rows(code, p, X, U, U, False, out, 0, 0, X.shape[0], ws)
-    return -1
+    return _first_nonfinite(out)
 
 
 @njit(cache=True)
 def jacobians_batch(code, p, X, U, A, B):
-    """Batched Jacobians; returns the first non-finite sample or -1."""
+    """Batched Jacobians; returns the first non-finite input sample, ``-2 - b`` for a
+    non-finite result of sample ``b``, or -1."""
     bad = _first_bad(X, U)
     if bad >= 0:
         return bad
     ws = np.empty(int(p[H_WS]))
     _jac_rows(code, p, X, U, A, B, 0, X.shape[0], ws)
-    return -1
+    bad = _first_nonfinite(A)
+    return bad if bad != -1 else _first_nonfinite(B)
 
 
 @njit(cache=True)
 def rollout_batch(code, p, X0, U, W, noisy, X):
     """``X[:, 0] = X0``; ``X[:, t+1] = step(X[:, t], U[:, t]) (+ W[:, t] if noisy)``.
 
-    Returns the index of the first sample whose ``X0`` or ``U`` is not finite, else -1.
+    Returns the index of the first sample whose ``X0`` or ``U`` is not finite, ``-2 - b``
+    for the first sample ``b`` whose trajectory is not finite, else -1.
     """
     Bn = X0.shape[0]
     T = U.shape[1]
@@ -605,7 +620,7 @@ def rollout_batch(code, p, X0, U, W, noisy, X):
                     return b
     ws = np.empty(int(p[H_WS]))
     _rollout_rows(code, p, X0, U, W, noisy, X, 1, 0, Bn, ws)
-    return -1
+    return _first_nonfinite(X)
 
 
 @njit(cache=True)

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-INTEGRATORS = {"euler": 0, "semi_implicit": 1, "rk4": 2}
+INTEGRATORS = {"euler": 0, "semi_implicit": 1, "rk4": 2, "discrete": 3}
 
 
 def as_float_array(value, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -27,9 +27,7 @@ def as_float_array(value, name: str, shape: tuple[int | None, ...]) -> np.ndarra
     except Exception as exc:  # pragma: no cover - exotic objects
         raise TypeError(f"{name} must be a numeric array of shape {_fmt(shape)}") from exc
     if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating)
-        or np.issubdtype(arr.dtype, np.integer)
-        or arr.dtype == np.bool_
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
         raise TypeError(
             f"{name} must be a real numeric array of shape {_fmt(shape)}, got dtype {arr.dtype}"
@@ -38,7 +36,9 @@ def as_float_array(value, name: str, shape: tuple[int | None, ...]) -> np.ndarra
         s is not None and s != a for s, a in zip(shape, arr.shape, strict=False)
     ):
         raise ValueError(f"{name} must have shape {_fmt(shape)}, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    # a copy: plants keep parameters, and a caller editing their array later must not
+    # change them behind the compiled model's back
+    arr = np.array(arr, dtype=np.float64, order="C")
     if np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN")
     return arr
@@ -85,7 +85,7 @@ def integer(value, name: str, *, low: int = 1) -> int:
     return int(value)
 
 
-def integrator_code(name, allowed=tuple(INTEGRATORS)) -> int:
+def integrator_code(name, allowed=("euler", "semi_implicit", "rk4")) -> int:
     """Map an integrator name to its kernel code, rejecting unknown names."""
     if not isinstance(name, str) or name not in allowed:
         raise ValueError(f"integrator must be one of {list(allowed)}, got {name!r}")

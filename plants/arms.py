@@ -132,7 +132,7 @@ class PlanarArm(PlantBase):
         sym = 0.5 * (visc + visc.T)
         if not np.allclose(visc, visc.T) or np.linalg.eigvalsh(sym).min() < -1e-12:
             raise ValueError(f"viscosity must be symmetric positive semi-definite, got {visc}")
-        if isinstance(gravity, bool):
+        if isinstance(gravity, bool | np.bool_):
             g = 9.81 if gravity else 0.0
         else:
             g = V.nonnegative(gravity, "gravity")

@@ -77,12 +77,10 @@ class LinearPlant(PlantBase):
                              "'discrete', 'euler' or 'rk4' for LinearPlant")
         if integrator == "discrete" and substeps != 1:
             raise ValueError(f"substeps must be 1 for the discrete map, got {substeps!r}")
-        if integrator != "discrete":
-            V.integrator_code(integrator, ("euler", "rk4"))
         lo, hi = V.limits(None, control_limit, "control_limit", m)
         self.A, self.B, self.B_tanh, self.B_tanh_index = A, B, G, idx.astype(int)
         section = np.concatenate([A.ravel(), B.ravel(), G.ravel(), idx.ravel()])
-        self._setup(code=LINEAR, integrator=integrator, allowed_integrators=("euler", "rk4"),
+        self._setup(code=LINEAR, integrator=integrator, allowed_integrators=("discrete", "euler", "rk4"),
                     substeps=substeps, dt=dt, n=n, m=m, pos_index=[], vel_index=[],
                     control_low=lo, control_high=hi, max_speed=None, joint_limits=None,
                     section=section, plant_workspace=0,
