@@ -769,7 +769,7 @@ def _layer_key(layer) -> tuple:
     d = layer.__dict__
     key = (type(layer), d.get("stateful"), d.get("elementwise"),
            getattr(layer, "njit_activation", None), getattr(layer, "njit_d_activation", None),
-           *[v for v in d.values() if type(v) is float])
+           *[v for v in d.values() if isinstance(v, int | float | np.number)])
     base = d.get("base")
     return key if base is None else key + _layer_key(base)
 

@@ -84,4 +84,4 @@ def check_vector(value, name: str, size: int, dtype: np.dtype) -> np.ndarray:
     if value.shape != (size,):
         raise ValueError(f"{name} must be a vector of length {size} (the number of parameters), "
                          f"got shape {value.shape}")
-    return value
+    return np.ascontiguousarray(value)

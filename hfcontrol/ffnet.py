@@ -260,8 +260,9 @@ class FFNet:
 
     # ------------------------------------------------------------------ data checks
     def _check_params(self, params) -> np.ndarray:
-        return self.W if params is None else check_vector(params, "params", self.n_params,
-                                                          self.dtype)
+        if params is None:
+            return check_vector(self.W, "W", self.n_params, self.dtype)
+        return check_vector(params, "params", self.n_params, self.dtype)
 
     def _check_inputs(self, inputs) -> np.ndarray:
         return check_array(inputs, "inputs", 2, self.shape[0], self.dtype)
@@ -284,7 +285,12 @@ class FFNet:
         one (an error if a layer has no kernel), or ``"auto"``. Losses are always
         evaluated by vectorised NumPy (they have no time loop).
         """
-        if self._backend_choice == "numpy" or _kernels.plan_for(self) is None:
+        if self._backend_choice == "numpy":
+            return "numpy"
+        if _kernels.plan_for(self) is None:
+            if self._backend_choice == "numba":
+                raise ValueError("backend='numba' was requested, but a layer of this network has "
+                                 f"no compiled kernel now (layers: {self.layers})")
             return "numpy"
         return "numba"
 
@@ -388,9 +394,13 @@ class FFNet:
     def _compiled_G(self, v, scale) -> np.ndarray:
         cc = self._compiled_cache()
         plan, T, B = cc["plan"], cc["T"], cc["B"]
-        if cc["d2"] is None or not cc["static_d2"]:
+        key = _curvature_key(self.loss)
+        if cc["d2"] is None or not cc["static_d2"] or cc.get("d2_key") != key:
+            # the curvature is re-packed when the loss (or one of its settings) changed
             d2 = self.loss.d2_loss(self.activations, self.targets)
             cc["d2"] = _kernels.pack(plan, d2, T, B, self.dtype, self._recurrent)
+            cc["d2_key"] = key
+            cc["static_d2"] = _static_curvature(self.loss)
         d2buf, present = cc["d2"]
         gv = np.empty(self.n_params, self.dtype)
         _kernels.gauss_newton(self._cached_W, v, plan.meta, plan.prm, plan.conns, T, B,
@@ -816,6 +826,13 @@ class FFNet:
         net = net_cls(load_weights=W, **config)
         net.set_mask(mask)
         return net
+
+
+def _curvature_key(loss) -> tuple:
+    """Identity and settings of a loss (and of a LossSet's members) that its curvature uses."""
+    if type(loss) is lf.LossSet:
+        return (id(loss), tuple(_curvature_key(item) for item in loss.set))
+    return (id(loss), type(loss), repr(sorted(vars(loss).items(), key=lambda kv: kv[0])))
 
 
 def _static_curvature(loss) -> bool:

@@ -173,7 +173,6 @@ class RNNet(FFNet):
         else:
             inputs = self._check_inputs(inputs)
             batch, n_steps = inputs.shape[:2]
-        self._windows(n_steps)  # validates the truncation against the sequence length
         init_acts = self._check_init(init_activations, "init_activations", batch, self.rec_layers)
         stateful = [i for i, layer in enumerate(self.layers) if layer.stateful]
         init_states = self._check_init(init_state, "init_state", batch, stateful)
@@ -373,6 +372,10 @@ class RNNet(FFNet):
         if plant is not None and targets is not None:
             raise ValueError("targets must be None when inputs is a Plant (the plant supplies "
                              "them)")
+        if plant is None:
+            self._windows(self._check_inputs(inputs).shape[1])  # truncation fits the sequence?
+        else:
+            self._windows(int(plant.shape[1]))
         forward_kwargs = {"init_activations": init_activations, "init_state": init_state}
         compiled = self.backend == "numba"
         if plant is not None or not compiled:

@@ -74,7 +74,8 @@ def test_bad_data_raises_naming_the_argument():
         net.forward(np.zeros((1, 2)), params=net.W.astype(np.float64))
     rnn = hf.RNNet([2, 3, 1], truncation=(5, 2), rng=0)
     with pytest.raises(ValueError, match="truncation: n = 5 steps is longer than the sequence"):
-        rnn.forward(np.zeros((2, 4, 2)))
+        rnn.cache_minibatch(np.zeros((2, 4, 2)), np.zeros((2, 4, 1)))
+    assert rnn.forward(np.zeros((2, 4, 2)))[-1].shape == (2, 4, 1)  # evaluation is fine
     with pytest.raises(ValueError, match=r"\[batch, time, units\]"):
         rnn.forward(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="targets must have 4 time steps"):
@@ -254,3 +255,26 @@ def test_loaded_structural_damping_follows_the_next_optimiser(tmp_path):
     new_opt = hf.opt.HessianFree(init_damping=3.0)
     loaded.optimizer = new_opt
     assert loaded_sd.optimizer is new_opt and loaded_sd.scale == 1.5
+
+
+def test_compiled_path_follows_changed_layer_and_loss_settings_and_odd_vectors():
+    for backend in ("numba", "numpy"):
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+        sparse = lf.SparseL2(0.1)
+        net = hf.FFNet([3, 4, 2], layers=["Linear", nl.ReLU(max=1), "Linear"],
+                       loss_type=[lf.SquaredError(), sparse], dtype=np.float64, rng=1)
+        net.backend = backend
+        net.layers[1].max = np.float64(0.25)  # not a Python float
+        net.cache_minibatch(x, y)
+        assert net.check_grad() < 1e-5
+        v = rng.standard_normal(net.n_params)
+        net.calc_G(v)
+        sparse.weight = 3.0
+        assert net.check_G(v) < 1e-5
+        history = np.stack([net.W, net.W + 0.1], axis=1)  # columns are strided vectors
+        assert np.isfinite(net.error(history[:, 1]))
+        assert np.all(np.isfinite(net.calc_G(history[:, 1])))
+    net.W = net.W.astype(np.float32)
+    with pytest.raises(TypeError, match="W must have dtype float64"):
+        net.forward(x)
