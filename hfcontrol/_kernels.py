@@ -28,7 +28,11 @@ evaluated by vectorised NumPy over whole arrays.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, register_jitable
+from numba.np import linalg
 
 # meta columns
 M_N, M_REC, M_CODE, M_STATEFUL, M_RSTART, M_RMID, M_REND = range(7)
@@ -39,43 +43,112 @@ LINEAR, TANH, LOGISTIC, RELU, GAUSSIAN, SOFTMAX, SOFTLIF = range(7)
 USER = 8
 
 # ---------------------------------------------------------------------- small helpers
-# Matrix products go to BLAS (np.dot) even when tiny: measured here, a [32, 16] @ [16, 16]
-# sgemm from inside @njit takes 0.2 us, several times less than an explicit loop.
-@njit(cache=True)
+# Helpers that callers pass constants (True, 0) are registered with ``register_jitable``:
+# numba types a call to them with non-literal argument types first, so each is compiled
+# once per dtype, where an @njit function is compiled again for every combination of
+# literal arguments (``_mm`` had 7 specialisations per dtype). There is no array-to-array
+# slice assignment (``x[:] = y``): numba compiles the formatting of its shape-mismatch
+# error message, seconds of compile time; explicit loops instead.
+@register_jitable(cache=True)
 def _block(buf, off, rows, n):
     """Rows ``[rows, n]`` of a flat buffer starting at ``off`` (a contiguous view)."""
     return buf[off:off + rows * n].reshape((rows, n))
 
 
-@njit(cache=True)
-def _mm(a, b, c, acc, tmp):
-    """``c += a @ b`` if ``acc`` else ``c = a @ b`` (``b`` may be a transposed view).
+# Matrix products go to BLAS even when tiny: measured here, a [32, 16] @ [16, 16] sgemm
+# from compiled code takes 0.2 us, several times less than an explicit loop.
+@intrinsic
+def _gemm(typingctx, a, ta, b, tb, c):
+    """``c = op(a) @ op(b)``, ``op(x)`` being ``x.T`` if its flag is set, by one BLAS call.
+
+    The same call as numba's ``np.dot(op(a), op(b), c)`` (its choice of ``dot``, ``gemv`` or
+    ``gemm`` and their arguments, so bit for bit the same result), without its shape checks
+    and without a separate specialisation for every combination of transposed views.
+    ``a``, ``b``, ``c`` are C-contiguous 2-D arrays of one float dtype; the caller
+    guarantees that the shapes agree and that no dimension is 0.
+    """
+    sig = types.none(a, types.boolean, b, types.boolean, c)
+
+    def codegen(context, builder, sig, args):
+        linalg.ensure_blas()
+        arrays = [linalg.make_array(t)(context, builder, v)
+                  for t, v in zip(sig.args[::2], args[::2], strict=True)]
+        (a0, a1), (b0, b1), (m, n) = [cgutils.unpack_tuple(builder, x.shape) for x in arrays]
+        pa, pb, pc = [builder.bitcast(x.data, linalg.ll_void_p) for x in arrays]
+        ta, tb = args[1], args[3]
+        dtype = sig.args[0].dtype
+        char, ptr, intp = linalg.ll_char, linalg.ll_void_p, linalg.intp_t
+        kind = ir.Constant(char, ord(linalg.get_blas_kind(dtype)))
+        one, zero = [builder.bitcast(linalg.make_constant_slot(context, builder, dtype, v), ptr)
+                     for v in (1.0, 0.0)]
+        t_, n_ = [ir.Constant(char, ord(x)) for x in "tn"]
+        gemv = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.IntType(32), [char, char, intp, intp, ptr, ptr, intp, ptr, ptr, ptr]),
+            "numba_xxgemv")
+        gemm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.IntType(32), [char, char, char, intp, intp, intp, ptr, ptr, intp, ptr, intp,
+                             ptr, ptr, intp]), "numba_xxgemm")
+        k = builder.select(ta, a0, a1)
+        m_is_1 = builder.icmp_signed("==", m, ir.Constant(intp, 1))
+        with builder.if_else(builder.icmp_signed("==", n, ir.Constant(intp, 1))) as (
+                vector, matrix):
+            with vector:
+                with builder.if_else(m_is_1) as (dot, mv):
+                    with dot:
+                        linalg.call_xxdot(context, builder, False, dtype, k, pa, pb, pc)
+                    with mv:  # op(a) @ vector
+                        res = builder.call(gemv, (kind, builder.select(ta, n_, t_), a1, a0,
+                                                  one, pa, a1, pb, zero, pc))
+                        linalg.check_blas_return(context, builder, res)
+            with matrix:
+                with builder.if_else(m_is_1) as (vm, mm):
+                    with vm:  # vector @ op(b)
+                        res = builder.call(gemv, (kind, builder.select(tb, t_, n_), b1, b0,
+                                                  one, pb, b1, pa, zero, pc))
+                        linalg.check_blas_return(context, builder, res)
+                    with mm:  # column-major BLAS: c.T = op(b).T @ op(a).T
+                        res = builder.call(gemm, (kind, builder.select(tb, t_, n_),
+                                                  builder.select(ta, t_, n_), n, m, k, one,
+                                                  pb, b1, pa, a1, zero, pc, n))
+                        linalg.check_blas_return(context, builder, res)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@register_jitable(cache=True)
+def _mm(a, ta, b, tb, c, acc, tmp):
+    """``c += op(a) @ op(b)`` if ``acc`` else ``c = op(a) @ op(b)`` (see :func:`_gemm`).
 
     ``tmp`` is a flat work buffer of at least ``c.size`` elements for the product when
     accumulating, so that nothing is allocated (large fresh allocations page-fault).
     """
-    if a.shape[0] == 0 or c.shape[1] == 0:
+    rows, cols = c.shape
+    inner = a.shape[0] if ta else a.shape[1]
+    if rows == 0 or cols == 0:
         return
-    if a.shape[1] == 0:
+    if inner == 0:
         if not acc:
             c[:] = 0.0
         return
     if acc:
-        t = tmp[:c.shape[0] * c.shape[1]].reshape(c.shape)
-        np.dot(a, b, t)
-        c += t
+        t = tmp[:rows * cols].reshape((rows, cols))
+        _gemm(a, ta, b, tb, t)
+        for r in range(rows):
+            for j in range(cols):
+                c[r, j] += t[r, j]
     else:
-        np.dot(a, b, c)
+        _gemm(a, ta, b, tb, c)
 
 
-@njit(cache=True)
+@register_jitable(cache=True)
 def _affine(a, w, b, c, acc, tmp):
     """``c (+)= a @ w + b``; for a few inputs (``K <= 4``) one fused pass over ``c``
     instead of BLAS, a temporary and a separate bias pass."""
     rows, inner = a.shape
     cols = c.shape[1]
     if inner > 4:
-        _mm(a, w, c, acc, tmp)
+        _mm(a, False, w, False, c, acc, tmp)
         _add_bias(c, b)
         return
     for r in range(rows):
@@ -93,7 +166,7 @@ def _affine(a, w, b, c, acc, tmp):
                 cr[j] += ak * wk[j]
 
 
-@njit(cache=True)
+@register_jitable(cache=True)
 def _cast(ref, value):
     """``value`` as a scalar of ``ref``'s dtype."""
     out = np.empty(1, ref.dtype)
@@ -360,7 +433,9 @@ def _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, 
         else:
             x = _block(xbuf, 0, T * B, n)
             if l == 0:
-                x[:] = inputs
+                for r in range(T * B):
+                    for j in range(n):
+                        x[r, j] = inputs[r, j]
         first = True
         for c in range(conns.shape[0]):
             if conns[c, 1] != l:
@@ -391,9 +466,9 @@ def _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, 
             xt = x3[t]
             if rec:
                 if t > 0:
-                    _mm(a3[t - 1], wr, xt, True, tmp)
+                    _mm(a3[t - 1], False, wr, False, xt, True, tmp)
                 else:
-                    _mm(_block(init_act, ioff[l], B, n), wr, xt, True, tmp)
+                    _mm(_block(init_act, ioff[l], B, n), False, wr, False, xt, True, tmp)
                     _add_bias(xt, br)
             if stateful:
                 for r in range(B):
@@ -436,7 +511,7 @@ def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, pr
     _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tmp)
 
 
-@njit(cache=True)
+@register_jitable(cache=True)
 def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, present,
                      low, first, end, single, dx, dxw, tmp):
     """Back-propagate one window ``(low, first_injected, end)``; add its dE/dx into ``dx``."""
@@ -456,7 +531,8 @@ def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curva
                 for i in range(skip, nt * B * n):
                     flat[i] = d2[base + i - skip] * dact[base + i - skip] * scale
             else:
-                flat[skip:] = dact[base:base + nt * B * n - skip]
+                for i in range(skip, nt * B * n):
+                    flat[i] = dact[base + i - skip]
             filled = True
         for c in range(conns.shape[0]):
             if conns[c, 0] != l:
@@ -466,7 +542,7 @@ def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curva
             w = W[conns[c, 2]:conns[c, 3]].reshape((n, npost))
             dpost = dxw[offs[post] + low * B * npost:
                         offs[post] + end * B * npost].reshape((nt * B, npost))
-            _mm(dpost, w.T, e, filled, tmp)
+            _mm(dpost, False, w, True, e, filled, tmp)
             filled = True
         if not filled:
             e[:] = 0.0
@@ -495,14 +571,14 @@ def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curva
                 et = e3[t]
                 if fuse and t < nt - 1:
                     # dx[t] = f'(x) * (e[t] + dx[t+1] @ W_rec.T), in one pass
-                    np.dot(e3[t + 1], wr.T, tv)
+                    _gemm(e3[t + 1], False, wr, True, tv)
                     dt = d3[t]
                     for r in range(B):
                         for j in range(n):
                             et[r, j] = dt[r, j] * (et[r, j] + tv[r, j])
                     continue
                 if rec and t < nt - 1:
-                    _mm(e3[t + 1], wr.T, et, True, tmp)
+                    _mm(e3[t + 1], False, wr, True, et, True, tmp)
                 if stateful:
                     _jac(code, a3[t], d3[t], et, jt)
                     for r in range(B):
@@ -514,7 +590,9 @@ def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curva
                     _jac(code, a3[t], d3[t], et, et)
         if not single:
             tot = dx[offs[l] + low * B * n:offs[l] + end * B * n]
-            tot += e.reshape(nt * B * n)
+            flat = e.reshape(nt * B * n)
+            for i in range(nt * B * n):
+                tot[i] += flat[i]
 
 
 @njit(cache=True)
@@ -525,7 +603,7 @@ def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tm
         gw = grad[conns[c, 2]:conns[c, 3]].reshape((npre, npost))
         gb = grad[conns[c, 3]:conns[c, 4]]
         d = _block(dx, offs[post], T * B, npost)
-        _mm(_block(acts, offs[pre], T * B, npre).T, d, gw, False, tmp)
+        _mm(_block(acts, offs[pre], T * B, npre), True, d, False, gw, False, tmp)
         _colsum(d, gb)
     for l in range(1, meta.shape[0]):
         if meta[l, M_REC] == 0:
@@ -534,10 +612,10 @@ def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tm
         gw = grad[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
         gb = grad[meta[l, M_RMID]:meta[l, M_REND]]
         d0 = _block(dx, offs[l], B, n)
-        _mm(_block(init_act, ioff[l], B, n).T, d0, gw, False, tmp)
+        _mm(_block(init_act, ioff[l], B, n), True, d0, False, gw, False, tmp)
         if T > 1:
-            _mm(_block(acts, offs[l], (T - 1) * B, n).T,
-                _block(dx, offs[l] + B * n, (T - 1) * B, n), gw, True, tmp)
+            _mm(_block(acts, offs[l], (T - 1) * B, n), True,
+                _block(dx, offs[l] + B * n, (T - 1) * B, n), False, gw, True, tmp)
         _colsum(d0, gb)
 
 
@@ -576,13 +654,14 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
             # (the largest product: no temporary)
             vr = V[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
             if nt > 1:
-                _mm(_block(acts, offs[l] + low * B * n, (nt - 1) * B, n), vr, rx[B:], False,
-                    tmp)
+                _mm(_block(acts, offs[l] + low * B * n, (nt - 1) * B, n), False, vr, False,
+                    rx[B:], False, tmp)
             if low == 0:
                 _affine(_block(init_act, ioff[l], B, n), vr,
                         V[meta[l, M_RMID]:meta[l, M_REND]], rx[:B], False, tmp)
             else:
-                _mm(_block(acts, offs[l] + (low - 1) * B * n, B, n), vr, rx[:B], False, tmp)
+                _mm(_block(acts, offs[l] + (low - 1) * B * n, B, n), False, vr, False, rx[:B],
+                    False, tmp)
             first = False
         for c in range(conns.shape[0]):
             if conns[c, 1] != l:
@@ -595,7 +674,8 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
             first = False
             if pre > 0:
                 w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-                _mm(_block(ra, offs[pre] + low * B * npre, rows, npre), w, rx, True, tmp)
+                _mm(_block(ra, offs[pre] + low * B * npre, rows, npre), False, w, False, rx,
+                    True, tmp)
         a_l = _block(acts, offs[l] + low * B * n, rows, n)
         d_l = _block(ds, offs[l] + low * B * n, rows, n)
         r_l = _block(ra, offs[l] + low * B * n, rows, n)
@@ -619,7 +699,7 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
             xt = rx3[t]
             if fuse and t > 0:
                 # R{a}[t] = f'(x) * (R{x} + R{a}[t-1] @ W_rec), in one pass
-                np.dot(r3[t - 1], wr, tv)
+                _gemm(r3[t - 1], False, wr, False, tv)
                 rt = r3[t]
                 dt = d3[t]
                 for r in range(B):
@@ -627,7 +707,7 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
                         rt[r, j] = dt[r, j] * (xt[r, j] + tv[r, j])
                 continue
             if rec and t > 0:
-                _mm(r3[t - 1], wr, xt, True, tmp)
+                _mm(r3[t - 1], False, wr, False, xt, True, tmp)
             if stateful:
                 for r in range(B):
                     for j in range(n):
