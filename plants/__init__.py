@@ -2,8 +2,8 @@
 
 Public API: the :class:`Dynamics` protocol, :class:`LinearPlant`, :class:`Pendulum`,
 :class:`CartPole`, :class:`TwoLinkArm`, :class:`ThreeLinkArm` and :mod:`plants.tasks`.
-Compiled per-sample kernels are in :mod:`plants._kernels` (``step_sample``,
-``jacobians_sample``); see ``docs/plants.md``.
+Each plant's compiled kernels (``plant.kernels``; :mod:`plants._kernels`) step batches or
+single samples and give their Jacobians from other compiled code; see ``docs/plants.md``.
 """
 
 from . import tasks

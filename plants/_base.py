@@ -99,6 +99,7 @@ class PlantBase:
                                   vel_index, self.control_low, self.control_high, vmax,
                                   qlo, qhi, section, plant_workspace)
         self.kernel_params.flags.writeable = False
+        self._rollout_kernel, self._jacobian_kernel = K.kernels_for(self.kernel_code)
         record = dict(parameters)
         record.update(dt=self.dt, integrator=integrator, substeps=self.substeps,
                       control_low=self.control_low, control_high=self.control_high,
@@ -117,8 +118,13 @@ class PlantBase:
 
     @property
     def workspace_size(self) -> int:
-        """Scratch length (float64) for :func:`plants._kernels.step_sample_ws`."""
+        """Scratch length (float64 elements) that this plant's compiled kernels need."""
         return int(self.kernel_params[H_WS])
+
+    @property
+    def kernels(self):
+        """This plant's compiled ``(rollout, jacobians)`` kernels (see :mod:`plants._kernels`)."""
+        return self._rollout_kernel, self._jacobian_kernel
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={self.state_dim}, m={self.control_dim}, dt={self.dt}, "
@@ -157,8 +163,9 @@ class PlantBase:
             u = u + self._control_noise * self.rng.standard_normal(u.shape)
         B = x.shape[0]
         out = np.empty((B, 1, self.state_dim))
-        bad = K.step_batch(self.kernel_code, self.kernel_params, x,
-                           u.reshape(B, 1, self.control_dim), out)
+        U = u.reshape(B, 1, self.control_dim)
+        bad = self._rollout_kernel(self.kernel_params, x, U, U, False, out, 0,
+                                   np.empty(self.workspace_size))
         if bad != -1:
             raise self._bad(bad, "x", x, "u")
         if self._has_pnoise:
@@ -186,8 +193,8 @@ class PlantBase:
         else:
             W = np.empty((1, 1, 1))
         X = np.empty((B, T + 1, self.state_dim))
-        bad = K.rollout_batch(self.kernel_code, self.kernel_params, x0, U, W,
-                              self._has_pnoise, X)
+        bad = self._rollout_kernel(self.kernel_params, x0, U, W, self._has_pnoise, X, 1,
+                                   np.empty(self.workspace_size))
         if bad != -1:
             raise self._bad(bad, "x0", x0, "U")
         return X
@@ -206,7 +213,8 @@ class PlantBase:
         B = x.shape[0]
         A = np.empty((B, self.state_dim, self.state_dim))
         Bu = np.empty((B, self.state_dim, self.control_dim))
-        bad = K.jacobians_batch(self.kernel_code, self.kernel_params, x, u, A, Bu)
+        bad = self._jacobian_kernel(self.kernel_params, x, u, A, Bu,
+                                    np.empty(self.workspace_size))
         if bad != -1:
             raise self._bad(bad, "x", x, "u")
         return A, Bu

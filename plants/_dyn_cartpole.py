@@ -8,8 +8,9 @@ State ``[x, x_dot, theta, theta_dot]``, theta = 0 upright, ``l`` = half pole len
     x_ddot      = temp - m_p l theta_ddot cos theta / (m_c + m_p)
 
 (Barto, Sutton & Anderson 1983; Florian 2007, frictionless), where ``Q = J^T F_field`` is the
-generalised force of an end-point field acting on the pole tip
-``p = (x + 2 l sin theta, 2 l cos theta)``. Section: ``[field block (7), g, m_c, m_p, l]``.
+generalised force of an end-point field ``F_field = F0 + K p_dot`` acting on the pole tip
+``p = (x + 2 l sin theta, 2 l cos theta)``, ``J = dp/d(x, theta) = [[1, 2 l cos], [0, -2 l sin]]``.
+Section: ``[field block (7), g, m_c, m_p, l]``. Calling convention: :mod:`plants._integrate`.
 """
 
 from __future__ import annotations
@@ -17,117 +18,128 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._dyn_common import field_torque, field_torque_jac
-from ._layout import FIELD_LEN, H_PLANT, HOT, HOT_INLINE
+from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
 
 
-@njit(**HOT_INLINE)
-def _forces(p, off, w, oz, ow, jac):
-    """Generalised forces at ``w[ow:ow+2]``; if ``jac`` their partials at ``w[ow+16:ow+20]`` (q)
-    and ``w[ow+20:ow+24]`` (v). Scratch: J ``[ow+2:6]``, dJ ``[ow+6:14]``, F ``[ow+14:16]``,
-    velocities ``(x_dot, theta_dot)`` ``[ow+24:26]``.
-    """
-    w[ow] = w[0]
-    w[ow + 1] = 0.0
-    if jac:
-        for i in range(16, 24):
-            w[ow + i] = 0.0
-    if p[off] != 0.0:
-        l = p[off + FIELD_LEN + 3]
-        c = np.cos(w[oz + 2])
-        s = np.sin(w[oz + 2])
-        w[ow + 24] = w[oz + 1]
-        w[ow + 25] = w[oz + 3]
-        # J = [[1, 2l cos], [0, -2l sin]]; dJ/dx = 0; dJ/dtheta = [[0, -2l sin], [0, -2l cos]]
-        w[ow + 2] = 1.0
-        w[ow + 3] = 2 * l * c
-        w[ow + 4] = 0.0
-        w[ow + 5] = -2 * l * s
-        for i in range(6, 11):
-            w[ow + i] = 0.0
-        w[ow + 11] = -2 * l * s
-        w[ow + 12] = 0.0
-        w[ow + 13] = -2 * l * c
-        field_torque(p, off, w, ow + 2, 2, w, ow + 24, ow, ow + 14)
-        if jac:
-            field_torque_jac(p, off, w, ow + 2, ow + 6, 2, w, ow + 24, ow + 14, ow + 16,
-                             ow + 20)
+@njit(**HOT_INTERNAL)
+def consts(p):
+    """``(field on, F0x, F0y, K00, K01, K10, K11, g, m_c, m_p, l)``."""
+    o = int(p[H_PLANT])
+    f = FIELD_LEN
+    return (p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4], p[o + 5], p[o + 6],
+            p[o + f], p[o + f + 1], p[o + f + 2], p[o + f + 3])
 
 
-@njit(**HOT)
-def deriv_cartpole(p, w, oz, odz, ow):
+@njit(**HOT_INTERNAL)
+def rhs(c, z, u, dz, pw):
     """``dz = [x_dot, x_ddot, theta_dot, theta_ddot]``."""
-    off = int(p[H_PLANT])
-    g = p[off + FIELD_LEN]
-    mc = p[off + FIELD_LEN + 1]
-    mp = p[off + FIELD_LEN + 2]
-    l = p[off + FIELD_LEN + 3]
-    _forces(p, off, w, oz, ow, False)
+    on, f0x, f0y, k00, k01, k10, k11, g, mc, mp, l = c
+    xd = z[1]
+    om = z[3]
+    co = np.cos(z[2])
+    s = np.sin(z[2])
+    qx = u[0]
+    qt = 0.0
+    if on != 0.0:
+        px = xd + 2.0 * l * co * om  # tip velocity J q_dot
+        py = -2.0 * l * s * om
+        fx = f0x + k00 * px + k01 * py
+        fy = f0y + k10 * px + k11 * py
+        qx += fx
+        qt = 2.0 * l * (co * fx - s * fy)
     mt = mc + mp
     pml = mp * l
-    om = w[oz + 3]
-    c = np.cos(w[oz + 2])
-    s = np.sin(w[oz + 2])
-    temp = (w[ow] + pml * om * om * s) / mt
-    thacc = (g * s - c * temp + w[ow + 1] / pml) / (l * (4.0 / 3.0 - mp * c * c / mt))
-    w[odz] = w[oz + 1]
-    w[odz + 1] = temp - pml * thacc * c / mt
-    w[odz + 2] = om
-    w[odz + 3] = thacc
+    temp = (qx + pml * om * om * s) / mt
+    thacc = (g * s - co * temp + qt / pml) / (l * (4.0 / 3.0 - mp * co * co / mt))
+    dz[0] = xd
+    dz[1] = temp - pml * thacc * co / mt
+    dz[2] = om
+    dz[3] = thacc
 
 
-@njit(**HOT)
-def deriv_jac_cartpole(p, w, oz, odz, oF, oG, ow):
-    """Value and exact partials of :func:`deriv_cartpole`."""
-    off = int(p[H_PLANT])
-    g = p[off + FIELD_LEN]
-    mc = p[off + FIELD_LEN + 1]
-    mp = p[off + FIELD_LEN + 2]
-    l = p[off + FIELD_LEN + 3]
-    _forces(p, off, w, oz, ow, True)
+@njit(**HOT_INTERNAL)
+def rhs_jac(c, z, u, dz, F, G, pw):
+    """:func:`rhs` and its exact partials."""
+    on, f0x, f0y, k00, k01, k10, k11, g, mc, mp, l = c
+    xd = z[1]
+    om = z[3]
+    co = np.cos(z[2])
+    s = np.sin(z[2])
+    qx = u[0]
+    qt = 0.0
+    # partials of the generalised forces (Q_x, Q_theta) by (x_dot, theta, theta_dot)
+    dqx_xd = dqx_th = dqx_om = 0.0
+    dqt_xd = dqt_th = dqt_om = 0.0
+    if on != 0.0:
+        l2 = 2.0 * l
+        px = xd + l2 * co * om
+        py = -l2 * s * om
+        fx = f0x + k00 * px + k01 * py
+        fy = f0y + k10 * px + k11 * py
+        qx += fx
+        qt = l2 * (co * fx - s * fy)
+        # d p_dot: by x_dot (1, 0); by theta (-2l sin om, -2l cos om); by theta_dot (J column 2)
+        for y in range(3):
+            if y == 0:
+                dpx, dpy = 1.0, 0.0
+            elif y == 1:
+                dpx, dpy = -l2 * s * om, -l2 * co * om
+            else:
+                dpx, dpy = l2 * co, -l2 * s
+            dfx = k00 * dpx + k01 * dpy
+            dfy = k10 * dpx + k11 * dpy
+            dqt = l2 * (co * dfx - s * dfy)
+            if y == 1:
+                dqt += l2 * (-s * fx - co * fy)
+            if y == 0:
+                dqx_xd, dqt_xd = dfx, dqt
+            elif y == 1:
+                dqx_th, dqt_th = dfx, dqt
+            else:
+                dqx_om, dqt_om = dfx, dqt
     mt = mc + mp
     pml = mp * l
-    om = w[oz + 3]
-    c = np.cos(w[oz + 2])
-    s = np.sin(w[oz + 2])
-    temp = (w[ow] + pml * om * om * s) / mt
-    den = l * (4.0 / 3.0 - mp * c * c / mt)
-    thacc = (g * s - c * temp + w[ow + 1] / pml) / den
-    w[odz] = w[oz + 1]
-    w[odz + 1] = temp - pml * thacc * c / mt
-    w[odz + 2] = om
-    w[odz + 3] = thacc
-    # variables in state order: x, x_dot, theta, theta_dot, then u
-    for y in range(5):
-        if y == 4:
-            dfin = 1.0
-            dqt = 0.0
+    temp = (qx + pml * om * om * s) / mt
+    den = l * (4.0 / 3.0 - mp * co * co / mt)
+    thacc = (g * s - co * temp + qt / pml) / den
+    dz[0] = xd
+    dz[1] = temp - pml * thacc * co / mt
+    dz[2] = om
+    dz[3] = thacc
+    for i in range(4):
+        F[0, i] = 1.0 if i == 1 else 0.0
+        F[2, i] = 1.0 if i == 3 else 0.0
+    F[1, 0] = 0.0
+    F[3, 0] = 0.0
+    # variables y: x_dot, theta, theta_dot, u (x itself does not enter)
+    for y in range(4):
+        if y == 0:
+            dfin, dqt = dqx_xd, dqt_xd
+        elif y == 1:
+            dfin, dqt = dqx_th, dqt_th
+        elif y == 2:
+            dfin, dqt = dqx_om, dqt_om
         else:
-            col = y // 2  # generalised coordinate index (x -> 0, theta -> 1)
-            base = ow + (20 if (y % 2) == 1 else 16)
-            dfin = w[base + col]
-            dqt = w[base + 2 + col]
+            dfin, dqt = 1.0, 0.0
         dtemp = dfin / mt
         dnum = dqt / pml
         dden = 0.0
-        if y == 2:
-            dtemp += pml * om * om * c / mt
-            dnum += g * c + s * temp
-            dden = l * 2.0 * mp * c * s / mt
-        elif y == 3:
+        if y == 1:
+            dtemp += pml * om * om * co / mt
+            dnum += g * co + s * temp
+            dden = l * 2.0 * mp * co * s / mt
+        elif y == 2:
             dtemp += 2.0 * pml * om * s / mt
-        dnum -= c * dtemp
+        dnum -= co * dtemp
         dth = (dnum - thacc * dden) / den
-        dx = dtemp - pml / mt * c * dth
-        if y == 2:
+        dx = dtemp - pml / mt * co * dth
+        if y == 1:
             dx += pml / mt * s * thacc
-        if y == 4:
-            w[oG] = 0.0
-            w[oG + 1] = dx
-            w[oG + 2] = 0.0
-            w[oG + 3] = dth
+        if y == 3:
+            G[0, 0] = 0.0
+            G[1, 0] = dx
+            G[2, 0] = 0.0
+            G[3, 0] = dth
         else:
-            w[oF + y] = 1.0 if y == 1 else 0.0
-            w[oF + 4 + y] = dx
-            w[oF + 8 + y] = 1.0 if y == 3 else 0.0
-            w[oF + 12 + y] = dth
+            F[1, y + 1] = dx
+            F[3, y + 1] = dth

@@ -1,25 +1,23 @@
 """Compiled rigid-body dynamics of a planar serial chain of ``N`` links (the arms).
 
-State ``z = [q_1..q_N, qdot_1..qdot_N]`` with relative joint angles; absolute link angles
-``phi_a = q_1 + ... + q_a``. The equations of motion
+State ``z = [q_1..q_N, v_1..v_N]`` with relative joint angles. The model is evaluated in
+absolute link angles ``phi = T q`` (``phi_a = q_1 + ... + q_a``, ``T`` lower-triangular
+ones), where the kinetic energy is ``1/2 phidot^T N(phi) phidot`` with
+``N_ab = n_ab cos(phi_a - phi_b)`` (constant coefficients ``n``, see
+:func:`plants.arms.link_coefficients`). Lagrange's equations there are::
 
-    M(q) qddot + C(q, qdot) qdot + B qdot + G(q) = tau + J(q)^T F_field
+    N(phi) phi_ddot + c = Q,    c_a = sum_b n_ab sin(phi_a - phi_b) phidot_b^2,
+    Q = T^-T (tau - B v) - g + J^T F,    g_a = gc_a cos(phi_a),
+    J_a = l_a (-sin phi_a, cos phi_a),   F = F0 + K J phidot
 
-are evaluated with the mass matrix written as a sum over link pairs ``a > b``::
+and ``qddot = T^-1 phi_ddot`` (``(T^-T y)_a = y_a - y_a+1``, ``(T^-1 y)_a = y_a - y_a-1``).
+This is ``M(q) qddot + C qdot + B qdot + G(q) = tau + J(q)^T F`` with ``M = T^T N T``.
 
-    M(q) = M0 + sum_p cos(delta_p) Mc_p,     delta_p = phi_a - phi_b = sum_{b < r <= a} q_r
+The exact partials follow from ``d phi_ddot / dy = N^-1 (dQ/dy - dc/dy - (dN/dy) phi_ddot)``
+and the chain rule through ``T`` (see :func:`rhs_jac`). Section layout (shared with the
+closed-form two-link kernel)::
 
-(constant matrices ``M0``, ``Mc_p`` precomputed from masses, lengths, CoM distances and
-inertias; see :mod:`plants.arms`). Because ``dM/dq_r = -sum_p sin(delta_p) D_pr Mc_p`` with
-``D_pr = 1`` if ``b < r <= a``, the Coriolis/centrifugal vector
-``h = Mdot qdot - 1/2 d(qdot^T M qdot)/dq`` is
-
-    h_i = -sum_p sin(delta_p) [ deltadot_p (Mc_p qdot)_i - 1/2 D_pi qdot^T Mc_p qdot ],
-
-and its partial derivatives follow in closed form. Gravity (along -y, when on) derives from
-``V = sum_a gc_a sin(phi_a)``. Section layout::
-
-    [field block (7), N, npair, l[N], gc[N], Bv[N*N], M0[N*N], (a, b, Mc[N*N]) * npair]
+    [field block (7), N, l[N], gc[N], B[N*N], n[N*N]]
 """
 
 from __future__ import annotations
@@ -27,265 +25,216 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._dyn_common import field_torque, field_torque_jac, ldl_inplace, ldl_solve
-from ._layout import FIELD_LEN, H_PLANT, HOT, HOT_INLINE
+from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
 
 
 def chain_workspace(N: int) -> int:
     """Scratch (float64 elements) used by the chain kernels."""
-    return 8 * N + 10 * N * N + 16
+    return 8 * N + 4 * N * N
 
 
-@njit(**HOT_INLINE)
-def _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, with_dJ):
-    """Hand Jacobian (2 x N at ``w[oJ:]``) and, if asked, ``dJ/dq_k`` at ``w[odJ + 2Nk:]``."""
-    for i in range(N):
-        jx = 0.0
-        jy = 0.0
-        for a in range(i, N):
-            jx -= p[lo + a] * w[os_ + a]
-            jy += p[lo + a] * w[oc + a]
-        w[oJ + i] = jx
-        w[oJ + N + i] = jy
-    if with_dJ:
-        for k in range(N):
-            for i in range(N):
-                st = i if i > k else k
-                dx = 0.0
-                dy = 0.0
-                for a in range(st, N):
-                    dx -= p[lo + a] * w[oc + a]
-                    dy -= p[lo + a] * w[os_ + a]
-                w[odJ + 2 * N * k + i] = dx
-                w[odJ + 2 * N * k + N + i] = dy
+@njit(**HOT_INTERNAL)
+def consts(p):
+    """The chain reads its constants from ``params`` directly."""
+    return p
 
 
-@njit(**HOT_INLINE)
-def _chain_eval(p, w, oz, ow, N, off):
-    """Cholesky factor of M at ``w[ow + 2N:]``, accelerations at ``w[ow + 2N + N^2:]``."""
-    po = off + FIELD_LEN
-    npair = int(p[po + 1])
-    lo = po + 2
+@njit(**HOT_INTERNAL)
+def _eval(p, z, u, pw, N):
+    """Fill the scratch with ``cos/sin phi``, ``phidot``, ``N(phi)`` (Cholesky-factored) and
+    ``phi_ddot``; return the views and the field force ``(Fx, Fy)``."""
+    o = int(p[H_PLANT])
+    lo = o + FIELD_LEN + 1
     go = lo + N
     bo = go + N
-    mo = bo + N * N
-    pairo = mo + N * N
-    oc = ow
-    os_ = ow + N
-    oM = ow + 2 * N
-    oa = ow + 2 * N + N * N
-    oJ = oa + N
-    oF = oJ + 2 * N
-    opt = ow + 8 * N + 8 * N * N
-    absolute = p[go] != 0.0 or p[off] != 0.0  # gravity or field needs absolute angles
-    if absolute:
-        ang = 0.0
-        for a in range(N):
-            ang += w[oz + a]
-            w[oc + a] = np.cos(ang)
-            w[os_ + a] = np.sin(ang)
-    for i in range(N):
-        r = w[i]
-        for j in range(N):
-            w[oM + i * N + j] = p[mo + i * N + j]
-            r -= p[bo + i * N + j] * w[oz + N + j]
-        if absolute:
-            for a in range(i, N):
-                r -= p[go + a] * w[oc + a]
-        w[oa + i] = r
-    for q in range(npair):
-        qo = pairo + q * (2 + N * N)
-        a = int(p[qo])
-        b = int(p[qo + 1])
-        mc = qo + 2
-        if absolute:
-            cd = w[oc + a] * w[oc + b] + w[os_ + a] * w[os_ + b]
-            sd = w[os_ + a] * w[oc + b] - w[oc + a] * w[os_ + b]
-        else:
-            dl = 0.0
-            for r in range(b + 1, a + 1):
-                dl += w[oz + r]
-            cd = np.cos(dl)
-            sd = np.sin(dl)
-        w[opt + 2 * q] = cd
-        w[opt + 2 * q + 1] = sd
-        dd = 0.0
-        for r in range(b + 1, a + 1):
-            dd += w[oz + N + r]
-        sp = 0.0
-        for i in range(N):
-            wi = 0.0
-            for j in range(N):
-                wi += p[mc + i * N + j] * w[oz + N + j]
-                w[oM + i * N + j] += cd * p[mc + i * N + j]
-            sp += w[oz + N + i] * wi
-            w[oa + i] += sd * dd * wi
-        for i in range(b + 1, a + 1):
-            w[oa + i] -= 0.5 * sd * sp
-    if p[off] != 0.0:
-        _hand_jacobian(p, lo, N, w, oc, os_, oJ, 0, False)
-        field_torque(p, off, w, oJ, N, w, oz + N, oa, oF)
-    ldl_inplace(w, oM, N)
-    ldl_solve(w, oM, N, oa, 1)
-
-
-@njit(**HOT)
-def deriv_chain(p, w, oz, odz, ow):
-    """``dz = [qdot, qddot]`` for the planar chain.
-
-    ``N`` = 2 and 3 are passed as constants so the compiler unrolls the small loops; the
-    code is the same generic code for every ``N``.
-    """
-    N = int(p[int(p[H_PLANT]) + FIELD_LEN])
-    if N == 2:
-        _deriv_chain_n(p, w, oz, odz, ow, 2)
-    elif N == 3:
-        _deriv_chain_n(p, w, oz, odz, ow, 3)
-    else:
-        _deriv_chain_n(p, w, oz, odz, ow, N)
-
-
-@njit(**HOT_INLINE)
-def _deriv_chain_n(p, w, oz, odz, ow, N):
-    off = int(p[H_PLANT])
-    _chain_eval(p, w, oz, ow, N, off)
-    oa = ow + 2 * N + N * N
-    for i in range(N):
-        w[odz + i] = w[oz + N + i]
-        w[odz + N + i] = w[oa + i]
-
-
-@njit(**HOT)
-def deriv_jac_chain(p, w, oz, odz, oF, oG, ow):
-    """Value and exact partials of :func:`deriv_chain`.
-
-    ``dqddot/dq_k = M^-1 (dr/dq_k - dM/dq_k qddot)``, ``dqddot/dqdot = M^-1 dr/dqdot``,
-    ``dqddot/dtau = M^-1`` with ``r = tau + J^T F - h - B qdot - G``.
-    """
-    N = int(p[int(p[H_PLANT]) + FIELD_LEN])
-    if N == 2:
-        _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, 2)
-    elif N == 3:
-        _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, 3)
-    else:
-        _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, N)
-
-
-@njit(**HOT_INLINE)
-def _deriv_jac_chain_n(p, w, oz, odz, oF, oG, ow, N):
-    off = int(p[H_PLANT])
-    _chain_eval(p, w, oz, ow, N, off)
-    po = off + FIELD_LEN
-    npair = int(p[po + 1])
-    lo = po + 2
-    go = lo + N
-    bo = go + N
-    mo = bo + N * N
-    pairo = mo + N * N
-    oc = ow
-    os_ = ow + N
-    oL = ow + 2 * N
-    oa = ow + 2 * N + N * N
-    oJ = oa + N
-    oFf = oJ + 2 * N
-    oX = oFf + 2
-    N3 = 3 * N
-    odtq = oX + 3 * N * N
-    odtv = odtq + N * N
-    owp = odtv + N * N
-    oma = owp + N
-    odJ = oma + N
-    # right-hand sides X = [dr/dq - dM/dq acc | dr/dqdot | I]   (N x 3N)
-    opt = ow + 8 * N + 8 * N * N
-    grav = p[go] != 0.0
-    for i in range(N):
-        for k in range(N):
-            gs = 0.0
-            if grav:
-                st = i if i > k else k
-                for a in range(st, N):
-                    gs += p[go + a] * w[os_ + a]
-            w[oX + i * N3 + k] = gs
-            w[oX + i * N3 + N + k] = -p[bo + i * N + k]
-            w[oX + i * N3 + 2 * N + k] = 1.0 if i == k else 0.0
-    for q in range(npair):
-        qo = pairo + q * (2 + N * N)
-        a = int(p[qo])
-        b = int(p[qo + 1])
-        mc = qo + 2
-        cd = w[opt + 2 * q]
-        sd = w[opt + 2 * q + 1]
-        dd = 0.0
-        for r in range(b + 1, a + 1):
-            dd += w[oz + N + r]
-        sp = 0.0
-        for i in range(N):
-            wi = 0.0
-            mi = 0.0
-            for j in range(N):
-                wi += p[mc + i * N + j] * w[oz + N + j]
-                mi += p[mc + i * N + j] * w[oa + j]
-            w[owp + i] = wi
-            w[oma + i] = mi
-            sp += w[oz + N + i] * wi
-        for i in range(N):
-            di = 1.0 if (b < i <= a) else 0.0
-            hq = cd * (dd * w[owp + i] - 0.5 * di * sp) + sd * w[oma + i]
-            for k in range(b + 1, a + 1):
-                w[oX + i * N3 + k] += hq
-            for m in range(N):
-                dm = 1.0 if (b < m <= a) else 0.0
-                w[oX + i * N3 + N + m] += sd * (dm * w[owp + i] + dd * p[mc + i * N + m]
-                                                - di * w[owp + m])
-    if p[off] != 0.0:
-        for i in range(2 * N * N):
-            w[odtq + i] = 0.0
-        _hand_jacobian(p, lo, N, w, oc, os_, oJ, odJ, True)
-        field_torque_jac(p, off, w, oJ, odJ, N, w, oz + N, oFf, odtq, odtv)
-        for i in range(N):
-            for k in range(N):
-                w[oX + i * N3 + k] += w[odtq + i * N + k]
-                w[oX + i * N3 + N + k] += w[odtv + i * N + k]
-    ldl_solve(w, oL, N, oX, N3)
-    for i in range(N):
-        w[odz + i] = w[oz + N + i]
-        w[odz + N + i] = w[oa + i]
-        for k in range(2 * N):
-            w[oF + i * 2 * N + k] = 1.0 if k == N + i else 0.0
-            w[oF + (N + i) * 2 * N + k] = w[oX + i * N3 + k]
-        for k in range(N):
-            w[oG + i * N + k] = 0.0
-            w[oG + (N + i) * N + k] = w[oX + i * N3 + 2 * N + k]
-
-
-@njit(cache=True)
-def chain_energy(p, z, ws):
-    """Kinetic plus potential energy ``1/2 qdot^T M qdot + sum_a gc_a sin(phi_a)``."""
-    off = int(p[H_PLANT])
-    N = int(p[off + FIELD_LEN])
-    po = off + FIELD_LEN
-    npair = int(p[po + 1])
-    go = po + 2 + N
-    mo = go + N + N * N
-    pairo = mo + N * N
-    v = z[N:2 * N]
+    no = bo + N * N
+    cs = pw[0:N]
+    sn = pw[N:2 * N]
+    w = pw[2 * N:3 * N]
+    acc = pw[3 * N:4 * N]
+    Nm = pw[8 * N:8 * N + N * N]  # N x N, row-major (a reshape per call would cost more)
     ang = 0.0
-    e = 0.0
+    vel = 0.0
     for a in range(N):
         ang += z[a]
-        ws[a] = np.cos(ang)
-        ws[N + a] = np.sin(ang)
-        e += p[go + a] * ws[N + a]
-    t = 0.0
+        vel += z[N + a]
+        cs[a] = np.cos(ang)
+        sn[a] = np.sin(ang)
+        w[a] = vel
+    # joint torques minus viscosity, mapped to absolute angles: Q = T^-T (tau - B v)
+    for a in range(N):
+        r = u[a]
+        for b in range(N):
+            r -= p[bo + a * N + b] * z[N + b]
+        acc[a] = r
+    for a in range(N - 1):
+        acc[a] -= acc[a + 1]
+    fx = 0.0
+    fy = 0.0
+    if p[o] != 0.0:
+        px = 0.0
+        py = 0.0
+        for a in range(N):
+            px -= p[lo + a] * sn[a] * w[a]
+            py += p[lo + a] * cs[a] * w[a]
+        fx = p[o + 1] + p[o + 3] * px + p[o + 4] * py
+        fy = p[o + 2] + p[o + 5] * px + p[o + 6] * py
+    for a in range(N):
+        r = acc[a] - p[go + a] * cs[a] + p[lo + a] * (cs[a] * fy - sn[a] * fx)
+        for b in range(N):
+            nab = p[no + a * N + b]
+            if b != a:
+                r -= nab * (sn[a] * cs[b] - cs[a] * sn[b]) * w[b] * w[b]
+            Nm[a * N + b] = nab * (cs[a] * cs[b] + sn[a] * sn[b])
+        acc[a] = r
+    _cholesky(Nm, N)
+    _solve(Nm, acc, N, 0, 1)
+    return cs, sn, w, acc, Nm, fx, fy
+
+
+@njit(**HOT_INTERNAL)
+def _cholesky(L, N):
+    """In-place Cholesky factor (lower triangle) of the SPD ``N x N`` matrix ``L`` (flat)."""
+    for j in range(N):
+        d = L[j * N + j]
+        for k in range(j):
+            d -= L[j * N + k] * L[j * N + k]
+        d = np.sqrt(d)
+        L[j * N + j] = d
+        for i in range(j + 1, N):
+            t = L[i * N + j]
+            for k in range(j):
+                t -= L[i * N + k] * L[j * N + k]
+            L[i * N + j] = t / d
+
+
+@njit(**HOT_INTERNAL)
+def _solve(L, x, N, o, stride):
+    """Solve ``L L^T y = x`` in place for the vector ``x[o + i * stride]`` (``L`` from
+    :func:`_cholesky`)."""
     for i in range(N):
+        t = x[o + i * stride]
+        for k in range(i):
+            t -= L[i * N + k] * x[o + k * stride]
+        x[o + i * stride] = t / L[i * N + i]
+    for i in range(N - 1, -1, -1):
+        t = x[o + i * stride]
+        for k in range(i + 1, N):
+            t -= L[k * N + i] * x[o + k * stride]
+        x[o + i * stride] = t / L[i * N + i]
+
+
+@njit(**HOT_INTERNAL)
+def rhs(p, z, u, dz, pw):
+    """``dz = [v, qddot]`` for any ``N``."""
+    _rhs_n(p, z, u, dz, pw, z.shape[0] // 2)
+
+
+@njit(**HOT_INTERNAL)
+def rhs3(p, z, u, dz, pw):
+    """:func:`rhs` for three links (a constant ``N`` lets the compiler unroll the loops)."""
+    _rhs_n(p, z, u, dz, pw, 3)
+
+
+@njit(**HOT_INTERNAL)
+def rhs_jac(p, z, u, dz, F, G, pw):
+    """``dz`` and its partials for any ``N``."""
+    _rhs_jac_n(p, z, u, dz, F, G, pw, z.shape[0] // 2)
+
+
+@njit(**HOT_INTERNAL)
+def rhs_jac3(p, z, u, dz, F, G, pw):
+    """:func:`rhs_jac` for three links."""
+    _rhs_jac_n(p, z, u, dz, F, G, pw, 3)
+
+
+@njit(**HOT_INTERNAL)
+def _rhs_n(p, z, u, dz, pw, N):
+    acc = _eval(p, z, u, pw, N)[3]
+    for a in range(N):
+        dz[a] = z[N + a]
+        dz[N + a] = acc[a] - (acc[a - 1] if a > 0 else 0.0)
+
+
+@njit(**HOT_INTERNAL)
+def _rhs_jac_n(p, z, u, dz, F, G, pw, N):
+    """:func:`rhs` and its exact partials.
+
+    With ``Y = [dR/dphi - (dN/dphi) phi_ddot | dR/dphidot | T^-T]`` (``R = Q - c``) and
+    ``X = N^-1 Y``: ``d phi_ddot/dq = X_1 T``, ``d phi_ddot/dv = X_2 T - X_3 B`` and
+    ``d phi_ddot/du = X_3``; each then mapped by ``T^-1`` to ``qddot``.
+    """
+    cs, sn, w, acc, L, fx, fy = _eval(p, z, u, pw, N)
+    o = int(p[H_PLANT])
+    lo = o + FIELD_LEN + 1
+    go = lo + N
+    bo = go + N
+    no = bo + N * N
+    M3 = 3 * N
+    Y = pw[8 * N + N * N:8 * N + 4 * N * N]  # N x 3N, row-major
+    kv = pw[4 * N:6 * N]  # K J_k for each link k: x part [0:N], y part [N:2N]
+    kd = pw[6 * N:8 * N]  # K dJ_k/dphi_k phidot_k, the same layout
+    field = p[o] != 0.0
+    k00, k01, k10, k11 = p[o + 3], p[o + 4], p[o + 5], p[o + 6]
+    for k in range(N):
+        jx = -p[lo + k] * sn[k]
+        jy = p[lo + k] * cs[k]
+        kv[k] = k00 * jx + k01 * jy
+        kv[N + k] = k10 * jx + k11 * jy
+        dx = -p[lo + k] * cs[k] * w[k]
+        dy = -p[lo + k] * sn[k] * w[k]
+        kd[k] = k00 * dx + k01 * dy
+        kd[N + k] = k10 * dx + k11 * dy
+    for a in range(N):
+        s_acc = 0.0  # sum_b n_ab S_ab phi_ddot_b (a = k terms)
+        s_cor = 0.0  # sum_b n_ab C_ab phidot_b^2
+        for b in range(N):
+            Y[a * M3 + 2 * N + b] = 0.0
+            if b == a:
+                continue
+            nab = p[no + a * N + b]
+            Cab = cs[a] * cs[b] + sn[a] * sn[b]
+            Sab = sn[a] * cs[b] - cs[a] * sn[b]
+            s_acc += nab * Sab * acc[b]
+            s_cor += nab * Cab * w[b] * w[b]
+            # k = b != a
+            Y[a * M3 + b] = nab * Cab * w[b] * w[b] - nab * Sab * acc[b]
+            Y[a * M3 + N + b] = -2.0 * nab * Sab * w[b]
+        Y[a * M3 + a] = s_acc - s_cor + p[go + a] * sn[a]
+        Y[a * M3 + N + a] = 0.0
+        Y[a * M3 + 2 * N + a] = 1.0
+        if a + 1 < N:
+            Y[a * M3 + 2 * N + a + 1] = -1.0
+        if field:
+            jx = -p[lo + a] * sn[a]
+            jy = p[lo + a] * cs[a]
+            Y[a * M3 + a] += p[lo + a] * (-cs[a] * fx - sn[a] * fy)
+            for k in range(N):
+                Y[a * M3 + k] += jx * kd[k] + jy * kd[N + k]
+                Y[a * M3 + N + k] += jx * kv[k] + jy * kv[N + k]
+    for col in range(M3):  # X = N^-1 Y, column by column
+        _solve(L, Y, N, col, M3)
+    for a in range(N):
+        # X_1 T and X_2 T: suffix sums over the columns
+        for j in range(N - 2, -1, -1):
+            Y[a * M3 + j] += Y[a * M3 + j + 1]
+            Y[a * M3 + N + j] += Y[a * M3 + N + j + 1]
         for j in range(N):
-            t += v[i] * p[mo + i * N + j] * v[j]
-    for q in range(npair):
-        qo = pairo + q * (2 + N * N)
-        a = int(p[qo])
-        b = int(p[qo + 1])
-        cd = ws[a] * ws[b] + ws[N + a] * ws[N + b]
-        for i in range(N):
-            for j in range(N):
-                t += cd * v[i] * p[qo + 2 + i * N + j] * v[j]
-    return e + 0.5 * t
+            t = Y[a * M3 + N + j]
+            for k in range(N):
+                t -= Y[a * M3 + 2 * N + k] * p[bo + k * N + j]
+            kv[j] = t  # scratch row for X_2 T - X_3 B
+        for j in range(N):
+            Y[a * M3 + N + j] = kv[j]
+    for a in range(N - 1, 0, -1):  # T^-1: row differences
+        for j in range(3 * N):
+            Y[a * M3 + j] -= Y[(a - 1) * M3 + j]
+    for a in range(N):
+        dz[a] = z[N + a]
+        dz[N + a] = acc[a] - (acc[a - 1] if a > 0 else 0.0)
+        for j in range(2 * N):
+            F[a, j] = 1.0 if j == N + a else 0.0
+            F[N + a, j] = Y[a * M3 + j]
+        for j in range(N):
+            G[a, j] = 0.0
+            G[N + a, j] = Y[a * M3 + 2 * N + j]

@@ -2,7 +2,7 @@
 
 Every built-in plant packs itself into one 1-D float64 array ``params``::
 
-    params[0]   plant code              (LINEAR, PENDULUM, CARTPOLE, CHAIN)
+    params[0]   plant code              (LINEAR, PENDULUM, CARTPOLE, CHAIN, TWO_LINK)
     params[1]   integrator code         (EULER, SEMI_IMPLICIT, RK4, DISCRETE)
     params[2]   substeps                (int >= 1, stored as float)
     params[3]   dt                      (one full step; each substep is dt / substeps)
@@ -34,13 +34,20 @@ from numba import njit
 
 #: ``@njit`` options of the non-allocating hot-path kernels. ``_nrt=False`` (a Numba option,
 #: present through numba 0.68) compiles them without reference counting, which removes
-#: atomic incref/decref calls around every array use (15-30 % faster steps here). The
-#: kernels never allocate, so they do not need the runtime. Drop the key to go back.
+#: atomic incref/decref calls around every array use and view (15-30 % faster steps here).
+#: The kernels never allocate, so they do not need the runtime. Drop the key to go back.
 HOT = {"cache": True, "_nrt": False}
-#: The same for small helpers that are inlined into their callers at the Numba IR level.
+#: The same for kernels that only compiled code calls: no Python wrapper is generated for
+#: them (a wrapper unboxes every argument; building it costs compile time for nothing).
+HOT_INTERNAL = {**HOT, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+#: The same for the integrators' small per-step helpers, inlined at the Numba IR level into
+#: the loops that call them (LLVM does not inline them: their array arguments make a call
+#: look expensive, and a call per step costs more than the step of a cheap plant).
 HOT_INLINE = {"cache": True, "_nrt": False, "inline": "always"}
 
-LINEAR, PENDULUM, CARTPOLE, CHAIN = 0, 1, 2, 3
+#: Plant codes (they select the compiled kernels). CHAIN is a planar chain of any length,
+#: THREE_LINK the same code compiled for three links, TWO_LINK the two-link closed form.
+LINEAR, PENDULUM, CARTPOLE, CHAIN, TWO_LINK, THREE_LINK = 0, 1, 2, 3, 4, 5
 EULER, SEMI_IMPLICIT, RK4, DISCRETE = 0, 1, 2, 3
 
 H_CODE, H_INTEG, H_SUB, H_DT, H_N, H_M, H_NQ = 0, 1, 2, 3, 4, 5, 6
@@ -49,10 +56,14 @@ HEADER = 16
 FIELD_LEN = 7
 
 
-@njit(**HOT_INLINE)
+@njit(**HOT)
 def integrator_workspace(n: int, m: int) -> int:
-    """Scratch the integrators need for a state of size n and control of size m."""
-    return 8 * n + 2 * m + 12 * (n * n + n * m) + 16
+    """Scratch (float64 elements) the integrators need for state size n, control size m.
+
+    Five vectors of ``n``, two of ``m``, ``F`` (n x n), ``G`` (n x m) and six ``n x (n + m)``
+    matrices (:func:`plants._integrate.views`); the plant's own scratch follows.
+    """
+    return 5 * n + 2 * m + 7 * n * (n + m)
 
 
 def pack(code: int, integ: int, substeps: int, dt: float, n: int, m: int,

@@ -44,11 +44,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels as K
 from . import _validation as V
 from ._base import PlantBase, mechanical_section
 from ._dyn_chain import chain_workspace
-from ._layout import CHAIN
+from ._layout import CHAIN, THREE_LINK, TWO_LINK
 
 #: Winter (2009) Table 4.1 / Fig. 4.1 fractions: (mass/body mass, CoM/segment length from
 #: proximal, radius of gyration about proximal/segment length, segment length/height).
@@ -59,23 +58,40 @@ WINTER_ARM = {
 }
 
 
+def link_coefficients(masses, lengths, com, inertias, g=0.0):
+    """Constants of the chain's kinetic and potential energy in absolute link angles.
+
+    Returns ``(n, gc)``: ``n[a, b]`` (symmetric, ``N x N``) with ``N_ab(phi) =
+    n[a, b] cos(phi_a - phi_b)`` the inertia matrix of the module docstring, and ``gc`` with
+    ``V = sum_a gc[a] sin(phi_a)``.
+    """
+    N = len(masses)
+    beyond = np.array([masses[a + 1:].sum() for a in range(N)])
+    n = np.diag(inertias + lengths**2 * beyond)
+    for a in range(N):
+        for b in range(a):
+            n[a, b] = n[b, a] = lengths[b] * (masses[a] * com[a] + lengths[a] * beyond[a])
+    gc = g * (masses * com + lengths * beyond)
+    return n, gc
+
+
 def chain_mass_terms(masses, lengths, com, inertias, g):
     """Constant matrices of ``M(q) = M0 + sum_p cos(delta_p) Mc_p`` and gravity coefficients.
 
-    Returns ``(M0, pairs, gc)`` with ``pairs`` a list of ``(a, b, Mc)`` for ``a > b``.
+    Returns ``(M0, pairs, gc)`` with ``pairs`` a list of ``(a, b, Mc)`` for ``a > b`` and
+    ``delta_p = phi_a - phi_b``: the joint-angle form ``M = T^T N T`` of
+    :func:`link_coefficients` (``T`` lower-triangular ones).
     """
+    n, gc = link_coefficients(masses, lengths, com, inertias, g)
     N = len(masses)
     T = np.tril(np.ones((N, N)))
-    beyond = np.array([masses[a + 1:].sum() for a in range(N)])
-    N0 = np.diag(inertias + lengths**2 * beyond)
-    M0 = T.T @ N0 @ T
+    M0 = T.T @ np.diag(np.diag(n)) @ T
     pairs = []
     for a in range(N):
         for b in range(a):
             E = np.zeros((N, N))
-            E[a, b] = E[b, a] = lengths[b] * (masses[a] * com[a] + lengths[a] * beyond[a])
+            E[a, b] = E[b, a] = n[a, b]
             pairs.append((a, b, T.T @ E @ T))
-    gc = g * (masses * com + lengths * beyond)
     return M0, pairs, gc
 
 
@@ -144,12 +160,13 @@ class PlanarArm(PlantBase):
         self.n_links = N
         self.masses, self.lengths, self.com, self.inertias = masses, lengths, com, inertias
         self.viscosity, self.g = visc, g
-        M0, pairs, gc = chain_mass_terms(masses, lengths, com, inertias, g)
-        pair_block = [np.concatenate([[a, b], Mc.ravel()]) for a, b, Mc in pairs]
-        section = np.concatenate([mechanical_section(constant_force, curl, field),
-                                  [N, len(pairs)], lengths, gc, visc.ravel(), M0.ravel(),
-                                  *pair_block])
-        self._setup(code=CHAIN, integrator=integrator,
+        coeff, self._gravity_coeff = link_coefficients(masses, lengths, com, inertias, g)
+        section = np.concatenate([mechanical_section(constant_force, curl, field), [N],
+                                  lengths, self._gravity_coeff, visc.ravel(), coeff.ravel()])
+        # two links: the closed-form kernel (the chain's equations written out); three: the
+        # chain compiled for N = 3
+        code = {2: TWO_LINK, 3: THREE_LINK}.get(N, CHAIN)
+        self._setup(code=code, integrator=integrator,
                     allowed_integrators=("euler", "semi_implicit", "rk4"), substeps=substeps,
                     dt=dt, n=2 * N, m=N, pos_index=list(range(N)),
                     vel_index=list(range(N, 2 * N)), control_low=lo, control_high=hi,
@@ -192,9 +209,9 @@ class PlanarArm(PlantBase):
     def energy(self, x) -> np.ndarray:
         """Kinetic plus potential energy ``1/2 qdot^T M(q) qdot + V(q)`` for ``x[B, 2N]``."""
         x = V.as_finite_array(x, "x", (None, self.state_dim))
-        out = np.empty(x.shape[0])
-        K.chain_energy_batch(self.kernel_params, x, out)
-        return out
+        v = x[:, self.n_links:]
+        kinetic = 0.5 * np.einsum("bi,bij,bj->b", v, self.mass_matrix(x), v)
+        return kinetic + np.sin(np.cumsum(x[:, :self.n_links], axis=1)) @ self._gravity_coeff
 
     def mass_matrix(self, x) -> np.ndarray:
         """``M(q)`` for states ``x[B, 2N]``, shape ``[B, N, N]``."""

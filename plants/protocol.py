@@ -66,12 +66,22 @@ class CompiledDynamics(Dynamics, Protocol):
     Attributes
     ----------
     kernel_code : int
-        Plant code for :func:`plants._kernels.step_sample` and
-        :func:`plants._kernels.jacobians_sample`.
+        Plant code (``kernel_params[0]``); it selects the compiled kernels.
     kernel_params : ndarray, float64, 1-D
         Flat parameter array (layout in :mod:`plants._layout`); ``kernel_params[1]`` is the
         integrator code and ``kernel_params[2]`` the number of substeps.
+    kernels : (rollout, jacobians)
+        The plant's compiled kernels, callable from other compiled code by name
+        (signatures in :mod:`plants._kernels`).
+    workspace_size : int
+        Length of the float64 scratch array the kernels take.
     """
 
     kernel_code: int
     kernel_params: np.ndarray
+
+    @property
+    def kernels(self) -> tuple: ...
+
+    @property
+    def workspace_size(self) -> int: ...

@@ -40,6 +40,7 @@ def test_protocol_and_shapes(make):
     assert p.step(x.tolist(), U[:, 0].tolist()).shape == (5, n)  # lists are accepted
     assert p.parameters["dt"] == p.dt
     assert p.kernel_params.dtype == np.float64 and p.kernel_params[0] == p.kernel_code
+    assert all(callable(k) for k in p.kernels) and p.workspace_size > 0
 
 
 @pytest.mark.parametrize("make", ALL)
@@ -188,8 +189,7 @@ def test_public_api():
     lambda: CartPole(integrator="semi_implicit", joint_limits=(-0.05, 0.05)),
 ])
 def test_batched_paths_equal_per_sample_kernels_bitwise(make):
-    """``step``/``rollout``/``jacobians`` read the settings once per call; same numbers."""
-    from plants import _kernels as K
+    """``step``/``rollout``/``jacobians`` on a batch equal the kernels run on one sample."""
     p = make()
     n, m = p.state_dim, p.control_dim
     rng = np.random.default_rng(1)
@@ -198,16 +198,17 @@ def test_batched_paths_equal_per_sample_kernels_bitwise(make):
     X = p.rollout(x, U)
     xn = p.step(x, U[:, 0])
     A, B = p.jacobians(x, U[:, 0])
-    code, params = p.kernel_code, p.kernel_params
+    rollout, jacobians = p.kernels
+    params, ws = p.kernel_params, np.empty(p.workspace_size)
     for b in range(9):
-        out = np.empty(n)
-        K.step_sample(code, params, x[b], U[b, 0], out)
-        np.testing.assert_array_equal(xn[b], out)
-        np.testing.assert_array_equal(X[b, 1], out)
+        out = np.empty((1, 1, n))
+        assert rollout(params, x[b:b + 1], U[b:b + 1, :1], U, False, out, 0, ws) == -1
+        np.testing.assert_array_equal(xn[b], out[0, 0])
+        np.testing.assert_array_equal(X[b, 1], out[0, 0])
         for t in range(1, 3):
-            K.step_sample(code, params, X[b, t].copy(), U[b, t], out)
-            np.testing.assert_array_equal(X[b, t + 1], out)
-        Ab, Bb = np.empty((n, n)), np.empty((n, m))
-        K.jacobians_sample(code, params, x[b], U[b, 0], Ab, Bb)
-        np.testing.assert_array_equal(A[b], Ab)
-        np.testing.assert_array_equal(B[b], Bb)
+            rollout(params, X[b:b + 1, t].copy(), U[b:b + 1, t:t + 1].copy(), U, False, out, 0, ws)
+            np.testing.assert_array_equal(X[b, t + 1], out[0, 0])
+        Ab, Bb = np.empty((1, n, n)), np.empty((1, n, m))
+        assert jacobians(params, x[b:b + 1], U[b:b + 1, 0].copy(), Ab, Bb, ws) == -1
+        np.testing.assert_array_equal(A[b], Ab[0])
+        np.testing.assert_array_equal(B[b], Bb[0])

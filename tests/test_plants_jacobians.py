@@ -83,31 +83,29 @@ def test_joint_stops_in_jacobians():
 
 
 @njit(cache=True)
-def _closed_loop(code, params, x0, T, ws):
-    """A user's compiled loop calling the plant kernels by name (code/params as arguments)."""
-    x = x0.copy()
-    xn = np.empty_like(x)
-    u = np.zeros(2)
-    A = np.empty((4, 4))
-    B = np.empty((4, 2))
-    for _ in range(T):
-        u[0] = -x[0]
-        u[1] = -x[1]
-        K.jacobians_sample_ws(code, params, x, u, A, B, ws)
-        K.step_sample_ws(code, params, x, u, xn, ws)
-        x[:] = xn
-    u[0] = -x[0]
-    u[1] = -x[1]
-    K.jacobians_sample(code, params, x, u, A, B)
-    K.step_sample(code, params, x, u, xn)
-    return xn, A, B
+def _closed_loop(params, x0, T, ws):
+    """A user's compiled loop calling a plant's kernels by name, one sample at a time."""
+    x = x0.copy().reshape((1, 4))
+    xn = np.empty((1, 1, 4))
+    u = np.zeros((1, 2))
+    u3 = u.reshape((1, 1, 2))  # a view: the one step's control sequence
+    A = np.empty((1, 4, 4))
+    B = np.empty((1, 4, 2))
+    for _ in range(T + 1):
+        u[0, 0] = -x[0, 0]
+        u[0, 1] = -x[0, 1]
+        K.jacobians_two_link(params, x, u, A, B, ws)
+        K.rollout_two_link(params, x, u3, u3, False, xn, 0, ws)
+        x[0] = xn[0, 0]
+    return xn[0, 0], A[0], B[0]
 
 
 def test_jacobian_kernels_callable_from_compiled_code():
     arm = TwoLinkArm()
+    assert arm.kernels == (K.rollout_two_link, K.jacobians_two_link)
     ws = np.empty(arm.workspace_size)
     x0 = np.array([0.3, 1.0, 0.0, 0.0])
-    xn, A, B = _closed_loop(arm.kernel_code, arm.kernel_params, x0, 5, ws)
+    xn, A, B = _closed_loop(arm.kernel_params, x0, 5, ws)
     x = x0[None].copy()
     for _ in range(6):
         u = -x[:, :2]
@@ -117,3 +115,26 @@ def test_jacobian_kernels_callable_from_compiled_code():
     A2, B2 = arm.jacobians(x_prev, -x_prev[:, :2])
     np.testing.assert_allclose(A, A2[0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(B, B2[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("arm", [
+    TwoLinkArm(gravity=True, curl=8.0, constant_force=(0.5, -1.0)),
+    ThreeLinkArm(gravity=True, field=((1.0, 6.0), (-7.0, 0.5)), constant_force=(0.3, 0.8)),
+], ids=["two-link", "three-link"])
+def test_specialised_arm_kernels_equal_the_generic_chain(arm):
+    """The closed-form two-link and the N = 3 chain kernels against the any-N chain kernel
+    (the same model in a different form or with N unknown at compile time)."""
+    rng = np.random.default_rng(5)
+    n, m = arm.state_dim, arm.control_dim
+    x = 0.6 * rng.standard_normal((7, n))
+    U = rng.standard_normal((7, 20, m))
+    params, ws = arm.kernel_params, np.empty(arm.workspace_size)
+    results = []
+    for rollout, jacobians in [arm.kernels, (K.rollout_chain, K.jacobians_chain)]:
+        X = np.empty((7, 21, n))
+        A, B = np.empty((7, n, n)), np.empty((7, n, m))
+        assert rollout(params, x, U, U, False, X, 1, ws) == -1
+        assert jacobians(params, x, U[:, 0].copy(), A, B, ws) == -1
+        results.append((X, A, B))
+    for fast, generic in zip(*results, strict=True):
+        np.testing.assert_allclose(fast, generic, rtol=1e-11, atol=1e-12)

@@ -1,0 +1,182 @@
+"""Compiled right-hand side of the two-link arm in closed form (Todorov's equations).
+
+State ``[q1, q2, v1, v2]`` (shoulder, elbow relative to the upper arm). With the link
+inertia coefficients of :func:`plants.arms.link_coefficients` (``n11, n21, n22``)::
+
+    M(q) = [[n11 + n22 + 2 n21 cos q2,  n22 + n21 cos q2],
+            [n22 + n21 cos q2,          n22            ]]
+    h    = n21 sin q2 [-(2 v1 v2 + v2^2), v1^2]                 (Coriolis, centrifugal)
+    G    = [gc1 cos q1 + gc2 cos(q1 + q2), gc2 cos(q1 + q2)]    (gravity along -y)
+    M qddot = tau + J^T F - h - B v - G,     F = F0 + K J v
+
+where ``J`` is the hand Jacobian. This is the generic chain of :mod:`plants._dyn_chain` for
+``N = 2``, written out so that a step costs one ``sincos`` (two more with gravity or a
+field) and a 2 x 2 solve; the tests check the two against each other. Section layout: that
+of the chain. Calling convention: :mod:`plants._integrate`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
+
+
+@njit(**HOT_INTERNAL)
+def consts(p):
+    """``(field block (7), l1, l2, gc1, gc2, B11, B12, B21, B22, n11, n21, n22)``."""
+    o = int(p[H_PLANT])
+    f = o + FIELD_LEN + 1
+    return (p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4], p[o + 5], p[o + 6],
+            p[f], p[f + 1], p[f + 2], p[f + 3], p[f + 4], p[f + 5], p[f + 6], p[f + 7],
+            p[f + 8], p[f + 10], p[f + 11])
+
+
+@njit(**HOT_INTERNAL)
+def rhs(c, z, u, dz, pw):
+    """``dz = [v, qddot]``."""
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
+    q1 = z[0]
+    q2 = z[1]
+    v1 = z[2]
+    v2 = z[3]
+    c2 = np.cos(q2)
+    s2 = np.sin(q2)
+    r1 = u[0] - b11 * v1 - b12 * v2 + n21 * s2 * (2.0 * v1 * v2 + v2 * v2)
+    r2 = u[1] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+    if gc1 != 0.0 or gc2 != 0.0 or on != 0.0:
+        c1 = np.cos(q1)
+        s1 = np.sin(q1)
+        c12 = np.cos(q1 + q2)
+        s12 = np.sin(q1 + q2)
+        r1 -= gc1 * c1 + gc2 * c12
+        r2 -= gc2 * c12
+        if on != 0.0:
+            jx1 = -l1 * s1 - l2 * s12
+            jx2 = -l2 * s12
+            jy1 = l1 * c1 + l2 * c12
+            jy2 = l2 * c12
+            px = jx1 * v1 + jx2 * v2
+            py = jy1 * v1 + jy2 * v2
+            fx = f0x + k00 * px + k01 * py
+            fy = f0y + k10 * px + k11 * py
+            r1 += jx1 * fx + jy1 * fy
+            r2 += jx2 * fx + jy2 * fy
+    m11 = n11 + n22 + 2.0 * n21 * c2
+    m12 = n22 + n21 * c2
+    det = m11 * n22 - m12 * m12
+    dz[0] = v1
+    dz[1] = v2
+    dz[2] = (n22 * r1 - m12 * r2) / det
+    dz[3] = (m11 * r2 - m12 * r1) / det
+
+
+@njit(**HOT_INTERNAL)
+def rhs_jac(c, z, u, dz, F, G, pw):
+    """:func:`rhs` and its exact partials ``dqddot/dy = M^-1 (dr/dy - dM/dy qddot)``."""
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
+    q1 = z[0]
+    q2 = z[1]
+    v1 = z[2]
+    v2 = z[3]
+    c2 = np.cos(q2)
+    s2 = np.sin(q2)
+    cor = 2.0 * v1 * v2 + v2 * v2
+    r1 = u[0] - b11 * v1 - b12 * v2 + n21 * s2 * cor
+    r2 = u[1] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+    # partials of r by (q1, q2, v1, v2): d1[k] of r1, d2[k] of r2
+    a11 = 0.0
+    a12 = n21 * c2 * cor
+    a13 = -b11 + 2.0 * n21 * s2 * v2
+    a14 = -b12 + 2.0 * n21 * s2 * (v1 + v2)
+    a21 = 0.0
+    a22 = -n21 * c2 * v1 * v1
+    a23 = -b21 - 2.0 * n21 * s2 * v1
+    a24 = -b22
+    if gc1 != 0.0 or gc2 != 0.0 or on != 0.0:
+        c1 = np.cos(q1)
+        s1 = np.sin(q1)
+        c12 = np.cos(q1 + q2)
+        s12 = np.sin(q1 + q2)
+        r1 -= gc1 * c1 + gc2 * c12
+        r2 -= gc2 * c12
+        a11 += gc1 * s1 + gc2 * s12
+        a12 += gc2 * s12
+        a21 += gc2 * s12
+        a22 += gc2 * s12
+        if on != 0.0:
+            jx1 = -l1 * s1 - l2 * s12
+            jx2 = -l2 * s12
+            jy1 = l1 * c1 + l2 * c12
+            jy2 = l2 * c12
+            px = jx1 * v1 + jx2 * v2
+            py = jy1 * v1 + jy2 * v2
+            fx = f0x + k00 * px + k01 * py
+            fy = f0y + k10 * px + k11 * py
+            r1 += jx1 * fx + jy1 * fy
+            r2 += jx2 * fx + jy2 * fy
+            # d(J^T F)/dq_k = dJ_k^T F + J^T K dJ_k v, with dJ/dq2 = (jx2, jy2) rotated
+            # and dJ/dq1 = (J rotated): d(-l s)/dq = -l c, d(l c)/dq = -l s
+            for kq in range(2):
+                if kq == 0:
+                    e1x, e2x = -l1 * c1 - l2 * c12, -l2 * c12
+                    e1y, e2y = -l1 * s1 - l2 * s12, -l2 * s12
+                else:
+                    e1x, e2x = -l2 * c12, -l2 * c12
+                    e1y, e2y = -l2 * s12, -l2 * s12
+                dpx = e1x * v1 + e2x * v2
+                dpy = e1y * v1 + e2y * v2
+                dfx = k00 * dpx + k01 * dpy
+                dfy = k10 * dpx + k11 * dpy
+                t1 = e1x * fx + e1y * fy + jx1 * dfx + jy1 * dfy
+                t2 = e2x * fx + e2y * fy + jx2 * dfx + jy2 * dfy
+                if kq == 0:
+                    a11 += t1
+                    a21 += t2
+                else:
+                    a12 += t1
+                    a22 += t2
+            # d(J^T F)/dv = J^T K J
+            kx1 = k00 * jx1 + k01 * jy1
+            ky1 = k10 * jx1 + k11 * jy1
+            kx2 = k00 * jx2 + k01 * jy2
+            ky2 = k10 * jx2 + k11 * jy2
+            a13 += jx1 * kx1 + jy1 * ky1
+            a14 += jx1 * kx2 + jy1 * ky2
+            a23 += jx2 * kx1 + jy2 * ky1
+            a24 += jx2 * kx2 + jy2 * ky2
+    m11 = n11 + n22 + 2.0 * n21 * c2
+    m12 = n22 + n21 * c2
+    det = m11 * n22 - m12 * m12
+    acc1 = (n22 * r1 - m12 * r2) / det
+    acc2 = (m11 * r2 - m12 * r1) / det
+    # dM/dq2 qddot
+    a12 -= -n21 * s2 * (2.0 * acc1 + acc2)
+    a22 -= -n21 * s2 * acc1
+    dz[0] = v1
+    dz[1] = v2
+    dz[2] = acc1
+    dz[3] = acc2
+    for j in range(4):
+        F[0, j] = 1.0 if j == 2 else 0.0
+        F[1, j] = 1.0 if j == 3 else 0.0
+    i11 = n22 / det
+    i12 = -m12 / det
+    i22 = m11 / det
+    F[2, 0] = i11 * a11 + i12 * a21
+    F[2, 1] = i11 * a12 + i12 * a22
+    F[2, 2] = i11 * a13 + i12 * a23
+    F[2, 3] = i11 * a14 + i12 * a24
+    F[3, 0] = i12 * a11 + i22 * a21
+    F[3, 1] = i12 * a12 + i22 * a22
+    F[3, 2] = i12 * a13 + i22 * a23
+    F[3, 3] = i12 * a14 + i22 * a24
+    G[0, 0] = 0.0
+    G[0, 1] = 0.0
+    G[1, 0] = 0.0
+    G[1, 1] = 0.0
+    G[2, 0] = i11
+    G[2, 1] = i12
+    G[3, 0] = i12
+    G[3, 1] = i22
