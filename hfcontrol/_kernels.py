@@ -3,7 +3,8 @@
 The network is described to the kernels as plain arrays (see ``../shared/DESIGN.md``):
 
 * ``meta[l]`` (int64, one row per layer): ``n`` units, recurrent flag, nonlinearity code,
-  stateful flag, and the recurrent connection's ``(start, mid, end)`` offsets into ``W``;
+  stateful flag, and the recurrent connection's ``(start, mid, end)`` offsets into ``W``
+  (zeros for a layer without recurrence);
 * ``prm[l]`` (float64): the nonlinearity's parameters (``ReLU.max``; SoftLIF's
   ``sigma, tau_rc, tau_ref, amp``) and, in column 4, ``Continuous.coeff``;
 * ``conns[c]`` (int64): ``pre, post, start, mid, end`` of every feedforward connection.
@@ -19,10 +20,28 @@ feedforward product (input projections, back-propagated deltas, weight gradients
 is one large BLAS call, and only a layer's own recurrence (``a[t-1] @ W_rec``,
 the filter state of a ``Continuous`` layer) runs step by step -- in compiled code.
 
-All functions are module-level ``@njit(cache=True)`` and call each other by name,
-branching on integer nonlinearity codes, so that the on-disk cache is reused
-across processes. Losses are not compiled: they have no time loop and are
-evaluated by vectorised NumPy over whole arrays.
+Three kernels are called from Python: :func:`forward`, :func:`backward` (gradient and
+``G v``) and, for a user's element-wise nonlinearity, :func:`forward_user`. They and their
+helpers are module-level functions that call each other by name and branch on integer
+nonlinearity codes, so that the on-disk cache is reused across processes. Losses are not
+compiled: they have no time loop and are evaluated by vectorised NumPy over whole arrays.
+
+Compile time (a first call compiles every kernel of a dtype) is kept down by:
+
+* helpers decorated with :data:`_helper` (``register_jitable``): numba types a call to them
+  with the arguments' non-literal types first, so a helper is compiled once per dtype
+  whatever constants (``True``, ``0``) its callers pass -- an ``@njit`` function is
+  compiled again for every combination of literal arguments -- and it gets no Python
+  wrapper, which only the kernels called from Python need;
+* matrix products by :func:`_gemm`, a direct BLAS call taking transposition flags, instead
+  of ``np.dot`` on transposed views (one specialisation per combination of layouts);
+* views of the flat buffers made by :func:`_block`/:func:`_steps`: every ``reshape`` costs
+  numba tens of milliseconds to compile where it is written, a call of a helper a few;
+* no array-to-array slice assignment (``x[:] = y`` compiles numba's formatting of its
+  shape-mismatch error message, several seconds): explicit loops instead;
+* a shallow call graph: each caller re-optimises the code of everything it calls, so the
+  forward pass is one function (compiled twice, see :func:`_forward`) and the gradient and
+  ``G v`` share one kernel.
 """
 
 from __future__ import annotations
@@ -42,17 +61,39 @@ N_META = 7
 LINEAR, TANH, LOGISTIC, RELU, GAUSSIAN, SOFTMAX, SOFTLIF = range(7)
 USER = 8
 
+#: Decorator of the functions called only from compiled code (see the module docstring);
+#: cached on disk too, for :func:`forward_user`, which is compiled in every process.
+_helper = register_jitable(cache=True)
+
+
 # ---------------------------------------------------------------------- small helpers
-# Helpers that callers pass constants (True, 0) are registered with ``register_jitable``:
-# numba types a call to them with non-literal argument types first, so each is compiled
-# once per dtype, where an @njit function is compiled again for every combination of
-# literal arguments (``_mm`` had 7 specialisations per dtype). There is no array-to-array
-# slice assignment (``x[:] = y``): numba compiles the formatting of its shape-mismatch
-# error message, seconds of compile time; explicit loops instead.
-@register_jitable(cache=True)
+@_helper
 def _block(buf, off, rows, n):
     """Rows ``[rows, n]`` of a flat buffer starting at ``off`` (a contiguous view)."""
     return buf[off:off + rows * n].reshape((rows, n))
+
+
+@_helper
+def _steps(x, nt, rows):
+    """A ``[nt * rows, n]`` block as ``[nt, rows, n]``: one ``[rows, n]`` matrix per step."""
+    return x.reshape((nt, rows, x.shape[1]))
+
+
+@_helper
+def _flat(x):
+    """A contiguous array as a 1-D view."""
+    return x.reshape(x.size)
+
+
+@_helper
+def _offsets(meta, rows):
+    """Offsets of the layers' ``[rows, n]`` blocks in a flat buffer (``L + 1`` entries)."""
+    L = meta.shape[0]
+    offs = np.empty(L + 1, np.int64)
+    offs[0] = 0
+    for l in range(L):
+        offs[l + 1] = offs[l] + rows * meta[l, M_N]
+    return offs
 
 
 # Matrix products go to BLAS even when tiny: measured here, a [32, 16] @ [16, 16] sgemm
@@ -116,7 +157,7 @@ def _gemm(typingctx, a, ta, b, tb, c):
     return sig, codegen
 
 
-@register_jitable(cache=True)
+@_helper
 def _mm(a, ta, b, tb, c, acc, tmp):
     """``c += op(a) @ op(b)`` if ``acc`` else ``c = op(a) @ op(b)`` (see :func:`_gemm`).
 
@@ -124,24 +165,23 @@ def _mm(a, ta, b, tb, c, acc, tmp):
     accumulating, so that nothing is allocated (large fresh allocations page-fault).
     """
     rows, cols = c.shape
-    inner = a.shape[0] if ta else a.shape[1]
     if rows == 0 or cols == 0:
         return
-    if inner == 0:
+    if (a.shape[0] if ta else a.shape[1]) == 0:
         if not acc:
             c[:] = 0.0
         return
-    if acc:
-        t = tmp[:rows * cols].reshape((rows, cols))
-        _gemm(a, ta, b, tb, t)
-        for r in range(rows):
-            for j in range(cols):
-                c[r, j] += t[r, j]
-    else:
+    if not acc:
         _gemm(a, ta, b, tb, c)
+        return
+    t = _block(tmp, 0, rows, cols)
+    _gemm(a, ta, b, tb, t)
+    for r in range(rows):
+        for j in range(cols):
+            c[r, j] += t[r, j]
 
 
-@register_jitable(cache=True)
+@_helper
 def _affine(a, w, b, c, acc, tmp):
     """``c (+)= a @ w + b``; for a few inputs (``K <= 4``) one fused pass over ``c``
     instead of BLAS, a temporary and a separate bias pass."""
@@ -166,22 +206,23 @@ def _affine(a, w, b, c, acc, tmp):
                 cr[j] += ak * wk[j]
 
 
-@register_jitable(cache=True)
-def _cast(ref, value):
-    """``value`` as a scalar of ``ref``'s dtype."""
-    out = np.empty(1, ref.dtype)
-    out[0] = value
-    return out[0]
-
-
-@njit(cache=True)
+@_helper
 def _add_bias(x, b):
     for r in range(x.shape[0]):
         for j in range(x.shape[1]):
             x[r, j] += b[j]
 
 
-@njit(cache=True)
+@_helper
+def _colsum(d, out):
+    out[:] = 0.0
+    for r in range(d.shape[0]):
+        for j in range(d.shape[1]):
+            out[j] += d[r, j]
+
+
+# ---------------------------------------------------------------------- nonlinearities
+@_helper
 def _tanh(x):
     """tanh in float64 from ``exp`` (about 3x faster than libm's tanh here, as accurate).
 
@@ -199,7 +240,7 @@ def _tanh(x):
     return r if v >= 0 else -r
 
 
-@njit(cache=True)
+@_helper
 def _logistic(x):
     """Logistic function in float64, accurate in both tails (no ``1 + tanh`` cancellation)."""
     v = np.float64(x)
@@ -209,7 +250,7 @@ def _logistic(x):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
+@_helper
 def _logistic32(x):
     """:func:`_logistic` in float32 (``expf``: about twice as fast as ``exp``), a few
     float32 ulp from exact in both tails."""
@@ -221,7 +262,7 @@ def _logistic32(x):
     return e / (one + e)
 
 
-@njit(cache=True)
+@_helper
 def _softlif(p, x):
     """SoftLIF rate and derivative (same large-|x| safeguards as the NumPy version)."""
     sigma, tau_rc, tau_ref, amp = p[0], p[1], p[2], p[3]
@@ -243,7 +284,7 @@ def _softlif(p, x):
     return a, d
 
 
-@njit(cache=True, error_model="numpy")
+@register_jitable(cache=True, error_model="numpy")
 def _tanh_row32(x, a, d, deriv):
     """float32 tanh of a flat array: a rational minimax approximation (Eigen's
     ``generic_fast_tanh_float``, |x| clamped at 7.9), within 4e-7 relative of the exact
@@ -279,10 +320,10 @@ def _elementwise(code, p, x, a, d, deriv):
     """``a = f(x)`` and, if ``deriv``, ``d = f'(x)`` for an element-wise nonlinearity,
     over 2-D arrays (``d`` is not touched when ``deriv`` is false)."""
     rows, n = x.shape
-    one = _cast(a, 1.0)
+    one = a.dtype.type(1.0)
     if code == TANH and a.itemsize == 4:
         # the whole (contiguous) block in one vectorised loop
-        _tanh_row32(x.reshape(rows * n), a.reshape(rows * n), d.reshape(rows * n), deriv)
+        _tanh_row32(_flat(x), _flat(a), _flat(d), deriv)
         return
     for r in range(rows):
         if code == LINEAR:
@@ -346,7 +387,7 @@ def _elementwise(code, p, x, a, d, deriv):
                     d[r, j] = 0.0
 
 
-@njit(cache=True)
+@_helper
 def _jac(code, a, d, v, out):
     """``out = J v`` (= ``J^T v``: all Jacobians here are symmetric), row by row."""
     rows, n = v.shape
@@ -363,68 +404,29 @@ def _jac(code, a, d, v, out):
                 out[r, j] = d[r, j] * v[r, j]
 
 
-@njit
-def _nonlinearity(code, p, x, a, d, deriv, f, df):
-    """:func:`_elementwise`, or the user's scalar kernels ``f``/``df`` for code USER.
-
-    ``f is None`` (the built-in :func:`forward`) is decided at compile time: numba prunes
-    the other branch, so no function value reaches the cached kernel.
-    """
-    if f is None:
-        _elementwise(code, p, x, a, d, deriv)
-    elif code == USER:
-        for r in range(x.shape[0]):
-            for j in range(x.shape[1]):
-                a[r, j] = f(x[r, j])
-            if deriv:
-                for j in range(x.shape[1]):
-                    d[r, j] = df(x[r, j], a[r, j])
-    else:
-        _elementwise(code, p, x, a, d, deriv)
-
-
 # ---------------------------------------------------------------------- forward
-@njit(cache=True)
-def forward(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, init_state, xbuf,
-            tmp):
+def _forward(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, init_state, xbuf,
+             tmp, f, df):
     """Fill ``acts`` (and, if ``deriv``, ``ds``) of every layer from time-major
-    ``inputs [T * B, n0]``, all layers built-in.
+    ``inputs [T * B, n0]``.
 
     ``init_act``/``init_state`` are flat buffers with one ``[B, n]`` block per layer
     (zeros where unused). For stateful layers ``ds`` holds ``base'(s)``. ``xbuf`` and
     ``tmp`` are work buffers of at least ``T * B * max(n)`` elements; ``ds`` is not
-    touched (it may be ``acts``) when ``deriv`` is false.
+    touched (it may be ``acts``) when ``deriv`` is false. ``f``/``df`` are the user's
+    element-wise kernels for the layers of code USER, or None.
+
+    One body, compiled twice: :func:`forward` (``f = df = None``, all layers built-in) is
+    cached on disk; :func:`forward_user` takes the user's kernels and is compiled again in
+    every process, as numba cannot cache a function that receives jitted functions.
     """
-    _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, init_state,
-                  xbuf, tmp, None, None)
-
-
-@njit
-def forward_user(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, init_state,
-                 xbuf, tmp, f, df):
-    """:func:`forward` with a user's compiled element-wise kernels for the layers of code
-    USER.
-
-    Not cached on disk: a function taking jitted functions as arguments is compiled
-    again in every process (a few seconds), once per kernel pair and dtype.
-    """
-    _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, init_state,
-                  xbuf, tmp, f, df)
-
-
-@njit
-def _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, init_state,
-                  xbuf, tmp, f, df):
-    """The forward pass (see :func:`forward`); ``f``/``df`` are the kernels of code USER
-    (None for the built-in, cached :func:`forward`)."""
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
     ioff = _offsets(meta, B)
     for l in range(L):
         n = meta[l, M_N]
-        off = offs[l]
-        a_l = _block(acts, off, T * B, n)
-        d_l = _block(ds, off, T * B, n) if deriv else a_l
+        a_l = _block(acts, offs[l], T * B, n)
+        d_l = _block(ds, offs[l], T * B, n) if deriv else a_l
         code = meta[l, M_CODE]
         rec = meta[l, M_REC] != 0
         stateful = meta[l, M_STATEFUL] != 0
@@ -442,27 +444,22 @@ def _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, 
                 continue
             pre = conns[c, 0]
             npre = meta[pre, M_N]
-            w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _affine(_block(acts, offs[pre], T * B, npre), w, W[conns[c, 3]:conns[c, 4]], x,
-                    not first, tmp)
+            _affine(_block(acts, offs[pre], T * B, npre), _block(W, conns[c, 2], npre, n),
+                    W[conns[c, 3]:conns[c, 4]], x, not first, tmp)
             first = False
         if first and l > 0:
             x[:] = 0.0
-        if not rec and not stateful:
-            _nonlinearity(code, prm[l], x, a_l, d_l, deriv, f, df)
-            continue
-        x3 = x.reshape((T, B, n))
-        a3 = a_l.reshape((T, B, n))
-        d3 = d_l.reshape((T, B, n))
-        if rec:
-            wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-            br = W[meta[l, M_RMID]:meta[l, M_REND]]
-        else:
-            wr = W[0:0].reshape((0, 0))
-            br = W[0:0]
-        coeff = _cast(acts, prm[l, 4])
-        s = _block(init_state, ioff[l], B, n).copy()
-        for t in range(T):
+        # a layer without recurrence or state is a single step of T * B rows
+        nt, rows = (T, B) if rec or stateful else (1, T * B)
+        x3 = _steps(x, nt, rows)
+        a3 = _steps(a_l, nt, rows)
+        d3 = _steps(d_l, nt, rows)
+        nr = n if rec else 0
+        wr = _block(W, meta[l, M_RSTART], nr, nr)
+        br = W[meta[l, M_RMID]:meta[l, M_REND]]
+        coeff = acts.dtype.type(prm[l, 4])
+        s = _block(init_state, ioff[l], B, n).copy() if stateful else x3[0]
+        for t in range(nt):
             xt = x3[t]
             if rec:
                 if t > 0:
@@ -474,99 +471,83 @@ def _forward_body(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, 
                 for r in range(B):
                     for j in range(n):
                         s[r, j] = s[r, j] + coeff * (xt[r, j] - s[r, j])
-                _nonlinearity(code, prm[l], s, a3[t], d3[t], deriv, f, df)
+                xt = s
+            at = a3[t]
+            dt = d3[t]
+            # ``f is None`` (the cached :func:`forward`) is decided at compile time: numba
+            # prunes the user's branch, so no function value reaches the cached kernel
+            if f is None or code != USER:
+                _elementwise(code, prm[l], xt, at, dt, deriv)
             else:
-                _nonlinearity(code, prm[l], xt, a3[t], d3[t], deriv, f, df)
+                for r in range(rows):
+                    for j in range(n):
+                        at[r, j] = f(xt[r, j])
+                    if deriv:
+                        for j in range(n):
+                            dt[r, j] = df(xt[r, j], at[r, j])
 
 
-# ---------------------------------------------------------------------- backward
-@njit(cache=True)
-def _offsets(meta, rows):
-    L = meta.shape[0]
-    offs = np.zeros(L + 1, np.int64)
-    for l in range(L):
-        offs[l + 1] = offs[l] + rows * meta[l, M_N]
-    return offs
+forward = njit(cache=True)(_forward)
+forward_user = njit(_forward)
 
 
-@njit(cache=True)
-def backward(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, present,
-             init_act, windows, grad, dx, dxw, tmp):
-    """Gradient of ``sum(c * a)`` with respect to ``W`` (truncated BPTT), into ``grad``.
-
-    ``c = dact`` (or ``d2 * dact * scale`` if ``curvature``) time-major, for the layers
-    where ``present[l]`` is set; ``windows`` rows are ``(low, first_injected, end)``.
-    ``dx`` and ``dxw`` are work buffers shaped like ``acts`` (the same array when there
-    is a single window); ``tmp`` one of at least ``T * B * max(n)`` elements.
-    """
-    offs = _offsets(meta, T * B)
-    ioff = _offsets(meta, B)
-    single = windows.shape[0] == 1
-    if not single:
-        dx[:] = 0.0
-    for iw in range(windows.shape[0]):
-        _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature,
-                         present, windows[iw, 0], windows[iw, 1], windows[iw, 2], single, dx,
-                         dxw, tmp)
-    _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tmp)
-
-
-@register_jitable(cache=True)
-def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curvature, present,
+# ---------------------------------------------------------------------- backward and G v
+@_helper
+def _backward_window(W, meta, prm, conns, T, B, acts, ds, c, d2, scale, curvature, present,
                      low, first, end, single, dx, dxw, tmp):
-    """Back-propagate one window ``(low, first_injected, end)``; add its dE/dx into ``dx``."""
+    """Back-propagate one window ``(low, first_injected, end)`` of ``c`` (or, if
+    ``curvature``, of ``d2 * c * scale``) injected into the layers where ``present[l]`` is
+    set from step ``first_injected`` on; add its dE/dx into ``dx``."""
     L = meta.shape[0]
     offs = _offsets(meta, T * B)
     nt = end - low
+    rows = nt * B
     for l in range(L - 1, 0, -1):
         n = meta[l, M_N]
-        e = dxw[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+        start = offs[l] + low * B * n
+        stop = offs[l] + end * B * n
+        e = _block(dxw, start, rows, n)
         filled = False
         if present[l]:
-            flat = e.reshape(nt * B * n)
-            skip = (first - low) * B * n
-            flat[:skip] = 0.0
-            base = offs[l] + first * B * n
+            inject = offs[l] + first * B * n
+            dxw[start:inject] = 0.0
             if curvature:
-                for i in range(skip, nt * B * n):
-                    flat[i] = d2[base + i - skip] * dact[base + i - skip] * scale
+                for i in range(inject, stop):
+                    dxw[i] = d2[i] * c[i] * scale
             else:
-                for i in range(skip, nt * B * n):
-                    flat[i] = dact[base + i - skip]
+                for i in range(inject, stop):
+                    dxw[i] = c[i]
             filled = True
-        for c in range(conns.shape[0]):
-            if conns[c, 0] != l:
+        for k in range(conns.shape[0]):
+            if conns[k, 0] != l:
                 continue
-            post = conns[c, 1]
+            post = conns[k, 1]
             npost = meta[post, M_N]
-            w = W[conns[c, 2]:conns[c, 3]].reshape((n, npost))
-            dpost = dxw[offs[post] + low * B * npost:
-                        offs[post] + end * B * npost].reshape((nt * B, npost))
-            _mm(dpost, False, w, True, e, filled, tmp)
+            _mm(_block(dxw, offs[post] + low * B * npost, rows, npost), False,
+                _block(W, conns[k, 2], n, npost), True, e, filled, tmp)
             filled = True
         if not filled:
             e[:] = 0.0
         code = meta[l, M_CODE]
         rec = meta[l, M_REC] != 0
         stateful = meta[l, M_STATEFUL] != 0
-        a_w = acts[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
-        d_w = ds[offs[l] + low * B * n:offs[l] + end * B * n].reshape((nt * B, n))
+        a_w = _block(acts, start, rows, n)
+        d_w = _block(ds, start, rows, n)
         if not rec and not stateful:
             _jac(code, a_w, d_w, e, e)
         else:
-            e3 = e.reshape((nt, B, n))
-            a3 = a_w.reshape((nt, B, n))
-            d3 = d_w.reshape((nt, B, n))
-            if rec:
-                wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-            else:
-                wr = W[0:0].reshape((0, 0))
-            coeff = _cast(acts, prm[l, 4])
-            keep = _cast(acts, 1.0) - coeff
-            carry = np.zeros((B, n), acts.dtype)
+            e3 = _steps(e, nt, B)
+            a3 = _steps(a_w, nt, B)
+            d3 = _steps(d_w, nt, B)
+            nr = n if rec else 0
+            wr = _block(W, meta[l, M_RSTART], nr, nr)
+            coeff = acts.dtype.type(prm[l, 4])
+            keep = acts.dtype.type(1.0) - coeff
+            carry = np.empty((B, n), acts.dtype)
+            carry[:] = 0.0
             jt = np.empty((B, n), acts.dtype)
             fuse = rec and not stateful and code != SOFTMAX
-            tv = tmp[:B * n].reshape((B, n))
+            tv = _block(tmp, 0, B, n)
             for t in range(nt - 1, -1, -1):
                 et = e3[t]
                 if fuse and t < nt - 1:
@@ -589,47 +570,35 @@ def _backward_window(W, meta, prm, conns, T, B, acts, ds, dact, d2, scale, curva
                 else:
                     _jac(code, a3[t], d3[t], et, et)
         if not single:
-            tot = dx[offs[l] + low * B * n:offs[l] + end * B * n]
-            flat = e.reshape(nt * B * n)
-            for i in range(nt * B * n):
-                tot[i] += flat[i]
+            for i in range(start, stop):
+                dx[i] += dxw[i]
 
 
-@njit(cache=True)
+@_helper
 def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tmp):
+    """``grad`` of every weight and bias from the layers' dE/dx ``dx``."""
     for c in range(conns.shape[0]):
         pre, post = conns[c, 0], conns[c, 1]
         npre, npost = meta[pre, M_N], meta[post, M_N]
-        gw = grad[conns[c, 2]:conns[c, 3]].reshape((npre, npost))
-        gb = grad[conns[c, 3]:conns[c, 4]]
         d = _block(dx, offs[post], T * B, npost)
-        _mm(_block(acts, offs[pre], T * B, npre), True, d, False, gw, False, tmp)
-        _colsum(d, gb)
+        _mm(_block(acts, offs[pre], T * B, npre), True, d, False,
+            _block(grad, conns[c, 2], npre, npost), False, tmp)
+        _colsum(d, grad[conns[c, 3]:conns[c, 4]])
     for l in range(1, meta.shape[0]):
         if meta[l, M_REC] == 0:
             continue
         n = meta[l, M_N]
-        gw = grad[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-        gb = grad[meta[l, M_RMID]:meta[l, M_REND]]
+        gw = _block(grad, meta[l, M_RSTART], n, n)
         d0 = _block(dx, offs[l], B, n)
         _mm(_block(init_act, ioff[l], B, n), True, d0, False, gw, False, tmp)
         if T > 1:
             _mm(_block(acts, offs[l], (T - 1) * B, n), True,
                 _block(dx, offs[l] + B * n, (T - 1) * B, n), False, gw, True, tmp)
-        _colsum(d0, gb)
+        _colsum(d0, grad[meta[l, M_RMID]:meta[l, M_REND]])
 
 
-@njit(cache=True)
-def _colsum(d, out):
-    out[:] = 0.0
-    for r in range(d.shape[0]):
-        for j in range(d.shape[1]):
-            out[j] += d[r, j]
-
-
-# ---------------------------------------------------------------------- R-forward and G v
-@njit(cache=True)
-def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch, tmp):
+@_helper
+def _r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch, tmp):
     """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``)
     for steps ``low .. end - 1``, the state entering step ``low`` held fixed (a truncation
     window; ``0, T`` for the whole sequence).
@@ -644,7 +613,8 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
     ra[offs[0] + low * B * meta[0, M_N]:offs[0] + end * B * meta[0, M_N]] = 0.0
     for l in range(1, L):
         n = meta[l, M_N]
-        rx = scratch[:rows * n].reshape((rows, n))
+        start = offs[l] + low * B * n
+        rx = _block(scratch, 0, rows, n)
         code = meta[l, M_CODE]
         rec = meta[l, M_REC] != 0
         stateful = meta[l, M_STATEFUL] != 0
@@ -652,49 +622,47 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
         if rec:
             # the recurrent weights' direction, for all steps at once, written first
             # (the largest product: no temporary)
-            vr = V[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
+            vr = _block(V, meta[l, M_RSTART], n, n)
             if nt > 1:
-                _mm(_block(acts, offs[l] + low * B * n, (nt - 1) * B, n), False, vr, False,
-                    rx[B:], False, tmp)
+                _mm(_block(acts, start, (nt - 1) * B, n), False, vr, False,
+                    _block(scratch, B * n, (nt - 1) * B, n), False, tmp)
+            rx0 = _block(scratch, 0, B, n)
             if low == 0:
-                _affine(_block(init_act, ioff[l], B, n), vr,
-                        V[meta[l, M_RMID]:meta[l, M_REND]], rx[:B], False, tmp)
+                _affine(_block(init_act, ioff[l], B, n), vr, V[meta[l, M_RMID]:meta[l, M_REND]],
+                        rx0, False, tmp)
             else:
-                _mm(_block(acts, offs[l] + (low - 1) * B * n, B, n), False, vr, False, rx[:B],
-                    False, tmp)
+                _mm(_block(acts, start - B * n, B, n), False, vr, False, rx0, False, tmp)
             first = False
         for c in range(conns.shape[0]):
             if conns[c, 1] != l:
                 continue
             pre = conns[c, 0]
             npre = meta[pre, M_N]
-            vw = V[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-            _affine(_block(acts, offs[pre] + low * B * npre, rows, npre), vw,
-                    V[conns[c, 3]:conns[c, 4]], rx, not first, tmp)
+            _affine(_block(acts, offs[pre] + low * B * npre, rows, npre),
+                    _block(V, conns[c, 2], npre, n), V[conns[c, 3]:conns[c, 4]], rx, not first,
+                    tmp)
             first = False
             if pre > 0:
-                w = W[conns[c, 2]:conns[c, 3]].reshape((npre, n))
-                _mm(_block(ra, offs[pre] + low * B * npre, rows, npre), False, w, False, rx,
-                    True, tmp)
-        a_l = _block(acts, offs[l] + low * B * n, rows, n)
-        d_l = _block(ds, offs[l] + low * B * n, rows, n)
-        r_l = _block(ra, offs[l] + low * B * n, rows, n)
+                _mm(_block(ra, offs[pre] + low * B * npre, rows, npre), False,
+                    _block(W, conns[c, 2], npre, n), False, rx, True, tmp)
+        a_l = _block(acts, start, rows, n)
+        d_l = _block(ds, start, rows, n)
+        r_l = _block(ra, start, rows, n)
         if not rec and not stateful:
             _jac(code, a_l, d_l, rx, r_l)
             continue
-        if rec:
-            wr = W[meta[l, M_RSTART]:meta[l, M_RMID]].reshape((n, n))
-        else:
-            wr = W[0:0].reshape((0, 0))
-        rx3 = rx.reshape((nt, B, n))
-        a3 = a_l.reshape((nt, B, n))
-        d3 = d_l.reshape((nt, B, n))
-        r3 = r_l.reshape((nt, B, n))
-        coeff = _cast(acts, prm[l, 4])
-        keep = _cast(acts, 1.0) - coeff
-        rs = np.zeros((B, n), acts.dtype)
+        nr = n if rec else 0
+        wr = _block(W, meta[l, M_RSTART], nr, nr)
+        rx3 = _steps(rx, nt, B)
+        a3 = _steps(a_l, nt, B)
+        d3 = _steps(d_l, nt, B)
+        r3 = _steps(r_l, nt, B)
+        coeff = acts.dtype.type(prm[l, 4])
+        keep = acts.dtype.type(1.0) - coeff
+        rs = np.empty((B, n), acts.dtype)
+        rs[:] = 0.0
         fuse = rec and not stateful and code != SOFTMAX
-        tv = tmp[:B * n].reshape((B, n))
+        tv = _block(tmp, 0, B, n)
         for t in range(nt):
             xt = rx3[t]
             if fuse and t > 0:
@@ -718,13 +686,24 @@ def r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, sc
 
 
 @njit(cache=True)
-def gauss_newton(W, V, meta, prm, conns, T, B, acts, ds, d2, present, scale, init_act,
-                 windows, out, ra, dx, dxw, scratch, tmp):
-    """``out = G V``: R-forward, curvature ``d2 * scale`` and backward in one call.
+def backward(W, V, meta, prm, conns, T, B, acts, ds, c, d2, scale, gv, present, init_act,
+             windows, out, ra, dx, dxw, scratch, tmp):
+    """Back-propagation through the whole net (truncated BPTT) into ``out``: the gradient
+    or, if ``gv``, the Gauss-Newton product.
 
-    With truncation ``G = sum_w J_w^T H J_w`` over the windows, ``J_w`` the Jacobian of
-    the window's activations with the state entering the window held fixed (the same
-    truncation as the gradient's; the NumPy reference defines it the same way).
+    * ``gv`` false: the gradient of ``sum(c * a)`` with respect to ``W``, ``c`` time-major
+      for the layers where ``present[l]`` is set (``V``, ``d2``, ``ra``, ``scratch``
+      unused);
+    * ``gv`` true: ``G V`` -- R-forward pass of ``V`` into ``ra``, the curvature
+      ``d2 * R{a} * scale`` injected where ``present[l]`` is set, backward (``c`` unused).
+      With truncation ``G = sum_w J_w^T H J_w`` over the windows, ``J_w`` the Jacobian of
+      the window's activations with the state entering the window held fixed (the same
+      truncation as the gradient's; the NumPy reference defines it the same way).
+
+    ``windows`` rows are ``(low, first_injected, end)``. ``dx`` and ``dxw`` are work buffers
+    shaped like ``acts`` (the same array when there is a single window), ``scratch`` and
+    ``tmp`` ones of at least ``T * B * max(n)`` elements. The gradient and ``G v`` are one
+    kernel so that the backward pass, the largest code here, is compiled once.
     """
     offs = _offsets(meta, T * B)
     ioff = _offsets(meta, B)
@@ -733,10 +712,11 @@ def gauss_newton(W, V, meta, prm, conns, T, B, acts, ds, d2, present, scale, ini
         dx[:] = 0.0
     for iw in range(windows.shape[0]):
         low, first, end = windows[iw, 0], windows[iw, 1], windows[iw, 2]
-        r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch,
-                  tmp)
-        _backward_window(W, meta, prm, conns, T, B, acts, ds, ra, d2, scale, True, present,
-                         low, first, end, single, dx, dxw, tmp)
+        if gv:
+            _r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch,
+                       tmp)
+        _backward_window(W, meta, prm, conns, T, B, acts, ds, ra if gv else c, d2, scale, gv,
+                         present, low, first, end, single, dx, dxw, tmp)
     _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, out, tmp)
 
 
@@ -947,7 +927,7 @@ def run_forward(plan: Plan, W, inputs_tm, T: int, B: int, init_act, init_state,
     with _kernel_blas_threads(1 if T > 1 and plan.recurrent else None):
         if plan.user is None:
             forward(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts,
-                    acts if ds is None else ds, deriv, init_act, init_state, *work)
+                    acts if ds is None else ds, deriv, init_act, init_state, *work, None, None)
         else:
             forward_user(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts,
                          acts if ds is None else ds, deriv, init_act, init_state, *work,

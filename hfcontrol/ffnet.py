@@ -386,9 +386,10 @@ class FFNet:
         buf, present = _kernels.pack(plan, [None if d is None else d * scale for d in d_act],
                                      T, B, self.dtype, self._recurrent)
         grad = np.empty(self.n_params, self.dtype)
-        _kernels.backward(self._cached_W, plan.meta, plan.prm, plan.conns, T, B, cc["acts"],
-                          cc["ds"], buf, buf, scale, False, present, cc["init_act"],
-                          cc["windows"], grad, cc["dx"], cc["dxw"], cc["tmp"])
+        _kernels.backward(self._cached_W, self._cached_W, plan.meta, plan.prm, plan.conns, T,
+                          B, cc["acts"], cc["ds"], buf, buf, scale, False, present,
+                          cc["init_act"], cc["windows"], grad, cc["ra"], cc["dx"], cc["dxw"],
+                          cc["scratch"], cc["tmp"])
         return grad
 
     def _compiled_G(self, v, scale) -> np.ndarray:
@@ -403,10 +404,10 @@ class FFNet:
             cc["static_d2"] = _static_curvature(self.loss)
         d2buf, present = cc["d2"]
         gv = np.empty(self.n_params, self.dtype)
-        _kernels.gauss_newton(self._cached_W, v, plan.meta, plan.prm, plan.conns, T, B,
-                              cc["acts"], cc["ds"], d2buf, present, scale, cc["init_act"],
-                              cc["windows"], gv, cc["ra"], cc["dx"], cc["dxw"], cc["scratch"],
-                              cc["tmp"])
+        _kernels.backward(self._cached_W, v, plan.meta, plan.prm, plan.conns, T, B, cc["acts"],
+                          cc["ds"], d2buf, d2buf, scale, True, present, cc["init_act"],
+                          cc["windows"], gv, cc["ra"], cc["dx"], cc["dxw"], cc["scratch"],
+                          cc["tmp"])
         return gv
 
     # ------------------------------------------------------------------ reference kernels
