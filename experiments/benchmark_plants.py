@@ -9,7 +9,8 @@ same run:
   (written below, independently of the kernels);
 * ``jac/step``: cost of one ``plant.jacobians`` call relative to one ``plant.step`` call.
 
-Prints a table of medians and ratios and writes JSON (``--out``). Usage::
+Prints a table of medians and ratios and writes JSON (``--out``). The four timings of a
+row are taken in interleaved rounds. Usage::
 
     .venv/bin/python experiments/benchmark_plants.py [--repeats 7] [--out results/benchmark_plants.json]
 """
@@ -134,24 +135,34 @@ PLANTS = {
 }
 
 
-def _median_time(fn, repeats, min_time=0.02):
+def _calibrate(fn, min_time=0.02) -> int:
+    """Calls per timing so that one timing lasts at least ``min_time`` seconds."""
     fn()
     number = 1
     while True:
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time:
-            break
+        if time.perf_counter() - t0 >= min_time:
+            return number
         number *= 4
-    times = []
+
+
+def _median_times(fns, repeats) -> list[float]:
+    """Median seconds per call of each function, timed in interleaved rounds.
+
+    Each round times every function once, so that a burst of load on this shared machine
+    hits all of them alike and the ratios between them stay fair.
+    """
+    numbers = [_calibrate(fn) for fn in fns]
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return float(np.median(times))
+        for fn, number, out in zip(fns, numbers, times, strict=True):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            out.append((time.perf_counter() - t0) / number)
+    return [float(np.median(t)) for t in times]
 
 
 def run(repeats: int = 7, batches=(1, 64, 1024), horizon: int = 200) -> list[dict]:
@@ -166,10 +177,12 @@ def run(repeats: int = 7, batches=(1, 64, 1024), horizon: int = 200) -> list[dic
             U = 0.5 * rng.standard_normal((B, horizon, pl.control_dim))
             err = np.abs(np_step(x, u) - pl.step(x, u)).max()
             assert err < 1e-9, (name, err)  # the baseline computes the same thing
-            t_step = _median_time(lambda pl=pl, x=x, u=u: pl.step(x, u), repeats)
-            t_jac = _median_time(lambda pl=pl, x=x, u=u: pl.jacobians(x, u), repeats)
-            t_roll = _median_time(lambda pl=pl, x=x, U=U: pl.rollout(x, U), repeats)
-            t_np = _median_time(lambda f=np_step, x=x, u=u: f(x, u), repeats)
+            t_step, t_jac, t_roll, t_np = _median_times([
+                lambda pl=pl, x=x, u=u: pl.step(x, u),
+                lambda pl=pl, x=x, u=u: pl.jacobians(x, u),
+                lambda pl=pl, x=x, U=U: pl.rollout(x, U),
+                lambda f=np_step, x=x, u=u: f(x, u),
+            ], repeats)
             rows.append(dict(
                 plant=name, integrator=pl.integrator, batch=B,
                 step_us=t_step * 1e6, jacobians_us=t_jac * 1e6, numpy_step_us=t_np * 1e6,

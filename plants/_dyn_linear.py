@@ -71,13 +71,16 @@ def rhs_jac(p, z, u, dz, F, G, pw):
         dz[i] = s
 
 
+_CHUNK = 64  # samples advanced together through all steps (their states stay in L1)
+
+
 @njit(**HOT_INTERNAL)
 def map_rollout(p, X0, U, W, noisy, X, o0):
     """The discrete map's rollout (arguments and result as ``rollout_rows``), batch-major.
 
-    Each step updates one state coordinate of every sample at a time, so that the inner
-    loops run over the batch instead of over the few states and controls of one sample
-    (which is what makes the per-sample loop slow for a plant this cheap). The sums are
+    Each step updates one state coordinate of a chunk of samples at a time, so that the
+    inner loops run over samples instead of over the few states and controls of one
+    sample (which is what makes the per-sample loop slow for a plant this cheap). The sums are
     taken in the order of :func:`rhs`, so the results are bitwise those of the per-sample
     path.
     """
@@ -98,33 +101,37 @@ def map_rollout(p, X0, U, W, noisy, X, o0):
         for b in range(nb):
             for i in range(n):
                 X[b, 0, i] = X0[b, i]
-    for t in range(T):
-        S = X0 if t + o0 == 0 else X[:, t + o0 - 1, :]
-        D = X[:, t + o0, :]
-        for i in range(n):
-            for b in range(nb):
-                D[b, i] = 0.0
-            for j in range(n):
-                a = p[a0 + i * n + j]
-                for b in range(nb):
-                    D[b, i] += a * S[b, j]
-            for j in range(m):
-                c = p[b0 + i * m + j]
-                g = p[g0 + i * m + j]
-                k = int(p[k0 + i * m + j])
-                ulo = p[lo + j]
-                uhi = p[hi + j]
-                if k >= 0:
-                    for b in range(nb):
-                        u = min(max(U[b, t, j], ulo), uhi)
-                        D[b, i] += (c + g * np.tanh(S[b, k])) * u
-                else:
-                    for b in range(nb):
-                        D[b, i] += c * min(max(U[b, t, j], ulo), uhi)
-        if noisy:
-            for b in range(nb):
-                for i in range(n):
-                    D[b, i] += W[b, t, i]
+    for c0 in range(0, nb, _CHUNK):
+        c1 = min(c0 + _CHUNK, nb)
+        for t in range(T):
+            S = X0[c0:c1] if t + o0 == 0 else X[c0:c1, t + o0 - 1, :]
+            D = X[c0:c1, t + o0, :]
+            Ut = U[c0:c1, t, :]
+            nc = c1 - c0
+            for i in range(n):
+                for b in range(nc):
+                    D[b, i] = 0.0
+                for j in range(n):
+                    a = p[a0 + i * n + j]
+                    for b in range(nc):
+                        D[b, i] += a * S[b, j]
+                for j in range(m):
+                    c = p[b0 + i * m + j]
+                    g = p[g0 + i * m + j]
+                    k = int(p[k0 + i * m + j])
+                    ulo = p[lo + j]
+                    uhi = p[hi + j]
+                    if k >= 0:
+                        for b in range(nc):
+                            u = min(max(Ut[b, j], ulo), uhi)
+                            D[b, i] += (c + g * np.tanh(S[b, k])) * u
+                    else:
+                        for b in range(nc):
+                            D[b, i] += c * min(max(Ut[b, j], ulo), uhi)
+            if noisy:
+                for b in range(nc):
+                    for i in range(n):
+                        D[b, i] += W[c0 + b, t, i]
     for b in range(nb):
         for t in range(o0, T + o0):
             for i in range(n):
