@@ -206,6 +206,7 @@ def rollout_rows(consts, rhs, p, X0, U, W, noisy, X, o0, ws, n, m):
     for b in range(X0.shape[0]):
         if not load_state(X0[b], z, n):
             return b
+        finite = True
         if o0 == 1:
             for i in range(n):
                 X[b, 0, i] = z[i]
@@ -256,7 +257,8 @@ def rollout_rows(consts, rhs, p, X0, U, W, noisy, X, o0, ws, n, m):
                     z[i] += W[b, t, i]
             for i in range(n):
                 X[b, t + o0, i] = z[i]
-        if not _all_finite(z):
+                finite = finite and np.isfinite(z[i])
+        if not finite:  # (a clip or a stop could make a later state finite again)
             return -2 - b
     return -1
 
