@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     sgemm = max(sgemm_before, sgemm_gflops(args.repeats))
     results["sgemm_gflops"] = sgemm
     print(f"# hfcontrol benchmark  python {platform.python_version()}  numpy {np.__version__}  "
-          f"cpus {os.cpu_count()}  threads numba={threads['numba']} blas={threads['blas']} "
+          f"cpus {os.cpu_count()}  threads kernels={threads['kernels']} blas={threads['blas']} "
           f"(-1: library default)  float32 sgemm 2048^2: {sgemm:.1f} GFLOP/s (best of "
           f"before/after)  median of {args.repeats} after warm-up")
     header = (f"{'problem':15s} {'path':6s} {'forward ms':>11s} {'grad ms':>9s} {'Gv ms':>9s} "

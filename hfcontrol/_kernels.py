@@ -46,12 +46,18 @@ Compile time (a first call compiles every kernel of a dtype) is kept down by:
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Sequence
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, register_jitable
 from numba.np import linalg
+from numba.np.arrayobj import populate_array
 
 # meta columns
 M_N, M_REC, M_CODE, M_STATEFUL, M_RSTART, M_RMID, M_REND = range(7)
@@ -67,22 +73,84 @@ _helper = register_jitable(cache=True)
 
 
 # ---------------------------------------------------------------------- small helpers
+@intrinsic
+def _view(typingctx, src, off, shape):
+    """A C-contiguous view of shape ``shape`` (a tuple of 1 to 3 ints) of the contiguous
+    array ``src``, starting at its flat element ``off``; the caller guarantees that it
+    fits (:func:`_block` checks).
+
+    numba's ``reshape`` of a slice costs 20-40 ns (it computes and checks strides in
+    general code), which the per-step loops paid several times a step; this costs ~1 ns.
+    """
+    ndim = len(shape)
+    ret = types.Array(src.dtype, ndim, "C")
+    sig = ret(src, off, shape)
+
+    def codegen(context, builder, sig, args):
+        srcty, _, shapety = sig.args
+        arr = linalg.make_array(srcty)(context, builder, args[0])
+        out = linalg.make_array(sig.return_type)(context, builder)
+        intp = context.get_value_type(types.intp)
+        dims = [context.cast(builder, v, t, types.intp)
+                for v, t in zip(cgutils.unpack_tuple(builder, args[2]), shapety, strict=True)]
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(
+            context.get_data_type(srcty.dtype)))
+        strides = [itemsize]
+        for d in dims[:0:-1]:
+            strides.insert(0, builder.mul(strides[0], d))
+        start = context.cast(builder, args[1], sig.args[1], types.intp)
+        populate_array(out, data=builder.gep(arr.data, [start]),
+                       shape=cgutils.pack_array(builder, dims, ty=intp),
+                       strides=cgutils.pack_array(builder, strides, ty=intp),
+                       itemsize=itemsize, meminfo=arr.meminfo, parent=arr.parent)
+        return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
+
+    return sig, codegen
+
+
 @_helper
 def _block(buf, off, rows, n):
     """Rows ``[rows, n]`` of a flat buffer starting at ``off`` (a contiguous view)."""
-    return buf[off:off + rows * n].reshape((rows, n))
+    if off < 0 or rows < 0 or n < 0 or off + rows * n > buf.size:
+        raise IndexError("block outside its buffer")
+    return _view(buf, off, (rows, n))
+
+
+@_helper
+def _rows(buf, base, t, nt, Bp, n):
+    """Steps ``t .. t + nt - 1`` of one partition's ``[T, Bp, n]`` block of a layer at
+    ``base`` (see :func:`_part_offsets`), as a contiguous ``[nt * Bp, n]`` view."""
+    return _block(buf, base + t * Bp * n, nt * Bp, n)
+
+
+@_helper
+def _part_offsets(meta, T, B, b0):
+    """Where one partition's block of each layer starts in a flat activation buffer.
+
+    The buffers hold one block per layer (``T * B * n`` elements), and within it the
+    partitions' time-major ``[T, Bp, n]`` blocks one after the other, the partition that
+    starts at sample ``b0`` at ``T * b0 * n``. (A feedforward net, ``T = 1``, is simply
+    ``[B, n]``.)
+    """
+    L = meta.shape[0]
+    po = _offsets(meta, T * B)
+    for l in range(L):
+        po[l] += T * b0 * meta[l, M_N]
+    return po
 
 
 @_helper
 def _steps(x, nt, rows):
     """A ``[nt * rows, n]`` block as ``[nt, rows, n]``: one ``[rows, n]`` matrix per step."""
-    return x.reshape((nt, rows, x.shape[1]))
+    if nt * rows != x.shape[0]:
+        raise IndexError("steps do not match the block")
+    return _view(x, 0, (nt, rows, x.shape[1]))
 
 
 @_helper
 def _flat(x):
     """A contiguous array as a 1-D view."""
-    return x.reshape(x.size)
+    return _view(x, 0, (x.size,))
 
 
 @_helper
@@ -99,29 +167,29 @@ def _offsets(meta, rows):
 # Matrix products go to BLAS even when tiny: measured here, a [32, 16] @ [16, 16] sgemm
 # from compiled code takes 0.2 us, several times less than an explicit loop.
 @intrinsic
-def _gemm(typingctx, a, ta, b, tb, c):
-    """``c = op(a) @ op(b)``, ``op(x)`` being ``x.T`` if its flag is set, by one BLAS call.
+def _gemm(typingctx, a, ta, b, tb, c, acc):
+    """``c = op(a) @ op(b)``, or ``c += op(a) @ op(b)`` if ``acc``, by one BLAS call;
+    ``op(x)`` is ``x.T`` if its flag is set.
 
-    The same call as numba's ``np.dot(op(a), op(b), c)`` (its choice of ``dot``, ``gemv`` or
-    ``gemm`` and their arguments, so bit for bit the same result), without its shape checks
-    and without a separate specialisation for every combination of transposed views.
-    ``a``, ``b``, ``c`` are C-contiguous 2-D arrays of one float dtype; the caller
-    guarantees that the shapes agree and that no dimension is 0.
+    ``gemv`` when ``c`` is a single row or column, else ``gemm``, accumulating through
+    BLAS's ``beta`` (no temporary). ``a``, ``b``, ``c`` are C-contiguous 2-D arrays of one
+    float dtype; the caller guarantees that the shapes agree and that no dimension is 0.
     """
-    sig = types.none(a, types.boolean, b, types.boolean, c)
+    sig = types.none(a, types.boolean, b, types.boolean, c, types.boolean)
 
     def codegen(context, builder, sig, args):
         linalg.ensure_blas()
         arrays = [linalg.make_array(t)(context, builder, v)
-                  for t, v in zip(sig.args[::2], args[::2], strict=True)]
+                  for t, v in zip(sig.args[0:5:2], args[0:5:2], strict=True)]
         (a0, a1), (b0, b1), (m, n) = [cgutils.unpack_tuple(builder, x.shape) for x in arrays]
         pa, pb, pc = [builder.bitcast(x.data, linalg.ll_void_p) for x in arrays]
-        ta, tb = args[1], args[3]
+        ta, tb, acc = args[1], args[3], args[5]
         dtype = sig.args[0].dtype
         char, ptr, intp = linalg.ll_char, linalg.ll_void_p, linalg.intp_t
         kind = ir.Constant(char, ord(linalg.get_blas_kind(dtype)))
         one, zero = [builder.bitcast(linalg.make_constant_slot(context, builder, dtype, v), ptr)
                      for v in (1.0, 0.0)]
+        beta = builder.select(acc, one, zero)
         t_, n_ = [ir.Constant(char, ord(x)) for x in "tn"]
         gemv = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             ir.IntType(32), [char, char, intp, intp, ptr, ptr, intp, ptr, ptr, ptr]),
@@ -130,27 +198,23 @@ def _gemm(typingctx, a, ta, b, tb, c):
             ir.IntType(32), [char, char, char, intp, intp, intp, ptr, ptr, intp, ptr, intp,
                              ptr, ptr, intp]), "numba_xxgemm")
         k = builder.select(ta, a0, a1)
-        m_is_1 = builder.icmp_signed("==", m, ir.Constant(intp, 1))
         with builder.if_else(builder.icmp_signed("==", n, ir.Constant(intp, 1))) as (
-                vector, matrix):
-            with vector:
-                with builder.if_else(m_is_1) as (dot, mv):
-                    with dot:
-                        linalg.call_xxdot(context, builder, False, dtype, k, pa, pb, pc)
-                    with mv:  # op(a) @ vector
-                        res = builder.call(gemv, (kind, builder.select(ta, n_, t_), a1, a0,
-                                                  one, pa, a1, pb, zero, pc))
-                        linalg.check_blas_return(context, builder, res)
-            with matrix:
-                with builder.if_else(m_is_1) as (vm, mm):
-                    with vm:  # vector @ op(b)
+                column, other):
+            with column:  # op(a) @ vector
+                res = builder.call(gemv, (kind, builder.select(ta, n_, t_), a1, a0, one, pa, a1,
+                                          pb, beta, pc))
+                linalg.check_blas_return(context, builder, res)
+            with other:
+                with builder.if_else(builder.icmp_signed("==", m, ir.Constant(intp, 1))) as (
+                        row, matrix):
+                    with row:  # vector @ op(b)
                         res = builder.call(gemv, (kind, builder.select(tb, t_, n_), b1, b0,
-                                                  one, pb, b1, pa, zero, pc))
+                                                  one, pb, b1, pa, beta, pc))
                         linalg.check_blas_return(context, builder, res)
-                    with mm:  # column-major BLAS: c.T = op(b).T @ op(a).T
+                    with matrix:  # column-major BLAS: c.T = op(b).T @ op(a).T
                         res = builder.call(gemm, (kind, builder.select(tb, t_, n_),
                                                   builder.select(ta, t_, n_), n, m, k, one,
-                                                  pb, b1, pa, a1, zero, pc, n))
+                                                  pb, b1, pa, a1, beta, pc, n))
                         linalg.check_blas_return(context, builder, res)
         return context.get_dummy_value()
 
@@ -158,12 +222,8 @@ def _gemm(typingctx, a, ta, b, tb, c):
 
 
 @_helper
-def _mm(a, ta, b, tb, c, acc, tmp):
-    """``c += op(a) @ op(b)`` if ``acc`` else ``c = op(a) @ op(b)`` (see :func:`_gemm`).
-
-    ``tmp`` is a flat work buffer of at least ``c.size`` elements for the product when
-    accumulating, so that nothing is allocated (large fresh allocations page-fault).
-    """
+def _mm(a, ta, b, tb, c, acc):
+    """``c (+)= op(a) @ op(b)`` (see :func:`_gemm`), for any shapes, empty ones included."""
     rows, cols = c.shape
     if rows == 0 or cols == 0:
         return
@@ -171,54 +231,64 @@ def _mm(a, ta, b, tb, c, acc, tmp):
         if not acc:
             c[:] = 0.0
         return
-    if not acc:
-        _gemm(a, ta, b, tb, c)
-        return
-    t = _block(tmp, 0, rows, cols)
-    _gemm(a, ta, b, tb, t)
-    for r in range(rows):
-        for j in range(cols):
-            c[r, j] += t[r, j]
+    _gemm(a, ta, b, tb, c, acc)
 
 
 @_helper
-def _affine(a, w, b, c, acc, tmp):
-    """``c (+)= a @ w + b``; for a few inputs (``K <= 4``) one fused pass over ``c``
-    instead of BLAS, a temporary and a separate bias pass."""
-    rows, inner = a.shape
-    cols = c.shape[1]
-    if inner > 4:
-        _mm(a, False, w, False, c, acc, tmp)
-        _add_bias(c, b)
-        return
-    for r in range(rows):
-        cr = c[r]
-        if acc:
-            for j in range(cols):
-                cr[j] += b[j]
-        else:
-            for j in range(cols):
-                cr[j] = b[j]
-        for k in range(inner):
-            ak = a[r, k]
-            wk = w[k]
-            for j in range(cols):  # vectorised over j
-                cr[j] += ak * wk[j]
+def _affine(a, w, b, c, acc, tmp, ones):
+    """``c (+)= a @ w + b`` (see :func:`_product` and :func:`_add_bias`)."""
+    _product(a, w, c, acc, tmp)
+    _add_bias(c, b, ones)
 
 
 @_helper
-def _add_bias(x, b):
-    for r in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            x[r, j] += b[j]
+def _product(a, w, c, acc, tmp):
+    """``c (+)= a @ w`` by BLAS. With ``beta = 1`` OpenBLAS is twice as slow for a few
+    columns as with ``beta = 0`` (measured here: [3200, 16] @ [16, 2], 34 against 17 us),
+    so such a product is accumulated through ``tmp`` (at least ``c.size`` elements)."""
+    rows, cols = c.shape
+    if acc and cols <= 4 and rows > 0 and a.shape[1] > 0:
+        t = _block(tmp, 0, rows, cols)
+        _gemm(a, False, w, False, t, False)
+        _add_flat(_flat(c), _flat(t))
+    else:
+        _mm(a, False, w, False, c, acc)
 
 
 @_helper
-def _colsum(d, out):
-    out[:] = 0.0
-    for r in range(d.shape[0]):
-        for j in range(d.shape[1]):
-            out[j] += d[r, j]
+def _add_flat(x, y):
+    """``x += y`` over contiguous 1-D arrays (one long loop, vectorised)."""
+    for i in range(x.size):
+        x[i] += y[i]
+
+
+@_helper
+def _add_bias(x, b, ones):
+    """``x += b`` on every row, as the rank-1 BLAS product ``ones @ b``: a loop over rows
+    pays the vectoriser's per-row set-up, several times the cost for short rows."""
+    rows, cols = x.shape
+    if rows > 0 and cols > 0:
+        _gemm(_block(ones, 0, rows, 1), False, b.reshape((1, cols)), False, x, True)
+
+
+@_helper
+def _add_colsum(d, out, ones):
+    """``out += `` the column sums of ``d`` (``d.T @ ones`` by BLAS)."""
+    rows, cols = d.shape
+    if rows > 0 and cols > 0:
+        _gemm(d, True, _block(ones, 0, rows, 1), False, out.reshape((cols, 1)), True)
+
+
+@intrinsic
+def _bits_to_float32(typingctx, bits):
+    """The float32 whose IEEE bits are the int32 ``bits`` (a free reinterpretation, which
+    LLVM vectorises)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
 
 
 # ---------------------------------------------------------------------- nonlinearities
@@ -250,16 +320,38 @@ def _logistic(x):
     return e / (1.0 + e)
 
 
-@_helper
-def _logistic32(x):
-    """:func:`_logistic` in float32 (``expf``: about twice as fast as ``exp``), a few
-    float32 ulp from exact in both tails."""
-    v = np.float32(x)
+@register_jitable(cache=True, error_model="numpy")
+def _logistic_row32(x, a, d, deriv):
+    """float32 logistic of a flat array, branch-free so that LLVM vectorises it (numba
+    has no vector ``expf``): ``e = exp(-|x|)`` by Cody-Waite range reduction, the Cephes
+    ``expf`` polynomial (Moshier 1989; within 1 ulp) and ``2^k`` built from its IEEE bits
+    (in two factors, so that ``k`` down to -150 stays normal); then ``1 / (1 + e)`` or
+    ``e / (1 + e)``, accurate in both tails. About 1 ns per element against 5 ns for
+    the scalar ``expf``."""
     one = np.float32(1.0)
-    if v >= 0:
-        return one / (one + np.exp(-v))
-    e = np.exp(v)
-    return e / (one + e)
+    for i in range(x.shape[0]):
+        v = x[i]
+        y = -abs(v)
+        y = y if y > np.float32(-103.0) else np.float32(-103.0)
+        k = np.floor(y * np.float32(1.44269504088896341) + np.float32(0.5))
+        r = y - k * np.float32(0.693359375)
+        r = r + k * np.float32(2.12194440e-4)
+        p = np.float32(1.9875691500e-4)
+        p = p * r + np.float32(1.3981999507e-3)
+        p = p * r + np.float32(8.3334519073e-3)
+        p = p * r + np.float32(4.1665795894e-2)
+        p = p * r + np.float32(1.6666665459e-1)
+        p = p * r + np.float32(5.0000001201e-1)
+        p = p * (r * r) + r + one
+        ki = np.int32(k)
+        k1 = ki >> 1
+        e = (p * _bits_to_float32((k1 + np.int32(127)) << 23)
+             * _bits_to_float32((ki - k1 + np.int32(127)) << 23))
+        s = one / (one + e)
+        a[i] = s if v >= 0 else e * s
+    if deriv:
+        for i in range(x.shape[0]):
+            d[i] = a[i] * (one - a[i])
 
 
 @_helper
@@ -317,61 +409,13 @@ def _tanh_row32(x, a, d, deriv):
 
 @njit(cache=True)
 def _elementwise(code, p, x, a, d, deriv):
-    """``a = f(x)`` and, if ``deriv``, ``d = f'(x)`` for an element-wise nonlinearity,
-    over 2-D arrays (``d`` is not touched when ``deriv`` is false)."""
-    rows, n = x.shape
-    one = a.dtype.type(1.0)
-    if code == TANH and a.itemsize == 4:
-        # the whole (contiguous) block in one vectorised loop
-        _tanh_row32(_flat(x), _flat(a), _flat(d), deriv)
-        return
-    for r in range(rows):
-        if code == LINEAR:
-            for j in range(n):
-                a[r, j] = x[r, j]
-            if deriv:
-                for j in range(n):
-                    d[r, j] = one
-        elif code == TANH:
-            for j in range(n):
-                a[r, j] = _tanh(x[r, j])
-            if deriv:
-                for j in range(n):
-                    d[r, j] = 1.0 - a[r, j] * a[r, j]
-        elif code == LOGISTIC:
-            if a.itemsize == 4:
-                for j in range(n):
-                    a[r, j] = _logistic32(x[r, j])
-            else:
-                for j in range(n):
-                    a[r, j] = _logistic(x[r, j])
-            if deriv:
-                for j in range(n):
-                    v = a[r, j]
-                    d[r, j] = v * (one - v)
-        elif code == RELU:
-            top = p[0]
-            for j in range(n):
-                v = x[r, j]
-                a[r, j] = v if v > 0 and v < top else (0.0 if v <= 0 else top)
-            if deriv:
-                for j in range(n):
-                    v = x[r, j]
-                    d[r, j] = one if v > 0 and v < top else 0.0
-        elif code == GAUSSIAN:
-            for j in range(n):
-                v = x[r, j]
-                e = np.exp(-v * v)
-                a[r, j] = e
-                if deriv:
-                    d[r, j] = -2 * v * e
-        elif code == SOFTLIF:
-            for j in range(n):
-                v, dv = _softlif(p, np.float64(x[r, j]))
-                a[r, j] = v
-                if deriv:
-                    d[r, j] = dv
-        else:  # SOFTMAX: row-wise; its Jacobian is applied from the activations
+    """``a = f(x)`` and, if ``deriv``, ``d = f'(x)`` for an element-wise nonlinearity, over
+    contiguous 2-D arrays (``d`` is not touched when ``deriv`` is false). Element-wise codes
+    run as one loop over the whole block; Softmax row by row."""
+    if code == SOFTMAX:
+        # row-wise; its Jacobian is applied from the activations
+        rows, n = x.shape
+        for r in range(rows):
             m = x[r, 0]
             for j in range(1, n):
                 m = max(m, x[r, j])
@@ -385,13 +429,61 @@ def _elementwise(code, p, x, a, d, deriv):
             if deriv:
                 for j in range(n):
                     d[r, j] = 0.0
+        return
+    xf, af, df = _flat(x), _flat(a), _flat(d)
+    one = a.dtype.type(1.0)
+    if code == TANH and a.itemsize == 4:
+        _tanh_row32(xf, af, df, deriv)
+    elif code == LOGISTIC and a.itemsize == 4:
+        _logistic_row32(xf, af, df, deriv)
+    elif code == LINEAR:
+        for i in range(xf.size):
+            af[i] = xf[i]
+        if deriv:
+            for i in range(xf.size):
+                df[i] = one
+    elif code == TANH:
+        for i in range(xf.size):
+            af[i] = _tanh(xf[i])
+        if deriv:
+            for i in range(xf.size):
+                df[i] = one - af[i] * af[i]
+    elif code == LOGISTIC:
+        for i in range(xf.size):
+            af[i] = _logistic(xf[i])
+        if deriv:
+            for i in range(xf.size):
+                df[i] = af[i] * (one - af[i])
+    elif code == RELU:
+        top = p[0]
+        for i in range(xf.size):
+            v = xf[i]
+            af[i] = v if v > 0 and v < top else (0.0 if v <= 0 else top)
+        if deriv:
+            for i in range(xf.size):
+                v = xf[i]
+                df[i] = one if v > 0 and v < top else 0.0
+    elif code == GAUSSIAN:
+        for i in range(xf.size):
+            v = xf[i]
+            e = np.exp(-v * v)
+            af[i] = e
+            if deriv:
+                df[i] = -2 * v * e
+    else:  # SOFTLIF
+        for i in range(xf.size):
+            v, dv = _softlif(p, np.float64(xf[i]))
+            af[i] = v
+            if deriv:
+                df[i] = dv
 
 
 @_helper
 def _jac(code, a, d, v, out):
-    """``out = J v`` (= ``J^T v``: all Jacobians here are symmetric), row by row."""
-    rows, n = v.shape
+    """``out = J v`` (= ``J^T v``: all Jacobians here are symmetric) over contiguous 2-D
+    arrays; ``out`` may be ``v``."""
     if code == SOFTMAX:
+        rows, n = v.shape
         for r in range(rows):
             s = 0.0
             for j in range(n):
@@ -399,325 +491,473 @@ def _jac(code, a, d, v, out):
             for j in range(n):
                 out[r, j] = a[r, j] * (v[r, j] - s)
     else:
-        for r in range(rows):
-            for j in range(n):
-                out[r, j] = d[r, j] * v[r, j]
+        df, vf, of = _flat(d), _flat(v), _flat(out)
+        for i in range(of.size):
+            of[i] = df[i] * vf[i]
 
 
 # ---------------------------------------------------------------------- forward
-def _forward(W, meta, prm, conns, T, B, inputs, acts, ds, deriv, init_act, init_state, xbuf,
-             tmp, f, df):
-    """Fill ``acts`` (and, if ``deriv``, ``ds``) of every layer from time-major
+def _forward(W, meta, prm, conns, T, B, b0, Bp, chunk, inputs, acts, ds, deriv, init_act,
+             init_state, xbuf, f, df):
+    """Fill ``acts`` (and, if ``deriv``, ``ds``) of every layer, for the samples
+    ``b0 .. b0 + Bp - 1`` (a partition of the batch; see :class:`Runner`), from time-major
     ``inputs [T * B, n0]``.
 
-    ``init_act``/``init_state`` are flat buffers with one ``[B, n]`` block per layer
-    (zeros where unused). For stateful layers ``ds`` holds ``base'(s)``. ``xbuf`` and
-    ``tmp`` are work buffers of at least ``T * B * max(n)`` elements; ``ds`` is not
-    touched (it may be ``acts``) when ``deriv`` is false. ``f``/``df`` are the user's
-    element-wise kernels for the layers of code USER, or None.
+    Time is processed in blocks of ``chunk`` steps (``chunk`` is 1 when ``Bp < B``), and
+    every layer of a block before the next block, so that the block stays in cache: the
+    layer's feedforward products for the whole block first, as single BLAS calls, then its
+    recurrence step by step. ``init_act``/``init_state`` are flat buffers with one
+    ``[B, n]`` block per layer (zeros where unused). For stateful layers ``ds`` holds
+    ``base'(s)``. ``xbuf`` is a work buffer of at least ``chunk * Bp * max(n) + Bp *
+    sum(n)`` elements; ``ds`` is not touched (it may be ``acts``) when ``deriv`` is false.
+    ``f``/``df`` are the user's element-wise kernels for the layers of code USER, or None.
 
     One body, compiled twice: :func:`forward` (``f = df = None``, all layers built-in) is
     cached on disk; :func:`forward_user` takes the user's kernels and is compiled again in
     every process, as numba cannot cache a function that receives jitted functions.
     """
     L = meta.shape[0]
-    offs = _offsets(meta, T * B)
+    po = _part_offsets(meta, T, B, b0)
     ioff = _offsets(meta, B)
+    soff = _offsets(meta, Bp)
+    inp = _flat(inputs)
+    lo, carry, _, tmp0, ones0 = _layout(meta, chunk, Bp)
+    tmp = xbuf[tmp0:tmp0 + chunk * Bp * 4]
+    ones = _ones(xbuf, ones0, chunk * Bp)
+    # the filter state of stateful layers, carried from block to block
+    state = xbuf[carry:carry + soff[L]]
     for l in range(L):
-        n = meta[l, M_N]
-        a_l = _block(acts, offs[l], T * B, n)
-        d_l = _block(ds, offs[l], T * B, n) if deriv else a_l
-        code = meta[l, M_CODE]
-        rec = meta[l, M_REC] != 0
-        stateful = meta[l, M_STATEFUL] != 0
-        if l == 0 and not rec:
-            x = inputs  # read only
-        else:
-            x = _block(xbuf, 0, T * B, n)
-            if l == 0:
-                for r in range(T * B):
-                    for j in range(n):
-                        x[r, j] = inputs[r, j]
-        first = True
-        for c in range(conns.shape[0]):
-            if conns[c, 1] != l:
-                continue
-            pre = conns[c, 0]
-            npre = meta[pre, M_N]
-            _affine(_block(acts, offs[pre], T * B, npre), _block(W, conns[c, 2], npre, n),
-                    W[conns[c, 3]:conns[c, 4]], x, not first, tmp)
-            first = False
-        if first and l > 0:
-            x[:] = 0.0
-        # a layer without recurrence or state is a single step of T * B rows
-        nt, rows = (T, B) if rec or stateful else (1, T * B)
-        x3 = _steps(x, nt, rows)
-        a3 = _steps(a_l, nt, rows)
-        d3 = _steps(d_l, nt, rows)
-        nr = n if rec else 0
-        wr = _block(W, meta[l, M_RSTART], nr, nr)
-        br = W[meta[l, M_RMID]:meta[l, M_REND]]
-        coeff = acts.dtype.type(prm[l, 4])
-        s = _block(init_state, ioff[l], B, n).copy() if stateful else x3[0]
-        for t in range(nt):
-            xt = x3[t]
-            if rec:
-                if t > 0:
-                    _mm(a3[t - 1], False, wr, False, xt, True, tmp)
-                else:
-                    _mm(_block(init_act, ioff[l], B, n), False, wr, False, xt, True, tmp)
-                    _add_bias(xt, br)
-            if stateful:
-                for r in range(B):
-                    for j in range(n):
-                        s[r, j] = s[r, j] + coeff * (xt[r, j] - s[r, j])
-                xt = s
-            at = a3[t]
-            dt = d3[t]
-            # ``f is None`` (the cached :func:`forward`) is decided at compile time: numba
-            # prunes the user's branch, so no function value reaches the cached kernel
-            if f is None or code != USER:
-                _elementwise(code, prm[l], xt, at, dt, deriv)
+        if meta[l, M_STATEFUL] != 0:
+            s = _block(state, soff[l], Bp, meta[l, M_N])
+            s0 = _block(init_state, ioff[l] + b0 * meta[l, M_N], Bp, meta[l, M_N])
+            for r in range(Bp):
+                for j in range(meta[l, M_N]):
+                    s[r, j] = s0[r, j]
+    for t0 in range(0, T, chunk):
+        nt = min(chunk, T - t0)
+        for l in range(L):
+            n = meta[l, M_N]
+            code = meta[l, M_CODE]
+            rec = meta[l, M_REC] != 0
+            stateful = meta[l, M_STATEFUL] != 0
+            a_b = _rows(acts, po[l], t0, nt, Bp, n)
+            d_b = _rows(ds, po[l], t0, nt, Bp, n) if deriv else a_b
+            if l == 0 and not rec:
+                x = _rows(inp, T * b0 * n, t0, nt, Bp, n)  # read only
             else:
-                for r in range(rows):
-                    for j in range(n):
-                        at[r, j] = f(xt[r, j])
-                    if deriv:
-                        for j in range(n):
-                            dt[r, j] = df(xt[r, j], at[r, j])
+                x = _block(xbuf, 0, nt * Bp, n)
+                if l == 0:
+                    xf = _flat(x)
+                    x_in = inp[T * b0 * n + t0 * Bp * n:T * b0 * n + (t0 + nt) * Bp * n]
+                    for i in range(xf.size):
+                        xf[i] = x_in[i]
+            first = l > 0
+            for c in range(conns.shape[0]):
+                if conns[c, 1] != l:
+                    continue
+                pre = conns[c, 0]
+                npre = meta[pre, M_N]
+                _affine(_rows(acts, po[pre], t0, nt, Bp, npre),
+                        _block(W, conns[c, 2], npre, n), W[conns[c, 3]:conns[c, 4]], x,
+                        not first, tmp, ones)
+                first = False
+            if first:
+                x[:] = 0.0
+            if not rec and not stateful:
+                # the whole block at once
+                _activate(code, prm[l], x, a_b, d_b, deriv, f, df)
+                continue
+            nr = n if rec else 0
+            wr = _block(W, meta[l, M_RSTART], nr, nr)
+            coeff = acts.dtype.type(prm[l, 4])
+            s = _block(state, soff[l], Bp if stateful else 0, n)
+            x3 = _steps(x, nt, Bp)
+            a3 = _steps(a_b, nt, Bp)
+            d3 = _steps(d_b, nt, Bp)
+            for i in range(nt):
+                t = t0 + i
+                xt = x3[i]
+                if rec:
+                    if t > 0:
+                        _gemm(_rows(acts, po[l], t - 1, 1, Bp, n), False, wr, False,
+                              xt, True)
+                    else:
+                        _mm(_block(init_act, ioff[l] + b0 * n, Bp, n), False, wr, False, xt,
+                            True)
+                        _add_bias(xt, W[meta[l, M_RMID]:meta[l, M_REND]], ones)
+                if stateful:
+                    sf, xf = _flat(s), _flat(xt)
+                    for k in range(sf.size):
+                        sf[k] = sf[k] + coeff * (xf[k] - sf[k])
+                    xt = s
+                _activate(code, prm[l], xt, a3[i], d3[i], deriv, f, df)
 
 
-forward = njit(cache=True)(_forward)
-forward_user = njit(_forward)
+@_helper
+def _activate(code, p, x, a, d, deriv, f, df):
+    """``a = f(x)`` (and ``d = f'(x)``) by the built-in element-wise kernel or, for code
+    USER, the user's. ``f is None`` (the cached :func:`forward`) is decided at compile
+    time: numba prunes the user's branch, so no function value reaches the cached kernel."""
+    if f is None or code != USER:
+        _elementwise(code, p, x, a, d, deriv)
+    else:
+        for r in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                a[r, j] = f(x[r, j])
+            if deriv:
+                for j in range(x.shape[1]):
+                    d[r, j] = df(x[r, j], a[r, j])
+
+
+forward = njit(cache=True, nogil=True)(_forward)
+forward_user = njit(nogil=True)(_forward)
 
 
 # ---------------------------------------------------------------------- backward and G v
 @_helper
-def _backward_window(W, meta, prm, conns, T, B, acts, ds, c, d2, scale, curvature, present,
-                     low, first, end, single, dx, dxw, tmp):
-    """Back-propagate one window ``(low, first_injected, end)`` of ``c`` (or, if
-    ``curvature``, of ``d2 * c * scale``) injected into the layers where ``present[l]`` is
-    set from step ``first_injected`` on; add its dE/dx into ``dx``."""
+def _transpose_weights(W, meta, conns, WT):
+    """``WT`` holds the transpose of every weight matrix at its place in ``W`` (a ``[post,
+    pre]`` block where ``W`` has ``[pre, post]``): the backward products ``delta @ W.T`` are
+    then plain products, which BLAS does faster for small matrices."""
+    for c in range(conns.shape[0]):
+        npre, npost = meta[conns[c, 0], M_N], meta[conns[c, 1], M_N]
+        src = _block(W, conns[c, 2], npre, npost)
+        dst = _block(WT, conns[c, 2], npost, npre)
+        for i in range(npre):
+            for j in range(npost):
+                dst[j, i] = src[i, j]
+    for l in range(meta.shape[0]):
+        if meta[l, M_REC] != 0:
+            n = meta[l, M_N]
+            src = _block(W, meta[l, M_RSTART], n, n)
+            dst = _block(WT, meta[l, M_RSTART], n, n)
+            for i in range(n):
+                for j in range(n):
+                    dst[j, i] = src[i, j]
+
+
+@_helper
+def _layout(meta, chunk, Bp):
+    """Where things live in a partition's ``scratch`` buffer (:class:`Runner` allocates it):
+
+    ``[0, lo[0])``          a block of one layer's steps, ``chunk * Bp * max(n)``;
+    ``[lo[l], lo[l + 1])``  layer ``l``'s block-local buffer of ``chunk + 1`` steps;
+    ``carry``               per-layer ``[Bp, n]`` values carried from block to block
+                            (filter state, its R{} or its dE/ds), ``Bp * sum(n)``;
+    ``jt``                  per-layer ``[Bp, n]`` Jacobian products, ``Bp * sum(n)``;
+    ``tmp``                 a product with at most 4 columns, ``chunk * Bp * 4``;
+    ``ones``                ``chunk * Bp`` ones, for bias products;
+    then, at the very end, the transposed weights (``W.size``).
+
+    Returns ``lo`` (``L + 1`` entries), ``carry``, ``jt``, ``tmp`` and ``ones``.
+    """
     L = meta.shape[0]
-    offs = _offsets(meta, T * B)
-    nt = end - low
-    rows = nt * B
-    for l in range(L - 1, 0, -1):
-        n = meta[l, M_N]
-        start = offs[l] + low * B * n
-        stop = offs[l] + end * B * n
-        e = _block(dxw, start, rows, n)
-        filled = False
-        if present[l]:
-            inject = offs[l] + first * B * n
-            dxw[start:inject] = 0.0
-            if curvature:
-                for i in range(inject, stop):
-                    dxw[i] = d2[i] * c[i] * scale
-            else:
-                for i in range(inject, stop):
-                    dxw[i] = c[i]
-            filled = True
-        for k in range(conns.shape[0]):
-            if conns[k, 0] != l:
-                continue
-            post = conns[k, 1]
-            npost = meta[post, M_N]
-            _mm(_block(dxw, offs[post] + low * B * npost, rows, npost), False,
-                _block(W, conns[k, 2], n, npost), True, e, filled, tmp)
-            filled = True
-        if not filled:
-            e[:] = 0.0
-        code = meta[l, M_CODE]
-        rec = meta[l, M_REC] != 0
-        stateful = meta[l, M_STATEFUL] != 0
-        a_w = _block(acts, start, rows, n)
-        d_w = _block(ds, start, rows, n)
-        if not rec and not stateful:
-            _jac(code, a_w, d_w, e, e)
-        else:
-            e3 = _steps(e, nt, B)
-            a3 = _steps(a_w, nt, B)
-            d3 = _steps(d_w, nt, B)
+    width = 0
+    total = 0
+    for l in range(L):
+        width = max(width, meta[l, M_N])
+        total += meta[l, M_N]
+    lo = np.empty(L + 1, np.int64)
+    lo[0] = chunk * Bp * width
+    for l in range(L):
+        lo[l + 1] = lo[l] + (chunk + 1) * Bp * meta[l, M_N]
+    carry = lo[L]
+    jt = carry + Bp * total
+    tmp = jt + Bp * total
+    return lo, carry, jt, tmp, tmp + chunk * Bp * 4
+
+
+@_helper
+def _ones(scratch, start, size):
+    """The ``ones`` region of ``scratch``, filled."""
+    ones = scratch[start:start + size]
+    for i in range(size):
+        ones[i] = 1.0
+    return ones
+
+
+@_helper
+def _rsteps(ra, scratch, present, po, lo, l, t, nt, t0, Bp, n):
+    """R{a} of layer ``l`` at steps ``t .. t + nt - 1`` of the block starting at ``t0``:
+    in ``ra`` for a layer with a loss (the curvature is injected from it later), else in
+    the layer's block-local buffer, whose slot ``t - t0 + 1`` holds step ``t`` (slot 0:
+    the last step of the previous block)."""
+    if present[l]:
+        return _rows(ra, po[l], t, nt, Bp, n)
+    return _block(scratch, lo[l] + (t - t0 + 1) * Bp * n, nt * Bp, n)
+
+
+@_helper
+def _copy_slot(buf, src, dst, size):
+    for i in range(size):
+        buf[dst + i] = buf[src + i]
+
+
+@_helper
+def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, init_act, low,
+               end, ra, scratch, tv):
+    """R{a} (directional derivative of every activation along ``V``) for steps
+    ``low .. end - 1`` of one partition, the state entering step ``low`` held fixed (a
+    truncation window; ``0, T`` for the whole sequence). Written into ``ra`` for the layers
+    with a loss (``present``); the others' live only while their block is computed.
+
+    Blocks of steps outside, layers inside, as in :func:`_forward`. ``scratch`` holds the
+    block of R{x} (``chunk * Bp * max(n)``), the block-local buffers (``(chunk + 1) * Bp *
+    sum(n)``) and the R{s} of stateful layers (``Bp * sum(n)``); ``tv`` is ``Bp * max(n)``.
+    """
+    L = meta.shape[0]
+    po = _part_offsets(meta, T, B, b0)
+    ioff = _offsets(meta, B)
+    soff = _offsets(meta, Bp)
+    lo, carry, _, tmp0, ones0 = _layout(meta, chunk, Bp)
+    tmp = scratch[tmp0:tmp0 + chunk * Bp * 4]
+    ones = _ones(scratch, ones0, chunk * Bp)
+    # R{s} of stateful layers, carried from block to block
+    state = scratch[carry:carry + soff[L]]
+    state[:] = 0.0
+    for t0 in range(low, end, chunk):
+        nt = min(chunk, end - t0)
+        for l in range(1, L):
+            n = meta[l, M_N]
+            code = meta[l, M_CODE]
+            rec = meta[l, M_REC] != 0
+            stateful = meta[l, M_STATEFUL] != 0
             nr = n if rec else 0
+            rx = _block(scratch, 0, nt * Bp, n)
+            first = True
+            if rec:
+                # the recurrent weights' direction for the whole block: a[t - 1] @ V_rec
+                vr = _block(V, meta[l, M_RSTART], nr, nr)
+                if t0 > 0:
+                    _gemm(_rows(acts, po[l], t0 - 1, nt, Bp, n), False, vr, False, rx, False)
+                else:
+                    _affine(_block(init_act, ioff[l] + b0 * n, Bp, n), vr,
+                            V[meta[l, M_RMID]:meta[l, M_REND]], _block(scratch, 0, Bp, n),
+                            False, tmp, ones)
+                    if nt > 1:
+                        _gemm(_rows(acts, po[l], 0, nt - 1, Bp, n), False, vr, False,
+                              _block(scratch, Bp * n, (nt - 1) * Bp, n), False)
+                first = False
+            for c in range(conns.shape[0]):
+                if conns[c, 1] != l:
+                    continue
+                pre = conns[c, 0]
+                npre = meta[pre, M_N]
+                _affine(_rows(acts, po[pre], t0, nt, Bp, npre),
+                        _block(V, conns[c, 2], npre, n), V[conns[c, 3]:conns[c, 4]], rx,
+                        not first, tmp, ones)
+                first = False
+                if pre > 0:
+                    _product(_rsteps(ra, scratch, present, po, lo, pre, t0, nt, t0, Bp, npre),
+                             _block(W, conns[c, 2], npre, n), rx, True, tmp)
+            a_b = _rows(acts, po[l], t0, nt, Bp, n)
+            d_b = _rows(ds, po[l], t0, nt, Bp, n)
+            r_b = _rsteps(ra, scratch, present, po, lo, l, t0, nt, t0, Bp, n)
+            if not rec and not stateful:
+                _jac(code, a_b, d_b, rx, r_b)
+                continue
             wr = _block(W, meta[l, M_RSTART], nr, nr)
             coeff = acts.dtype.type(prm[l, 4])
             keep = acts.dtype.type(1.0) - coeff
-            carry = np.empty((B, n), acts.dtype)
-            carry[:] = 0.0
-            jt = np.empty((B, n), acts.dtype)
+            rs = _block(state, soff[l], Bp if stateful else 0, n)
             fuse = rec and not stateful and code != SOFTMAX
-            tv = _block(tmp, 0, B, n)
-            for t in range(nt - 1, -1, -1):
-                et = e3[t]
-                if fuse and t < nt - 1:
-                    # dx[t] = f'(x) * (e[t] + dx[t+1] @ W_rec.T), in one pass
-                    _gemm(e3[t + 1], False, wr, True, tv)
-                    dt = d3[t]
-                    for r in range(B):
-                        for j in range(n):
-                            et[r, j] = dt[r, j] * (et[r, j] + tv[r, j])
-                    continue
-                if rec and t < nt - 1:
-                    _mm(e3[t + 1], False, wr, True, et, True, tmp)
+            tvb = _block(tv, 0, Bp, n)
+            rx3 = _steps(rx, nt, Bp)
+            a3 = _steps(a_b, nt, Bp)
+            d3 = _steps(d_b, nt, Bp)
+            r3 = _steps(r_b, nt, Bp)
+            for i in range(nt):
+                t = t0 + i
+                xt = rx3[i]
+                if rec and t > low:
+                    prev = _rsteps(ra, scratch, present, po, lo, l, t - 1, 1, t0, Bp, n)
+                    if fuse:
+                        # R{a}[t] = f'(x) * (R{x} + R{a}[t-1] @ W_rec), in one pass
+                        _gemm(prev, False, wr, False, tvb, False)
+                        rf, df, xf, tf = _flat(r3[i]), _flat(d3[i]), _flat(xt), _flat(tvb)
+                        for k in range(rf.size):
+                            rf[k] = df[k] * (xf[k] + tf[k])
+                        continue
+                    _gemm(prev, False, wr, False, xt, True)
                 if stateful:
-                    _jac(code, a3[t], d3[t], et, jt)
-                    for r in range(B):
-                        for j in range(n):
-                            dsv = jt[r, j] + carry[r, j]
-                            et[r, j] = coeff * dsv
-                            carry[r, j] = keep * dsv
+                    sf, xf = _flat(rs), _flat(xt)
+                    for k in range(sf.size):
+                        sf[k] = coeff * xf[k] + keep * sf[k]
+                    _jac(code, a3[i], d3[i], rs, r3[i])
                 else:
-                    _jac(code, a3[t], d3[t], et, et)
-        if not single:
-            for i in range(start, stop):
-                dx[i] += dxw[i]
+                    _jac(code, a3[i], d3[i], xt, r3[i])
+        # the last step of the block becomes slot 0 of the next one
+        for l in range(1, L):
+            if meta[l, M_REC] != 0 and not present[l]:
+                size = Bp * meta[l, M_N]
+                _copy_slot(scratch, lo[l] + nt * size, lo[l], size)
 
 
 @_helper
-def _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, grad, tmp):
-    """``grad`` of every weight and bias from the layers' dE/dx ``dx``."""
-    for c in range(conns.shape[0]):
-        pre, post = conns[c, 0], conns[c, 1]
-        npre, npost = meta[pre, M_N], meta[post, M_N]
-        d = _block(dx, offs[post], T * B, npost)
-        _mm(_block(acts, offs[pre], T * B, npre), True, d, False,
-            _block(grad, conns[c, 2], npre, npost), False, tmp)
-        _colsum(d, grad[conns[c, 3]:conns[c, 4]])
-    for l in range(1, meta.shape[0]):
-        if meta[l, M_REC] == 0:
-            continue
-        n = meta[l, M_N]
-        gw = _block(grad, meta[l, M_RSTART], n, n)
-        d0 = _block(dx, offs[l], B, n)
-        _mm(_block(init_act, ioff[l], B, n), True, d0, False, gw, False, tmp)
-        if T > 1:
-            _mm(_block(acts, offs[l], (T - 1) * B, n), True,
-                _block(dx, offs[l] + B * n, (T - 1) * B, n), False, gw, True, tmp)
-        _colsum(d0, grad[meta[l, M_RMID]:meta[l, M_REND]])
+def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2, scale,
+                     curvature, present, init_act, low, first, end, out, scratch, tv):
+    """Back-propagate one window ``(low, first_injected, end)`` of one partition and add
+    its weight gradient to ``out``; ``WT`` holds the transposed weights
+    (:func:`_transpose_weights`).
 
-
-@_helper
-def _r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch, tmp):
-    """Fill ``ra`` with R{a} (directional derivative of every activation along ``V``)
-    for steps ``low .. end - 1``, the state entering step ``low`` held fixed (a truncation
-    window; ``0, T`` for the whole sequence).
-
-    ``scratch`` and ``tmp`` are work buffers of at least ``T * B * max(n)`` elements.
+    ``c`` (or, if ``curvature``, ``d2 * c * scale``) is injected into the layers where
+    ``present[l]`` is set, from step ``first_injected`` on. Blocks of ``chunk`` steps are
+    processed from the last, and in each the layers from the top: the deltas coming down
+    from higher layers (one BLAS call per block), the recurrence step by step, then the
+    gradient of the weights into the layer, while the block is still in cache. The deltas
+    live in block-local buffers (slot ``t - t0`` holds step ``t``, slot ``nt`` the first
+    step of the block after); ``scratch`` is laid out as in :func:`_r_forward`, plus
+    ``Bp * sum(n)`` for the Jacobian products of stateful layers.
     """
     L = meta.shape[0]
-    offs = _offsets(meta, T * B)
+    po = _part_offsets(meta, T, B, b0)
     ioff = _offsets(meta, B)
-    nt = end - low
-    rows = nt * B
-    ra[offs[0] + low * B * meta[0, M_N]:offs[0] + end * B * meta[0, M_N]] = 0.0
-    for l in range(1, L):
-        n = meta[l, M_N]
-        start = offs[l] + low * B * n
-        rx = _block(scratch, 0, rows, n)
-        code = meta[l, M_CODE]
-        rec = meta[l, M_REC] != 0
-        stateful = meta[l, M_STATEFUL] != 0
-        first = True
-        if rec:
-            # the recurrent weights' direction, for all steps at once, written first
-            # (the largest product: no temporary)
-            vr = _block(V, meta[l, M_RSTART], n, n)
-            if nt > 1:
-                _mm(_block(acts, start, (nt - 1) * B, n), False, vr, False,
-                    _block(scratch, B * n, (nt - 1) * B, n), False, tmp)
-            rx0 = _block(scratch, 0, B, n)
-            if low == 0:
-                _affine(_block(init_act, ioff[l], B, n), vr, V[meta[l, M_RMID]:meta[l, M_REND]],
-                        rx0, False, tmp)
+    soff = _offsets(meta, Bp)
+    lo, c0, j0, tmp0, ones0 = _layout(meta, chunk, Bp)
+    tmp = scratch[tmp0:tmp0 + chunk * Bp * 4]
+    ones = _ones(scratch, ones0, chunk * Bp)
+    # dE/ds of stateful layers, carried from block to block, and a Jacobian product
+    carry = scratch[c0:c0 + soff[L]]
+    carry[:] = 0.0
+    jtv = scratch[j0:j0 + soff[L]]
+    t1 = end
+    while t1 > low:
+        t0 = max(low, t1 - chunk)
+        nt = t1 - t0
+        for l in range(L - 1, 0, -1):
+            n = meta[l, M_N]
+            code = meta[l, M_CODE]
+            rec = meta[l, M_REC] != 0
+            stateful = meta[l, M_STATEFUL] != 0
+            e = _block(scratch, lo[l], nt * Bp, n)
+            filled = False
+            if present[l]:
+                # the error of the block's steps from ``first`` on; zero before
+                ef = scratch[lo[l]:lo[l] + nt * Bp * n]
+                cf = c[po[l] + t0 * Bp * n:po[l] + (t0 + nt) * Bp * n]
+                df = d2[po[l] + t0 * Bp * n:po[l] + (t0 + nt) * Bp * n]
+                skip = min(nt, max(0, first - t0)) * Bp * n
+                ef[:skip] = 0.0
+                # loops from 0 over slices: numba's negative-index check on ``skip + i``
+                # would stop LLVM from vectorising them
+                ef, cf, df = ef[skip:], cf[skip:], df[skip:]
+                if curvature:
+                    for i in range(ef.size):
+                        ef[i] = df[i] * cf[i] * scale
+                else:
+                    for i in range(ef.size):
+                        ef[i] = cf[i]
+                filled = True
+            for k in range(conns.shape[0]):
+                if conns[k, 0] != l:
+                    continue
+                post = conns[k, 1]
+                npost = meta[post, M_N]
+                _product(_block(scratch, lo[post], nt * Bp, npost),
+                         _block(WT, conns[k, 2], npost, n), e, filled, tmp)
+                filled = True
+            if not filled:
+                e[:] = 0.0
+            a_b = _rows(acts, po[l], t0, nt, Bp, n)
+            d_b = _rows(ds, po[l], t0, nt, Bp, n)
+            if not rec and not stateful:
+                _jac(code, a_b, d_b, e, e)
             else:
-                _mm(_block(acts, start - B * n, B, n), False, vr, False, rx0, False, tmp)
-            first = False
-        for c in range(conns.shape[0]):
-            if conns[c, 1] != l:
-                continue
-            pre = conns[c, 0]
-            npre = meta[pre, M_N]
-            _affine(_block(acts, offs[pre] + low * B * npre, rows, npre),
-                    _block(V, conns[c, 2], npre, n), V[conns[c, 3]:conns[c, 4]], rx, not first,
-                    tmp)
-            first = False
-            if pre > 0:
-                _mm(_block(ra, offs[pre] + low * B * npre, rows, npre), False,
-                    _block(W, conns[c, 2], npre, n), False, rx, True, tmp)
-        a_l = _block(acts, start, rows, n)
-        d_l = _block(ds, start, rows, n)
-        r_l = _block(ra, start, rows, n)
-        if not rec and not stateful:
-            _jac(code, a_l, d_l, rx, r_l)
-            continue
-        nr = n if rec else 0
-        wr = _block(W, meta[l, M_RSTART], nr, nr)
-        rx3 = _steps(rx, nt, B)
-        a3 = _steps(a_l, nt, B)
-        d3 = _steps(d_l, nt, B)
-        r3 = _steps(r_l, nt, B)
-        coeff = acts.dtype.type(prm[l, 4])
-        keep = acts.dtype.type(1.0) - coeff
-        rs = np.empty((B, n), acts.dtype)
-        rs[:] = 0.0
-        fuse = rec and not stateful and code != SOFTMAX
-        tv = _block(tmp, 0, B, n)
-        for t in range(nt):
-            xt = rx3[t]
-            if fuse and t > 0:
-                # R{a}[t] = f'(x) * (R{x} + R{a}[t-1] @ W_rec), in one pass
-                _gemm(r3[t - 1], False, wr, False, tv)
-                rt = r3[t]
-                dt = d3[t]
-                for r in range(B):
-                    for j in range(n):
-                        rt[r, j] = dt[r, j] * (xt[r, j] + tv[r, j])
-                continue
-            if rec and t > 0:
-                _mm(r3[t - 1], False, wr, False, xt, True, tmp)
-            if stateful:
-                for r in range(B):
-                    for j in range(n):
-                        rs[r, j] = coeff * xt[r, j] + keep * rs[r, j]
-                _jac(code, a3[t], d3[t], rs, r3[t])
-            else:
-                _jac(code, a3[t], d3[t], xt, r3[t])
+                nr = n if rec else 0
+                wrt = _block(WT, meta[l, M_RSTART], nr, nr)
+                coeff = acts.dtype.type(prm[l, 4])
+                keep = acts.dtype.type(1.0) - coeff
+                ns = n if stateful else 0
+                cr = _block(carry, soff[l], Bp, ns)
+                jt = _block(jtv, soff[l], Bp, ns)
+                fuse = rec and not stateful and code != SOFTMAX
+                tvb = _block(tv, 0, Bp, n)
+                e3 = _steps(_block(scratch, lo[l], (nt + 1) * Bp, n), nt + 1, Bp)
+                a3 = _steps(a_b, nt, Bp)
+                d3 = _steps(d_b, nt, Bp)
+                for i in range(nt - 1, -1, -1):
+                    t = t0 + i
+                    et = e3[i]
+                    if rec and t < end - 1:
+                        if fuse:
+                            # dx[t] = f'(x) * (e[t] + dx[t+1] @ W_rec.T), in one pass
+                            _gemm(e3[i + 1], False, wrt, False, tvb, False)
+                            ef, df, tf = _flat(et), _flat(d3[i]), _flat(tvb)
+                            for k in range(ef.size):
+                                ef[k] = df[k] * (ef[k] + tf[k])
+                            continue
+                        _gemm(e3[i + 1], False, wrt, False, et, True)
+                    if stateful:
+                        _jac(code, a3[i], d3[i], et, jt)
+                        ef, jf, cf = _flat(et), _flat(jt), _flat(cr)
+                        for k in range(ef.size):
+                            dsv = jf[k] + cf[k]
+                            ef[k] = coeff * dsv
+                            cf[k] = keep * dsv
+                    else:
+                        _jac(code, a3[i], d3[i], et, et)
+            # gradient of the weights into layer l from this block
+            for k in range(conns.shape[0]):
+                if conns[k, 1] != l:
+                    continue
+                pre = conns[k, 0]
+                npre = meta[pre, M_N]
+                _mm(_rows(acts, po[pre], t0, nt, Bp, npre), True, e, False,
+                    _block(out, conns[k, 2], npre, n), True)
+                _add_colsum(e, out[conns[k, 3]:conns[k, 4]], ones)
+            if rec:
+                gw = _block(out, meta[l, M_RSTART], n, n)
+                if t0 > 0:
+                    _gemm(_rows(acts, po[l], t0 - 1, nt, Bp, n), True, e, False, gw, True)
+                else:
+                    e0 = _block(scratch, lo[l], Bp, n)
+                    _gemm(_block(init_act, ioff[l] + b0 * n, Bp, n), True, e0, False, gw, True)
+                    _add_colsum(e0, out[meta[l, M_RMID]:meta[l, M_REND]], ones)
+                    if nt > 1:
+                        _gemm(_rows(acts, po[l], 0, nt - 1, Bp, n), True,
+                              _block(scratch, lo[l] + Bp * n, (nt - 1) * Bp, n), False, gw,
+                              True)
+        # the first step of the block becomes the step after the next (earlier) block
+        nxt = t0 - max(low, t0 - chunk)
+        for l in range(1, L):
+            if meta[l, M_REC] != 0:
+                size = Bp * meta[l, M_N]
+                _copy_slot(scratch, lo[l], lo[l] + nxt * size, size)
+        t1 = t0
 
 
-@njit(cache=True)
-def backward(W, V, meta, prm, conns, T, B, acts, ds, c, d2, scale, gv, present, init_act,
-             windows, out, ra, dx, dxw, scratch, tmp):
-    """Back-propagation through the whole net (truncated BPTT) into ``out``: the gradient
-    or, if ``gv``, the Gauss-Newton product.
+@njit(cache=True, nogil=True)
+def backward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2, scale, gv, present,
+             init_act, windows, out, ra, scratch, tv):
+    """Back-propagation through the whole net (truncated BPTT) for the samples
+    ``b0 .. b0 + Bp - 1`` into ``out``: their gradient or, if ``gv``, their Gauss-Newton
+    product.
 
-    * ``gv`` false: the gradient of ``sum(c * a)`` with respect to ``W``, ``c`` time-major
-      for the layers where ``present[l]`` is set (``V``, ``d2``, ``ra``, ``scratch``
+    * ``gv`` false: the gradient of ``sum(c * a)`` with respect to ``W``, ``c`` in the
+      kernels' layout for the layers where ``present[l]`` is set (``V``, ``d2``, ``ra``
       unused);
-    * ``gv`` true: ``G V`` -- R-forward pass of ``V`` into ``ra``, the curvature
-      ``d2 * R{a} * scale`` injected where ``present[l]`` is set, backward (``c`` unused).
-      With truncation ``G = sum_w J_w^T H J_w`` over the windows, ``J_w`` the Jacobian of
-      the window's activations with the state entering the window held fixed (the same
-      truncation as the gradient's; the NumPy reference defines it the same way).
+    * ``gv`` true: ``G V`` -- R-forward pass of ``V``, the curvature ``d2 * R{a} * scale``
+      injected where ``present[l]`` is set, backward (``c`` unused). With truncation
+      ``G = sum_w J_w^T H J_w`` over the windows, ``J_w`` the Jacobian of the window's
+      activations with the state entering the window held fixed (the same truncation as
+      the gradient's; the NumPy reference defines it the same way).
 
-    ``windows`` rows are ``(low, first_injected, end)``. ``dx`` and ``dxw`` are work buffers
-    shaped like ``acts`` (the same array when there is a single window), ``scratch`` and
-    ``tmp`` ones of at least ``T * B * max(n)`` elements. The gradient and ``G v`` are one
-    kernel so that the backward pass, the largest code here, is compiled once.
+    ``windows`` rows are ``(low, first_injected, end)``. ``ra`` is a buffer shaped like
+    ``acts`` (only the blocks of the layers with a loss are used), ``scratch`` one laid out
+    by :func:`_layout`, with the transposed weights in its last ``W.size`` elements, and
+    ``tv`` one of ``Bp * max(n)``. The gradient and ``G v`` are one kernel so that the
+    backward pass, the largest code here, is compiled once.
     """
-    offs = _offsets(meta, T * B)
-    ioff = _offsets(meta, B)
-    single = windows.shape[0] == 1
-    if not single:
-        dx[:] = 0.0
+    out[:] = 0.0
+    WT = scratch[scratch.size - W.size:]
+    _transpose_weights(W, meta, conns, WT)
     for iw in range(windows.shape[0]):
         low, first, end = windows[iw, 0], windows[iw, 1], windows[iw, 2]
         if gv:
-            _r_forward(W, V, meta, prm, conns, T, B, acts, ds, init_act, low, end, ra, scratch,
-                       tmp)
-        _backward_window(W, meta, prm, conns, T, B, acts, ds, ra if gv else c, d2, scale, gv,
-                         present, low, first, end, single, dx, dxw, tmp)
-    _weight_gradient(meta, conns, T, B, acts, dx, init_act, offs, ioff, out, tmp)
+            _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present,
+                       init_act, low, end, ra, scratch, tv)
+        _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, ra if gv else c,
+                         d2, scale, gv, present, init_act, low, first, end, out, scratch, tv)
 
 
 # ====================================================================== Python glue
@@ -798,6 +1038,7 @@ class Plan:
         self.conns = np.array([[pre, post, *net.offsets[(pre, post)]] for pre, post in ff],
                               np.int64).reshape(-1, 5)
         self.sizes = list(net.shape)
+        self.n_params = int(net.n_params)
         self.recurrent = bool(np.any(self.meta[:, M_REC] != 0))
         pairs = _user_pairs(net)
         self.user = next(iter(pairs)) if pairs else None
@@ -865,30 +1106,6 @@ def _compilable(net) -> bool:
             and len(_user_pairs(net)) <= 1)
 
 
-def pack(plan: Plan, layers, T: int, B: int, dtype, batch_major: bool):
-    """Per-layer arrays (``None`` allowed) into one flat time-major buffer and a presence mask."""
-    offs = plan.offsets(T * B)
-    buf = np.zeros(int(offs[-1]), dtype)
-    present = np.zeros(len(plan.sizes), np.int64)
-    for l, arr in enumerate(layers):
-        if arr is None:
-            continue
-        present[l] = 1
-        view = buf[offs[l]:offs[l + 1]].reshape(T, B, plan.sizes[l])
-        view[:] = arr.transpose(1, 0, 2) if batch_major else arr.reshape(1, B, -1)
-    return buf, present
-
-
-def unpack(plan: Plan, buf, T: int, B: int, recurrent: bool) -> list[np.ndarray]:
-    """Per-layer views ``[B, T, n]`` (recurrent) or ``[B, n]`` of a flat time-major buffer."""
-    offs = plan.offsets(T * B)
-    out = []
-    for l, n in enumerate(plan.sizes):
-        view = buf[offs[l]:offs[l + 1]].reshape(T, B, n)
-        out.append(view.transpose(1, 0, 2) if recurrent else view[0])
-    return out
-
-
 def init_block(plan: Plan, values, B: int, dtype) -> np.ndarray:
     """Per-layer ``[B, n]`` initial values (None entries allowed) as one flat buffer
     (a shared zero block when all are None)."""
@@ -903,36 +1120,210 @@ def init_block(plan: Plan, values, B: int, dtype) -> np.ndarray:
     return buf
 
 
-def run_forward(plan: Plan, W, inputs_tm, T: int, B: int, init_act, init_state,
-                deriv: bool = True, work=None):
-    """Compiled forward pass; returns flat ``(acts, ds)`` buffers (``ds`` is None unless
-    ``deriv``).
+#: Threads the kernels use (partitions of a batch run concurrently); see set_num_threads.
+_THREADS = [max(1, int(os.environ.get("NUMBA_NUM_THREADS") or (os.cpu_count() or 1)))]
+#: Below this many multiply-adds of one forward pass per thread, a batch is not split:
+#: starting a thread costs tens of microseconds.
+MIN_MACS_PER_THREAD = 4_000_000
+#: Fewest samples in a partition.
+MIN_PARTITION = 8
+#: Elements of one layer's block of steps that a single-partition pass keeps in cache.
+BLOCK_ELEMENTS = 1 << 17
 
-    ``work``: optional ``(xbuf, tmp)`` work buffers of at least ``T * B * max(n)``
-    elements each, reused instead of allocated.
+_POOL: list = []
 
-    A recurrent forward pass runs its BLAS on one thread: between two per-step products
-    the nonlinearity keeps the BLAS workers idle, and waking them again cost more than
-    they saved (measured here on a loaded 2-core machine: 0.13 to 1.2 s with two threads
-    for rnn-large, 0.16 s with one).
+
+def _run_all(calls) -> None:
+    """Run zero-argument callables concurrently: the first in this thread, the others in
+    a persistent pool (the kernels release the GIL)."""
+    if len(calls) == 1:
+        calls[0]()
+        return
+    if not _POOL or _POOL[0]._max_workers < len(calls) - 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if _POOL:
+            _POOL.pop().shutdown(wait=False)
+        _POOL.append(ThreadPoolExecutor(max_workers=len(calls) - 1,
+                                        thread_name_prefix="hfcontrol-kernel"))
+    futures = [_POOL[0].submit(call) for call in calls[1:]]
+    try:
+        calls[0]()
+    finally:
+        for future in futures:
+            future.result()
+
+
+class LayerArrays(Sequence):
+    """The activations of every layer, ``[B, T, n]``, of a batch split over threads.
+
+    A split batch is stored partition by partition, so a layer's ``[B, T, n]`` array is
+    not a view of the kernels' buffer: each is gathered on first use (the losses read
+    only the layers they need, usually the output) and then kept.
     """
-    total = int(plan.offsets(T * B)[-1])
-    acts = np.empty(total, W.dtype)
-    ds = np.empty(total, W.dtype) if deriv else None
-    need = T * B * max(plan.sizes)
-    if work is None or work[0].size < need or work[1].size < need:
-        work = (np.empty(need, W.dtype), np.empty(need, W.dtype))
-    if not (inputs_tm.flags.c_contiguous and inputs_tm.flags.writeable):
-        inputs_tm = np.array(inputs_tm, order="C")  # one array type for the kernel
-    with _kernel_blas_threads(1 if T > 1 and plan.recurrent else None):
-        if plan.user is None:
-            forward(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts,
-                    acts if ds is None else ds, deriv, init_act, init_state, *work, None, None)
-        else:
-            forward_user(W, plan.meta, plan.prm, plan.conns, T, B, inputs_tm, acts,
-                         acts if ds is None else ds, deriv, init_act, init_state, *work,
-                         *plan.user)
-    return acts, ds
+
+    def __init__(self, runner: Runner, buf: np.ndarray):
+        self._runner, self._buf = runner, buf
+        self._layers: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._runner.plan.sizes)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        l = range(len(self))[index]  # IndexError outside, negative indices from the end
+        if l not in self._layers:
+            self._layers[l] = self._runner.gather(self._buf, l)
+        return self._layers[l]
+
+    def __repr__(self) -> str:
+        return f"LayerArrays({len(self)} layers, batch split over {len(self._runner.parts)} threads)"
+
+
+class Runner:
+    """The kernels for one network description and batch shape ``(T, B)``.
+
+    The batch is split into up to :func:`set_num_threads` partitions of consecutive
+    samples when the work pays for the threads; each partition runs the whole forward
+    pass, gradient or ``G v`` for its samples on its own thread (the recurrence of
+    different samples is independent, so the threads never wait for each other), with
+    single-threaded BLAS. A partition's rows of one step are contiguous in the time-major
+    buffers, so a split batch is processed one step at a time; an unsplit one in blocks of
+    steps small enough to stay in cache (all ``T`` steps for small problems). The
+    gradients of the partitions are summed.
+    """
+
+    def __init__(self, plan: Plan, T: int, B: int, dtype):
+        self.plan, self.T, self.B, self.dtype = plan, T, B, np.dtype(dtype)
+        self.threads = _THREADS[0]
+        sizes = np.asarray(plan.sizes, np.int64)
+        macs = T * B * (sum(int(sizes[p] * sizes[q]) for p, q, *_ in plan.conns)
+                        + int(np.sum(sizes[plan.meta[:, M_REC] != 0] ** 2)))
+        parts = int(min(self.threads, macs // MIN_MACS_PER_THREAD, B // MIN_PARTITION))
+        parts = max(1, parts)
+        bounds = [B * p // parts for p in range(parts + 1)]
+        self.parts = [(bounds[p], bounds[p + 1] - bounds[p]) for p in range(parts)]
+        width = int(sizes.max())
+        # blocks of steps: all T when a partition's layer is small, else as many steps as
+        # keep a layer's block within BLOCK_ELEMENTS (one step at least)
+        self.chunk = [T if T * bp * width <= 2 * BLOCK_ELEMENTS
+                      else max(1, min(T, BLOCK_ELEMENTS // (bp * width)))
+                      for _, bp in self.parts]
+        # a block of steps of one layer, block-local buffers of every layer, per-layer
+        # [Bp, n] carries (see the kernels)
+        n_params = int(plan.n_params)
+        self.scratch = [np.empty(chunk * bp * (width + 5) + (chunk + 3) * bp * int(sizes.sum())
+                                 + n_params, self.dtype)
+                        for chunk, (_, bp) in zip(self.chunk, self.parts, strict=True)]
+        self.tv = [np.empty(bp * width, self.dtype) for _, bp in self.parts]
+        self.total = int(plan.offsets(T * B)[-1])
+
+    def _run(self, call) -> None:
+        """``call(p, b0, bp)`` for every partition ``p`` (samples ``b0 .. b0 + bp - 1``),
+        concurrently, with single-threaded BLAS."""
+        with _kernel_blas_threads(1):
+            if len(self.parts) == 1:
+                call(0, 0, self.B)
+            else:
+                _run_all([functools.partial(call, p, b0, bp)
+                          for p, (b0, bp) in enumerate(self.parts)])
+
+    def _partition_views(self, buf, l: int):
+        """``(b0, bp, view [T, bp, n])`` of every partition's block of layer ``l``."""
+        n = self.plan.sizes[l]
+        base = int(self.plan.offsets(self.T * self.B)[l])
+        for b0, bp in self.parts:
+            start = base + self.T * b0 * n
+            yield b0, bp, buf[start:start + self.T * bp * n].reshape(self.T, bp, n)
+
+    def _to_kernel(self, arr, view, b0: int, bp: int) -> None:
+        """Copy samples ``b0 .. b0 + bp - 1`` of a ``[B, T, n]`` (or ``[B, n]``) array into
+        a partition's ``[T, bp, n]`` view."""
+        part = arr[b0:b0 + bp]
+        view[:] = part.transpose(1, 0, 2) if part.ndim == 3 else part[None]
+
+    def pack(self, layers) -> tuple[np.ndarray, np.ndarray]:
+        """Per-layer arrays (``None`` allowed; ``[B, T, n]`` or ``[B, n]``) into one flat
+        buffer in the kernels' layout, and the mask of the layers present."""
+        buf = np.zeros(self.total, self.dtype)
+        present = np.zeros(len(self.plan.sizes), np.int64)
+        for l, arr in enumerate(layers):
+            if arr is None:
+                continue
+            present[l] = 1
+            for b0, bp, view in self._partition_views(buf, l):
+                self._to_kernel(arr, view, b0, bp)
+        return buf, present
+
+    def kernel_inputs(self, inputs) -> np.ndarray:
+        """The inputs ``[B, T, n0]`` (or ``[B, n0]``) in the kernels' layout, flat."""
+        if inputs.ndim == 2 and inputs.flags.c_contiguous and inputs.flags.writeable:
+            return inputs.reshape(-1)  # a feedforward batch is already [B, n0]
+        buf = np.empty(self.T * self.B * self.plan.sizes[0], self.dtype)
+        for b0, bp in self.parts:
+            n = self.plan.sizes[0]
+            view = buf[self.T * b0 * n:self.T * (b0 + bp) * n].reshape(self.T, bp, n)
+            self._to_kernel(inputs, view, b0, bp)
+        return buf
+
+    def unpack(self, buf, recurrent: bool):
+        """Per-layer ``[B, T, n]`` (recurrent) or ``[B, n]`` activations of a flat buffer:
+        views, except for a batch split over threads, whose layers are gathered from the
+        partitions on first use (:class:`LayerArrays`)."""
+        if len(self.parts) > 1 and self.T > 1:
+            return LayerArrays(self, buf)
+        offs = self.plan.offsets(self.T * self.B)
+        out = []
+        for l, n in enumerate(self.plan.sizes):
+            view = buf[offs[l]:offs[l + 1]].reshape(self.T, self.B, n)
+            out.append(view.transpose(1, 0, 2) if recurrent else view[0])
+        return out
+
+    def gather(self, buf, l: int) -> np.ndarray:
+        """Layer ``l`` of a flat buffer as a ``[B, T, n]`` array (a copy)."""
+        out = np.empty((self.B, self.T, self.plan.sizes[l]), self.dtype)
+        for b0, bp, view in self._partition_views(buf, l):
+            out[b0:b0 + bp] = view.transpose(1, 0, 2)
+        return out
+
+    def forward(self, W, inputs, init_act, init_state, deriv: bool = True):
+        """Compiled forward pass of ``inputs`` (``[B, T, n0]`` or ``[B, n0]``); returns flat
+        ``(acts, ds)`` buffers (``ds`` is None unless ``deriv``); ``init_act``/``init_state``
+        come from :func:`init_block`."""
+        plan, T, B = self.plan, self.T, self.B
+        acts = np.empty(self.total, W.dtype)
+        ds = np.empty(self.total, W.dtype) if deriv else acts
+        inputs_k = self.kernel_inputs(inputs)
+        user = plan.user
+
+        def part(p, b0, bp):
+            if user is None:
+                forward(W, plan.meta, plan.prm, plan.conns, T, B, b0, bp, self.chunk[p],
+                        inputs_k, acts, ds, deriv, init_act, init_state, self.scratch[p], None,
+                        None)
+            else:
+                forward_user(W, plan.meta, plan.prm, plan.conns, T, B, b0, bp, self.chunk[p],
+                             inputs_k, acts, ds, deriv, init_act, init_state, self.scratch[p],
+                             *user)
+
+        self._run(part)
+        return acts, (ds if deriv else None)
+
+    def backward(self, W, V, acts, ds, c, d2, scale, gv: bool, present, init_act, windows,
+                 ra) -> np.ndarray:
+        """The gradient (``gv`` false) or ``G V`` (see :func:`backward`), summed over the
+        partitions."""
+        plan, T, B = self.plan, self.T, self.B
+        outs = np.empty((len(self.parts), W.size), W.dtype)
+
+        def part(p, b0, bp):
+            backward(W, V, plan.meta, plan.prm, plan.conns, T, B, b0, bp, self.chunk[p], acts, ds,
+                     c, d2, scale, gv, present, init_act, windows, outs[p], ra,
+                     self.scratch[p], self.tv[p])
+
+        self._run(part)
+        return outs[0] if len(self.parts) == 1 else outs.sum(axis=0)
 
 
 _KERNEL_BLAS = []
@@ -995,14 +1386,19 @@ def windows_array(windows) -> np.ndarray:
 
 
 def set_num_threads(n: int) -> dict[str, int]:
-    """Set the threads used by Numba and, if ``threadpoolctl`` is installed, by BLAS.
+    """Set the threads of the compiled kernels and, where it can be controlled, of BLAS.
 
-    Returns the settings in effect (``numba`` and ``blas``; ``blas`` is -1 when it
-    cannot be controlled from here -- set ``OPENBLAS_NUM_THREADS`` before starting Python).
+    The kernels run up to ``n`` partitions of a batch concurrently (:class:`Runner`), each
+    with single-threaded BLAS. BLAS's own threads (NumPy's, used by the reference path, and
+    the library the kernels call, outside the kernels) are set through ``threadpoolctl`` when
+    it is installed, otherwise through OpenBLAS's ``set_num_threads``.
+
+    Returns the settings in effect: ``kernels`` and ``blas`` (-1 when BLAS cannot be
+    controlled from here -- set ``OPENBLAS_NUM_THREADS`` before starting Python).
     """
-    import numba
-
-    numba.set_num_threads(int(n))
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive integer number of threads, got {n!r}")
+    _THREADS[0] = int(n)
     blas = -1
     try:
         from threadpoolctl import threadpool_limits
@@ -1014,15 +1410,16 @@ def set_num_threads(n: int) -> dict[str, int]:
         if lib is not None:
             lib[1](int(n))
             blas = int(n)
-    return {"numba": numba.get_num_threads(), "blas": blas}
+    return {"kernels": _THREADS[0], "blas": blas}
+
+
+def get_num_threads() -> int:
+    """Threads of the compiled kernels (see :func:`set_num_threads`)."""
+    return _THREADS[0]
 
 
 def thread_info() -> dict[str, int]:
-    """Threads available to Numba and to BLAS (-1 if unknown)."""
-    import os
-
-    import numba
-
+    """Threads of the compiled kernels and of BLAS (-1 if unknown)."""
     blas = -1
     try:
         from threadpoolctl import threadpool_info
@@ -1038,4 +1435,4 @@ def thread_info() -> dict[str, int]:
                 if os.environ.get(var):
                     blas = int(os.environ[var])
                     break
-    return {"numba": numba.get_num_threads(), "blas": blas}
+    return {"kernels": _THREADS[0], "blas": blas}

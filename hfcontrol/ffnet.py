@@ -322,9 +322,9 @@ class FFNet:
     def _reference_forward(self, inputs, W):
         return self.forward(inputs, params=W, deriv=True)
 
-    def _time_major(self, inputs: np.ndarray) -> tuple[np.ndarray, int, int]:
-        """Inputs as a time-major ``[T * B, n]`` array, with ``T`` and ``B``."""
-        return inputs, 1, inputs.shape[0]
+    def _batch_shape(self, inputs: np.ndarray) -> tuple[int, int]:
+        """``(T, B)`` of a batch of inputs (``T = 1`` for a feedforward net)."""
+        return 1, inputs.shape[0]
 
     def _fill_cache(self, init_activations=None, init_state=None) -> None:
         """Activations (and the compiled path's buffers) of the cached inputs under ``_cached_W``."""
@@ -334,39 +334,39 @@ class FFNet:
                                                                             self._cached_W)
             return
         plan = _kernels.plan_for(self)
-        inputs_tm, T, B = self._time_major(self.inputs)
+        T, B = self._batch_shape(self.inputs)
+        runner = self._runner(plan, T, B)
         init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
         init_st = _kernels.init_block(plan, init_state, B, self.dtype)
-        # work buffers, reused by the forward pass and every calc_grad / calc_G / error
-        # on this minibatch
-        scratch = np.empty(T * B * max(self.shape), self.dtype)
-        tmp = np.empty(max(T * B, max(self.shape)) * max(self.shape), self.dtype)
-        acts, ds = _kernels.run_forward(plan, self._cached_W, inputs_tm, T, B, init_act, init_st,
-                                        work=(scratch, tmp))
+        acts, ds = runner.forward(self._cached_W, self.inputs, init_act, init_st)
         windows = self._windows(T) if self._recurrent else [(0, 0, 1)]
-        dx = np.empty_like(acts)
-        self._cc = {"plan": plan, "T": T, "B": B, "acts": acts, "ds": ds, "init_act": init_act,
-                    "windows": _kernels.windows_array(windows), "d2": None,
-                    "static_d2": _static_curvature(self.loss),
+        self._cc = {"plan": plan, "runner": runner, "T": T, "B": B, "acts": acts, "ds": ds,
+                    "init_act": init_act, "windows": _kernels.windows_array(windows),
+                    "d2": None, "static_d2": _static_curvature(self.loss),
                     "truncation": getattr(self, "truncation", None),
-                    "ra": np.empty_like(acts), "dx": dx,
-                    "dxw": dx if len(windows) == 1 else np.empty_like(acts),
-                    "scratch": scratch, "tmp": tmp}
-        self.activations = _kernels.unpack(plan, acts, T, B, self._recurrent)
+                    "ra": None}
+        self.activations = runner.unpack(acts, self._recurrent)
         self.d_activations = None
+
+    def _runner(self, plan, T: int, B: int):
+        """The compiled kernels' :class:`~hfcontrol._kernels.Runner` for this batch shape
+        (its work buffers are reused by every call on batches of that shape)."""
+        runner = self.__dict__.get("_last_runner")
+        if (runner is None or runner.plan is not plan or (runner.T, runner.B) != (T, B)
+                or runner.dtype != self.dtype or runner.threads != _kernels.get_num_threads()):
+            runner = _kernels.Runner(plan, T, B, self.dtype)
+            self.__dict__["_last_runner"] = runner
+        return runner
 
     def _compiled_forward(self, inputs, params, init_activations=None, init_state=None):
         """Activations only (no derivatives), e.g. for :meth:`error` in a line search."""
         plan = _kernels.plan_for(self)
-        inputs_tm, T, B = self._time_major(inputs)
+        T, B = self._batch_shape(inputs)
         init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
         init_st = _kernels.init_block(plan, init_state, B, self.dtype)
-        cc = self._cc
-        # the minibatch's work buffers are free between calc_grad / calc_G calls
-        work = (cc["scratch"], cc["tmp"]) if cc is not None and cc["plan"] is plan else None
-        acts, _ = _kernels.run_forward(plan, params, inputs_tm, T, B, init_act, init_st,
-                                       deriv=False, work=work)
-        return _kernels.unpack(plan, acts, T, B, self._recurrent)
+        runner = self._runner(plan, T, B)
+        acts, _ = runner.forward(params, inputs, init_act, init_st, deriv=False)
+        return runner.unpack(acts, self._recurrent)
 
     def _compiled_cache(self) -> dict:
         """The compiled path's minibatch cache, its truncation windows brought up to date
@@ -374,41 +374,32 @@ class FFNet:
         cc = self._cc
         trunc = getattr(self, "truncation", None)
         if cc["truncation"] != trunc:
-            windows = self._windows(cc["T"])
-            cc["windows"] = _kernels.windows_array(windows)
-            cc["dxw"] = cc["dx"] if len(windows) == 1 else np.empty_like(cc["acts"])
+            cc["windows"] = _kernels.windows_array(self._windows(cc["T"]))
             cc["truncation"] = trunc
         return cc
 
     def _compiled_backward(self, d_act, scale) -> np.ndarray:
         cc = self._compiled_cache()
-        plan, T, B = cc["plan"], cc["T"], cc["B"]
-        buf, present = _kernels.pack(plan, [None if d is None else d * scale for d in d_act],
-                                     T, B, self.dtype, self._recurrent)
-        grad = np.empty(self.n_params, self.dtype)
-        _kernels.backward(self._cached_W, self._cached_W, plan.meta, plan.prm, plan.conns, T,
-                          B, cc["acts"], cc["ds"], buf, buf, scale, False, present,
-                          cc["init_act"], cc["windows"], grad, cc["ra"], cc["dx"], cc["dxw"],
-                          cc["scratch"], cc["tmp"])
-        return grad
+        buf, present = cc["runner"].pack([None if d is None else d * scale for d in d_act])
+        return cc["runner"].backward(self._cached_W, self._cached_W, cc["acts"], cc["ds"], buf,
+                                     buf, scale, False, present, cc["init_act"], cc["windows"],
+                                     buf)
 
     def _compiled_G(self, v, scale) -> np.ndarray:
         cc = self._compiled_cache()
-        plan, T, B = cc["plan"], cc["T"], cc["B"]
         key = _curvature_key(self.loss)
         if cc["d2"] is None or not cc["static_d2"] or cc.get("d2_key") != key:
             # the curvature is re-packed when the loss (or one of its settings) changed
             d2 = self.loss.d2_loss(self.activations, self.targets)
-            cc["d2"] = _kernels.pack(plan, d2, T, B, self.dtype, self._recurrent)
+            cc["d2"] = cc["runner"].pack(d2)
             cc["d2_key"] = key
             cc["static_d2"] = _static_curvature(self.loss)
+        if cc["ra"] is None:
+            cc["ra"] = np.empty_like(cc["acts"])
         d2buf, present = cc["d2"]
-        gv = np.empty(self.n_params, self.dtype)
-        _kernels.backward(self._cached_W, v, plan.meta, plan.prm, plan.conns, T, B, cc["acts"],
-                          cc["ds"], d2buf, d2buf, scale, True, present, cc["init_act"],
-                          cc["windows"], gv, cc["ra"], cc["dx"], cc["dxw"], cc["scratch"],
-                          cc["tmp"])
-        return gv
+        return cc["runner"].backward(self._cached_W, v, cc["acts"], cc["ds"], d2buf, d2buf,
+                                     scale, True, present, cc["init_act"], cc["windows"],
+                                     cc["ra"])
 
     # ------------------------------------------------------------------ reference kernels
     @staticmethod

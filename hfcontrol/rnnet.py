@@ -220,10 +220,8 @@ class RNNet(FFNet):
                     derivs[layer][:, t] = d
         return (acts, derivs) if deriv else acts
 
-    def _time_major(self, inputs):
-        batch, n_steps, n = inputs.shape
-        return np.ascontiguousarray(inputs.transpose(1, 0, 2)).reshape(n_steps * batch, n), \
-            n_steps, batch
+    def _batch_shape(self, inputs):
+        return inputs.shape[1], inputs.shape[0]
 
     def _fill_cache(self, init_activations=None, init_state=None) -> None:
         super()._fill_cache(self._init_acts if init_activations is None else init_activations,
