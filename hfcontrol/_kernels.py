@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -221,15 +222,51 @@ def _gemm(typingctx, a, ta, b, tb, c, acc):
     return sig, codegen
 
 
+#: OpenBLAS (measured here, one thread) has a fast path for small products, up to about
+#: 2^20 multiply-adds; above it, a product with a narrow side (at most SKINNY columns or
+#: inner dimension) runs 1.5 to 3 times slower ([512, 256] @ [256, 10]: 49 against 72
+#: GFLOP/s), and a weight gradient ``a.T @ d`` over many rows slows down too ([256, 2048]
+#: @ [2048, 256]: 58 against 94 GFLOP/s at 512 rows). :func:`_mm` splits such products.
+SMALL_MACS = 1 << 20
+SKINNY = 32
+GRADIENT_ROWS = 512
+
+
+@_helper
+def _row_range(a, start, stop):
+    """Rows ``start .. stop - 1`` of a C-contiguous 2-D array (a view)."""
+    return _view(a, start * a.shape[1], (stop - start, a.shape[1]))
+
+
 @_helper
 def _mm(a, ta, b, tb, c, acc):
-    """``c (+)= op(a) @ op(b)`` (see :func:`_gemm`), for any shapes, empty ones included."""
+    """``c (+)= op(a) @ op(b)`` (see :func:`_gemm`), for any shapes, empty ones included,
+    in pieces along the rows where OpenBLAS is faster that way (see ``SMALL_MACS``)."""
     rows, cols = c.shape
+    inner = a.shape[0] if ta else a.shape[1]
     if rows == 0 or cols == 0:
         return
-    if (a.shape[0] if ta else a.shape[1]) == 0:
+    if inner == 0:
         if not acc:
             c[:] = 0.0
+        return
+    if ta and not tb:
+        # a reduction over the rows of a and b (a weight gradient)
+        step = GRADIENT_ROWS
+        if min(rows, cols) < SKINNY:
+            step = max(64, SMALL_MACS // (rows * cols))
+        if inner > step:
+            for start in range(0, inner, step):
+                stop = min(inner, start + step)
+                _gemm(_row_range(a, start, stop), True, _row_range(b, start, stop), False, c,
+                      acc or start > 0)
+            return
+    elif not ta and min(cols, inner) < SKINNY and rows * cols * inner > SMALL_MACS:
+        # independent rows of a and c
+        step = max(64, SMALL_MACS // (cols * inner))
+        for start in range(0, rows, step):
+            stop = min(rows, start + step)
+            _gemm(_row_range(a, start, stop), False, b, tb, _row_range(c, start, stop), acc)
         return
     _gemm(a, ta, b, tb, c, acc)
 
@@ -249,7 +286,7 @@ def _product(a, w, c, acc, tmp):
     rows, cols = c.shape
     if acc and cols <= 4 and rows > 0 and a.shape[1] > 0:
         t = _block(tmp, 0, rows, cols)
-        _gemm(a, False, w, False, t, False)
+        _mm(a, False, w, False, t, False)
         _add_flat(_flat(c), _flat(t))
     else:
         _mm(a, False, w, False, c, acc)
@@ -264,10 +301,18 @@ def _add_flat(x, y):
 
 @_helper
 def _add_bias(x, b, ones):
-    """``x += b`` on every row, as the rank-1 BLAS product ``ones @ b``: a loop over rows
-    pays the vectoriser's per-row set-up, several times the cost for short rows."""
+    """``x += b`` on every row: a loop over long rows, the rank-1 BLAS product ``ones @ b``
+    for short ones, where the loop would pay the vectoriser's per-row set-up, several
+    times the cost of the row itself."""
     rows, cols = x.shape
-    if rows > 0 and cols > 0:
+    if rows == 0 or cols == 0:
+        return
+    if cols >= 64:
+        for r in range(rows):
+            xr = x[r]
+            for j in range(cols):
+                xr[j] += b[j]
+    else:
         _gemm(_block(ones, 0, rows, 1), False, b.reshape((1, cols)), False, x, True)
 
 
@@ -729,13 +774,13 @@ def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, i
                 # the recurrent weights' direction for the whole block: a[t - 1] @ V_rec
                 vr = _block(V, meta[l, M_RSTART], nr, nr)
                 if t0 > 0:
-                    _gemm(_rows(acts, po[l], t0 - 1, nt, Bp, n), False, vr, False, rx, False)
+                    _mm(_rows(acts, po[l], t0 - 1, nt, Bp, n), False, vr, False, rx, False)
                 else:
                     _affine(_block(init_act, ioff[l] + b0 * n, Bp, n), vr,
                             V[meta[l, M_RMID]:meta[l, M_REND]], _block(scratch, 0, Bp, n),
                             False, tmp, ones)
                     if nt > 1:
-                        _gemm(_rows(acts, po[l], 0, nt - 1, Bp, n), False, vr, False,
+                        _mm(_rows(acts, po[l], 0, nt - 1, Bp, n), False, vr, False,
                               _block(scratch, Bp * n, (nt - 1) * Bp, n), False)
                 first = False
             for c in range(conns.shape[0]):
@@ -908,13 +953,13 @@ def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2,
             if rec:
                 gw = _block(out, meta[l, M_RSTART], n, n)
                 if t0 > 0:
-                    _gemm(_rows(acts, po[l], t0 - 1, nt, Bp, n), True, e, False, gw, True)
+                    _mm(_rows(acts, po[l], t0 - 1, nt, Bp, n), True, e, False, gw, True)
                 else:
                     e0 = _block(scratch, lo[l], Bp, n)
-                    _gemm(_block(init_act, ioff[l] + b0 * n, Bp, n), True, e0, False, gw, True)
+                    _mm(_block(init_act, ioff[l] + b0 * n, Bp, n), True, e0, False, gw, True)
                     _add_colsum(e0, out[meta[l, M_RMID]:meta[l, M_REND]], ones)
                     if nt > 1:
-                        _gemm(_rows(acts, po[l], 0, nt - 1, Bp, n), True,
+                        _mm(_rows(acts, po[l], 0, nt - 1, Bp, n), True,
                               _block(scratch, lo[l] + Bp * n, (nt - 1) * Bp, n), False, gw,
                               True)
         # the first step of the block becomes the step after the next (earlier) block
@@ -1127,6 +1172,8 @@ _THREADS = [max(1, int(os.environ.get("NUMBA_NUM_THREADS") or (os.cpu_count() or
 MIN_MACS_PER_THREAD = 4_000_000
 #: Fewest samples in a partition.
 MIN_PARTITION = 8
+#: Activation buffers a Runner keeps for reuse (see Runner._buffer).
+POOL_SIZE = 4
 #: Elements of one layer's block of steps that a single-partition pass keeps in cache.
 BLOCK_ELEMENTS = 1 << 17
 
@@ -1218,6 +1265,7 @@ class Runner:
                         for chunk, (_, bp) in zip(self.chunk, self.parts, strict=True)]
         self.tv = [np.empty(bp * width, self.dtype) for _, bp in self.parts]
         self.total = int(plan.offsets(T * B)[-1])
+        self._pool: list[np.ndarray] = []
 
     def _run(self, call) -> None:
         """``call(p, b0, bp)`` for every partition ``p`` (samples ``b0 .. b0 + bp - 1``),
@@ -1287,13 +1335,27 @@ class Runner:
             out[b0:b0 + bp] = view.transpose(1, 0, 2)
         return out
 
+    def _buffer(self) -> np.ndarray:
+        """A flat buffer for activations or derivatives, reused when nothing refers to it
+        any more (not a cached minibatch, nor an array returned to the caller, nor a view
+        of one). Fresh memory is slow here: its first touch page-faults, at 6 ms per 40 MB,
+        and several times slower still when the partitions' threads fault concurrently."""
+        for buf in self._pool:
+            # references: the pool, this loop's variable and getrefcount's argument
+            if sys.getrefcount(buf) <= 3:
+                return buf
+        buf = np.empty(self.total, self.dtype)
+        if len(self._pool) < POOL_SIZE:
+            self._pool.append(buf)
+        return buf
+
     def forward(self, W, inputs, init_act, init_state, deriv: bool = True):
         """Compiled forward pass of ``inputs`` (``[B, T, n0]`` or ``[B, n0]``); returns flat
         ``(acts, ds)`` buffers (``ds`` is None unless ``deriv``); ``init_act``/``init_state``
         come from :func:`init_block`."""
         plan, T, B = self.plan, self.T, self.B
-        acts = np.empty(self.total, W.dtype)
-        ds = np.empty(self.total, W.dtype) if deriv else acts
+        acts = self._buffer()
+        ds = self._buffer() if deriv else acts
         inputs_k = self.kernel_inputs(inputs)
         user = plan.user
 

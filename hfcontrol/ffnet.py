@@ -336,6 +336,8 @@ class FFNet:
         plan = _kernels.plan_for(self)
         T, B = self._batch_shape(self.inputs)
         runner = self._runner(plan, T, B)
+        # the previous minibatch's buffers can be reused unless the caller still holds them
+        self._cc = self.activations = None
         init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
         init_st = _kernels.init_block(plan, init_state, B, self.dtype)
         acts, ds = runner.forward(self._cached_W, self.inputs, init_act, init_st)
