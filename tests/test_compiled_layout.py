@@ -1,0 +1,183 @@
+"""The compiled path's batch partitions (threads), blocks of steps, buffer reuse and split
+BLAS products give the reference results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+from test_compiled_agreement import _compare, _data, _rel
+
+import hfcontrol as hf
+from hfcontrol import _kernels, nl
+from hfcontrol import loss_funcs as lf
+
+
+@pytest.fixture(params=["whole", "blocks", "split"])
+def layout(request, monkeypatch):
+    """``whole``: the default for these small nets (one partition, all steps in one block);
+    ``blocks``: one partition, blocks of a few steps; ``split``: three uneven partitions on
+    threads, one step at a time."""
+    if request.param == "blocks":
+        monkeypatch.setattr(_kernels, "BLOCK_ELEMENTS", 130)
+    elif request.param == "split":
+        monkeypatch.setattr(_kernels, "MIN_MACS_PER_THREAD", 1)
+        monkeypatch.setattr(_kernels, "MIN_PARTITION", 1)
+        monkeypatch.setattr(_kernels, "BLOCK_ELEMENTS", 8)
+        monkeypatch.setattr(_kernels, "_THREADS", [3])
+    return request.param
+
+
+def _runner(net):
+    return net._cc["runner"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rnn_partitions_and_blocks(layout, dtype):
+    rng = np.random.default_rng(1)
+    layers = [nl.Linear(), nl.Tanh(), nl.Continuous(nl.Logistic(), tau=2.0), nl.Softmax()]
+    loss = [lf.CrossEntropy(), lf.SparseL2(0.1, layers=[1]), lf.StructuralDamping(0.3)]
+    net = hf.RNNet([2, 6, 5, 3], layers=layers, rec_layers=[1, 2], truncation=(5, 3),
+                   conns={0: [1, 3], 1: [2, 3], 2: [3]}, loss_type=loss, rng=6, dtype=dtype,
+                   W_init_params={"init_type": "gaussian"},
+                   W_rec_params={"init_type": "gaussian", "coeff": 0.7})
+    x, y = _data(net, 7, 11, rng, nan=True, positive_targets=True)
+    init = {"init_activations": [None, rng.standard_normal((7, 6)).astype(dtype),
+                                 rng.standard_normal((7, 5)).astype(dtype), None],
+            "init_state": [None, None, rng.standard_normal((7, 5)).astype(dtype), None]}
+    assert _compare(net, x, y, rng, init) <= (1e-10 if dtype == np.float64 else 1e-4)
+    net.cache_minibatch(x, y, **init)
+    runner = _runner(net)
+    if layout == "split":
+        assert [size for _, size in runner.parts] == [2, 2, 3]
+        assert runner.chunk == [1, 1, 1]
+        assert isinstance(net.activations, _kernels.LayerArrays)
+    elif layout == "blocks":
+        assert runner.parts == [(0, 7)] and runner.chunk == [3]
+    else:
+        assert runner.parts == [(0, 7)] and runner.chunk == [11]
+        assert isinstance(net.activations, list)
+
+
+def test_ff_partitions(layout):
+    rng = np.random.default_rng(2)
+    net = hf.FFNet([4, 6, 5, 3], layers=[nl.Linear(), nl.ReLU(max=2.0), nl.SoftLIF(), nl.Softmax()],
+                   conns={0: [1, 2], 1: [2, 3], 2: [3]}, loss_type=lf.CrossEntropy(), rng=3,
+                   dtype=np.float64, W_init_params={"init_type": "gaussian"})
+    x, y = _data(net, 10, None, rng, positive_targets=True)
+    assert _compare(net, x, y, rng) <= 1e-10
+    # a feedforward batch is [B, n] in every layout: activations are views
+    net.cache_minibatch(x, y)
+    assert isinstance(net.activations, list)
+
+
+def test_split_batch_matches_finite_differences(layout):
+    rng = np.random.default_rng(4)
+    net = hf.RNNet([2, 4, 2], layers=[nl.Linear(), nl.Tanh(), nl.Linear()], rng=5,
+                   truncation=(3, 2), dtype=np.float64, W_init_params={"init_type": "gaussian"},
+                   W_rec_params={"init_type": "gaussian"})
+    x, y = _data(net, 5, 6, rng, nan=True)
+    assert net.check_grad(x, y) < 1e-6
+    assert net.check_G() < 1e-6
+
+
+def test_layer_arrays_behave_like_a_list(layout):
+    rng = np.random.default_rng(5)
+    net = hf.RNNet([2, 4, 3], layers=[nl.Linear(), nl.Tanh(), nl.Linear()], rng=6,
+                   dtype=np.float64)
+    x, y = _data(net, 6, 5, rng)
+    acts = net.forward(x)
+    net.backend = "numpy"
+    ref = net.forward(x)
+    assert len(acts) == 3
+    assert all(a.shape == (6, 5, n) for a, n in zip(acts, net.shape, strict=True))
+    assert _rel(acts[-1], ref[-1]) < 1e-12 and _rel(acts[-3], ref[0]) < 1e-12
+    assert [a.shape for a in acts[1:]] == [(6, 5, 4), (6, 5, 3)]
+    assert max(_rel(a, b) for a, b in zip(acts, ref, strict=True)) < 1e-12
+    with pytest.raises(IndexError):
+        acts[3]
+
+
+def test_reused_buffers_never_change_what_the_caller_holds(layout):
+    """The kernels' buffers are reused only when nothing refers to them any more."""
+    rng = np.random.default_rng(7)
+    net = hf.RNNet([2, 5, 2], layers=[nl.Linear(), nl.Tanh(), nl.Linear()], rng=8)
+    x1, y1 = _data(net, 6, 5, rng)
+    x2, y2 = _data(net, 6, 5, rng)
+    held = net.forward(x1)
+    out1 = [np.array(a) for a in held]
+    net.cache_minibatch(x1, y1)
+    cached = net.activations
+    cached1 = [np.array(a) for a in cached]
+    hidden = net.activations[1]  # a single layer of the cache
+    hidden1 = np.array(hidden)
+    for _ in range(3):
+        net.forward(x2)
+        net.cache_minibatch(x2, y2)
+        net.calc_G(np.ones(net.n_params, net.dtype))
+    assert all(np.array_equal(a, b) for a, b in zip(held, out1, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(cached, cached1, strict=True))
+    assert np.array_equal(hidden, hidden1)
+    # and the cache is now the second batch's
+    current = np.array(net.activations[-1])
+    net.backend = "numpy"
+    assert _rel(current, net.forward(x2)[-1]) < 1e-5
+
+
+@njit
+def _mm_call(a, ta, b, tb, c, acc):
+    _kernels._mm(a, ta, b, tb, c, acc)
+
+
+@pytest.mark.parametrize("shape", [
+    (5000, 256, 3),    # skinny, split along the rows of a and c
+    (700, 3, 600),     # skinny inner dimension
+    (300, 40, 40),     # small: one call
+])
+@pytest.mark.parametrize("acc", [False, True])
+def test_split_products_match_numpy(shape, acc):
+    rng = np.random.default_rng(9)
+    m, k, n = shape
+    a = rng.standard_normal((m, k))
+    b = rng.standard_normal((k, n))
+    c0 = rng.standard_normal((m, n))
+    c = c0.copy()
+    _mm_call(a, False, b, False, c, acc)
+    assert _rel(c, a @ b + (c0 if acc else 0)) < 1e-12
+    # a weight gradient: a reduction over many rows, split into pieces
+    g0 = rng.standard_normal((k, n))
+    g = g0.copy()
+    d = rng.standard_normal((m, n))
+    _mm_call(a, True, d, False, g, acc)
+    assert _rel(g, a.T @ d + (g0 if acc else 0)) < 1e-12
+
+
+@njit
+def _block_call(buf, off, rows, n):
+    return _kernels._block(buf, off, rows, n).sum()
+
+
+def test_views_outside_their_buffer_raise():
+    buf = np.arange(12.0)
+    assert _block_call(buf, 2, 2, 5) == sum(range(2, 12))
+    with pytest.raises(IndexError):
+        _block_call(buf, 3, 2, 5)
+    with pytest.raises(IndexError):
+        _block_call(buf, -1, 1, 2)
+
+
+def test_thread_setting():
+    old = _kernels.get_num_threads()
+    try:
+        assert _kernels.set_num_threads(1)["kernels"] == 1
+        net = hf.RNNet([1, 100, 1], layers=[nl.Linear(), nl.Logistic(), nl.Linear()], rng=0)
+        x = np.zeros((64, 50, 1), np.float32)
+        net.cache_minibatch(x, x)
+        assert len(_runner(net).parts) == 1
+        _kernels.set_num_threads(2)
+        net.cache_minibatch(x, x)
+        assert len(_runner(net).parts) == 2
+        with pytest.raises(ValueError, match="positive integer"):
+            _kernels.set_num_threads(0)
+    finally:
+        _kernels.set_num_threads(old)
