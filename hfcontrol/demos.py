@@ -1,8 +1,10 @@
-"""Demonstrations, run as ``python -m hfcontrol.demos NAME [--out DIR] [--seed N]``.
+"""Demonstrations, run as ``python -m hfcontrol.demos NAME [--out DIR] [--seed N] [--epochs N]``.
 
 Each demo trains a network, prints its progress, and writes to ``DIR/NAME/``
-a training-history figure (``history.png``), the metrics (``metrics.json``) and
-the trained network (``net.npz``); the ``plant`` demo also draws its trajectories.
+a training-history figure (``history.png``), the metrics (``metrics.json``), the
+history (``history.json``) and the trained network (``net.npz``, written by
+``net.save``: ``hfcontrol.FFNet.load("DIR/NAME/net.npz")`` rebuilds it, the plant
+demo's plant included); the ``plant`` demo also draws its trajectories.
 
 * ``xor`` -- a 2-5-1 feedforward net learns XOR with Hessian-free optimisation.
 * ``crossentropy`` -- softmax classifier of four Gaussian clusters, cross-entropy
@@ -25,7 +27,7 @@ import numpy as np
 from . import loss_funcs as lf
 from . import nonlinearities as nl
 from . import optimizers as opt
-from .ffnet import FFNet, atomic_savez, atomic_write_text
+from .ffnet import FFNet, atomic_write_text
 from .plotting import plot_history
 from .rnnet import RNNet
 
@@ -90,6 +92,7 @@ def integrator(rng: np.random.Generator, epochs: int | None = None,
                           "error_of_zero_output": float(0.5 * np.sum(targets ** 2) / batch)}
 
 
+@nl.register
 class DemoPlant(nl.Plant):
     r"""The demo plant: position and velocity with a state-dependent input gain.
 
@@ -111,19 +114,34 @@ class DemoPlant(nl.Plant):
         Number of initial states, drawn from U(-0.5, 0.5) for each variable.
     steps : int
         Number of control steps.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or int, optional
         Source of the initial states.
+    init_states : array_like ``[batch, 2]``, optional
+        The initial states themselves (then ``rng`` is not used); this is how a saved
+        network restores its plant.
     """
 
     A = np.array([[1.0, 0.0], [0.2, 1.0]])
 
-    def __init__(self, batch: int = 32, steps: int = 15, rng=None):
+    def __init__(self, batch: int = 32, steps: int = 15, rng=None, init_states=None):
         super().__init__(stateful=True)
-        rng = np.random.default_rng(rng)
         self.shape = (int(batch), int(steps), 2)
-        self.init_states = rng.uniform(-0.5, 0.5, (batch, 2))
+        if init_states is None:
+            self.init_states = np.random.default_rng(rng).uniform(-0.5, 0.5, (batch, 2))
+        else:
+            self.init_states = np.array(init_states, dtype=np.float64)
+            if self.init_states.shape != (self.shape[0], 2):
+                raise ValueError(f"init_states must have shape (batch, 2) = ({self.shape[0]}, 2), "
+                                 f"got {self.init_states.shape}")
         self.target = np.array([1.0, 0.0])
         self.reset()
+
+    def get_config(self) -> dict:
+        return {"batch": self.shape[0], "steps": self.shape[1],
+                "init_states": self.init_states.tolist()}
+
+    def __repr__(self) -> str:
+        return f"DemoPlant(batch={self.shape[0]}, steps={self.shape[1]})"
 
     def reset(self, init=None):
         self.state = np.array(self.init_states if init is None else init, dtype=np.float64)
@@ -183,12 +201,15 @@ def plant(rng: np.random.Generator, epochs: int | None = None, print_period: int
 
 def plot_plant_trajectories(net: RNNet, demo_plant: DemoPlant, path: Path) -> None:
     """Position and velocity of every controlled trajectory, with the target."""
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     acts = net.forward(demo_plant)
     inputs, _ = demo_plant.get_vecs()
     states = np.concatenate([inputs[:, :1], acts[-1]], axis=1)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(fig)  # headless, without pyplot or a change of the session's backend
+    axes = fig.subplots(1, 2)
     for ax, i, label in ((axes[0], 0, "position"), (axes[1], 1, "velocity")):
         ax.plot(states[..., i].T, color="C0", alpha=0.4, lw=1)
         ax.plot(states.shape[1] - 1, demo_plant.target[i], "r*", ms=12, label="target")
@@ -198,7 +219,6 @@ def plot_plant_trajectories(net: RNNet, demo_plant: DemoPlant, path: Path) -> No
     fig.suptitle("plant demo: trained controller, 32 initial states")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 DEMOS: dict[str, Callable] = {"xor": xor, "crossentropy": crossentropy,
@@ -218,11 +238,9 @@ def run(name: str, out: str | Path = "results", seed: int = 0, epochs: int | Non
                    wall_time_s=history["time"][-1])
     plot_history(history, folder / "history.png", title=f"{name} demo")
     if name == "plant":
-        # the demo plant is a Python class, not a built-in layer, so only the weights are saved
         plot_plant_trajectories(net, net.layers[-1], folder / "trajectories.png")
-        atomic_savez(folder / "weights.npz", W=net.W)
-    else:
-        net.save(folder / "net.npz")
+    # DemoPlant is registered with nl.register, so the plant demo's network saves too
+    net.save(folder / "net.npz")
     atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(folder / "history.json", json.dumps(history, default=float))
     return metrics
@@ -243,4 +261,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the importable module's main, so that a saved network names its plant class
+    # hfcontrol.demos.DemoPlant (which FFNet.load can find), not __main__.DemoPlant
+    from hfcontrol.demos import main as _main
+
+    sys.exit(_main())

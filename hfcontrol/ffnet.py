@@ -44,9 +44,11 @@ class FFNet:
         Default :class:`~hfcontrol.loss_funcs.SquaredError`.
     W_init_params : dict, optional
         Weight initialisation: ``init_type`` (``"sparse"``, Martens' sparse init:
-        each unit gets 15 non-zero N(0, coeff^2) weights from each connection;
+        each unit gets 15 non-zero N(0, coeff^2) incoming weights, chosen among all its
+        incoming connections together, or all of its inputs if it has fewer than 15;
         ``"uniform"``, U(-coeff, coeff) / sqrt(fan-in); ``"gaussian"``, N(0, coeff^2) /
-        sqrt(fan-in)), ``coeff`` (scale, default 1) and ``biases`` (initial bias, default 0).
+        sqrt(fan-in), with the fan-in of each connection), ``coeff`` (scale, default 1)
+        and ``biases`` (initial bias, default 0).
     load_weights : ndarray or path, optional
         Initial parameters: a vector of the right length and dtype, or a file
         written by :meth:`save`.
@@ -147,11 +149,17 @@ class FFNet:
             raise TypeError(f"conns must be a dict {{pre: [post, ...]}}, got {conns!r}")
         out: dict[int, list[int]] = {}
         for pre, posts in conns.items():
+            if not _is_index(pre):
+                raise TypeError(f"conns: keys must be integer layer indices (pre-synaptic "
+                                f"layers), got {pre!r}")
             pre = int(pre)
             if not isinstance(posts, Sequence) or isinstance(posts, str):
                 raise TypeError(f"conns[{pre}] must be a list of post-synaptic layers, "
                                 f"got {posts!r}")
             for post in posts:
+                if not _is_index(post):
+                    raise TypeError(f"conns[{pre}] must list integer layer indices, got "
+                                    f"{post!r}")
                 post = int(post)
                 if not (0 <= pre < self.n_layers and 0 <= post < self.n_layers):
                     raise ValueError(f"conns: connection {pre} -> {post} names a layer outside "
@@ -191,31 +199,65 @@ class FFNet:
         return params[start:mid].reshape(self.shape[pre], self.shape[post]), params[mid:end]
 
     def _init_weights(self, W_init_params) -> np.ndarray:
-        return self._init_conn_weights(self._all_conns(), W_init_params, np.zeros(self.n_params,
-                                                                              self.dtype))
+        return self._init_conn_weights(self._all_conns(), W_init_params,
+                                       np.zeros(self.n_params, self.dtype), "W_init_params")
 
-    def _init_conn_weights(self, conns, params_spec, W) -> np.ndarray:
+    @staticmethod
+    def _init_spec(params_spec, name: str) -> tuple[str, float, float]:
+        """``(init_type, coeff, biases)`` of a weight-initialisation dict, checked."""
         spec = dict(DEFAULT_W_INIT)
         if params_spec is not None:
+            if not isinstance(params_spec, Mapping):
+                raise TypeError(f"{name} must be a dict with keys {sorted(DEFAULT_W_INIT)}, "
+                                f"got {params_spec!r}")
             unknown = set(params_spec) - set(DEFAULT_W_INIT)
             if unknown:
-                raise ValueError(f"W_init_params: unknown keys {sorted(unknown)}; expected "
+                raise ValueError(f"{name}: unknown keys {sorted(unknown)}; expected "
                                  f"{sorted(DEFAULT_W_INIT)}")
             spec.update(params_spec)
-        init_type, coeff, biases = spec["init_type"], float(spec["coeff"]), float(spec["biases"])
+        init_type = spec["init_type"]
         if init_type not in ("sparse", "uniform", "gaussian"):
-            raise ValueError(f"W_init_params: init_type must be 'sparse', 'uniform' or "
-                             f"'gaussian', got {init_type!r}")
+            raise ValueError(f"{name}: init_type must be 'sparse', 'uniform' or 'gaussian', "
+                             f"got {init_type!r}")
+        values = []
+        for key in ("coeff", "biases"):
+            value = spec[key]
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer
+                                                        | np.floating):
+                raise TypeError(f"{name}: {key} must be a real number, got {value!r}")
+            if not np.isfinite(value):
+                raise ValueError(f"{name}: {key} must be finite, got {value!r}")
+            values.append(float(value))
+        return init_type, values[0], values[1]
+
+    def _init_conn_weights(self, conns, params_spec, W, name: str) -> np.ndarray:
+        """Initialise the weights and biases of ``conns`` in ``W`` from ``params_spec``.
+
+        Martens' sparse initialisation is per unit: each unit of a layer gets
+        ``SPARSE_FAN_IN`` non-zero weights drawn from all its incoming connections
+        in ``conns`` together (all of them if it has fewer inputs).
+        """
+        init_type, coeff, biases = self._init_spec(params_spec, name)
+        if init_type == "sparse":
+            by_post: dict[int, list[Conn]] = {}
+            for conn in conns:
+                by_post.setdefault(conn[1], []).append(conn)
+            for post, group in by_post.items():
+                blocks = [self.get_weights(W, conn)[0] for conn in group]
+                starts = np.cumsum([0] + [w.shape[0] for w in blocks])
+                fan_in = int(starts[-1])
+                for j in range(self.shape[post]):
+                    rows = self.rng.choice(fan_in, size=min(SPARSE_FAN_IN, fan_in), replace=False)
+                    values = coeff * self.rng.standard_normal(len(rows))
+                    which = np.searchsorted(starts, rows, side="right") - 1
+                    for block, row, value in zip(which, rows, values, strict=True):
+                        blocks[block][row - starts[block], j] = value
         for conn in conns:
             w, b = self.get_weights(W, conn)
             fan_in = w.shape[0]
-            if init_type == "sparse":
-                for j in range(w.shape[1]):
-                    rows = self.rng.choice(fan_in, size=min(SPARSE_FAN_IN, fan_in), replace=False)
-                    w[rows, j] = coeff * self.rng.standard_normal(len(rows))
-            elif init_type == "uniform":
+            if init_type == "uniform":
                 w[:] = coeff * self.rng.uniform(-1, 1, w.shape) / np.sqrt(fan_in)
-            else:
+            elif init_type == "gaussian":
                 w[:] = coeff * self.rng.standard_normal(w.shape) / np.sqrt(fan_in)
             b[:] = biases
         return W
@@ -264,12 +306,21 @@ class FFNet:
             return check_vector(self.W, "W", self.n_params, self.dtype)
         return check_vector(params, "params", self.n_params, self.dtype)
 
-    def _check_inputs(self, inputs) -> np.ndarray:
-        return check_array(inputs, "inputs", 2, self.shape[0], self.dtype)
+    def _check_inputs(self, inputs, name: str = "inputs") -> np.ndarray:
+        return check_array(inputs, name, 2, self.shape[0], self.dtype)
 
-    def _check_targets(self, targets, inputs) -> np.ndarray:
-        return check_array(targets, "targets", 2, self.shape[-1], self.dtype, allow_nan=True,
+    def _check_targets(self, targets, inputs, name: str = "targets") -> np.ndarray:
+        return check_array(targets, name, 2, self.shape[-1], self.dtype, allow_nan=True,
                            batch=inputs.shape[0])
+
+    def _check_test(self, test) -> tuple:
+        """The held-out ``(inputs, targets)`` given as ``run_epochs(test=...)``, checked."""
+        if not isinstance(test, tuple | list):
+            raise TypeError(f"test must be a pair (inputs, targets), got {type(test).__name__}")
+        if len(test) != 2:
+            raise ValueError(f"test must be a pair (inputs, targets), got {len(test)} items")
+        inputs = self._check_inputs(test[0], "test[0] (the test inputs)")
+        return inputs, self._check_targets(test[1], inputs, "test[1] (the test targets)")
 
     # ------------------------------------------------------------------ backend selection
     _backend_choice = "auto"
@@ -682,7 +733,9 @@ class FFNet:
             Train on a random subset of this size each update (default: all data).
         test : tuple (inputs, targets), optional
             Held-out data for the test error; the weights with the lowest test error
-            (training error when no test set is given) are kept in ``best_W``.
+            (training error when no test set is given) are kept in ``best_W`` and their
+            error in ``best_error``. The starting weights are candidates too: if no update
+            improves on them, they are the ones restored.
         test_err : LossFunction, optional
             Loss used for the test error (default the training loss), e.g.
             :class:`~hfcontrol.loss_funcs.ClassificationError`.
@@ -712,10 +765,14 @@ class FFNet:
         if int(max_epochs) < 1:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
         test_loss = self.loss if test_err is None else lf.from_spec(test_err)
+        held_out = (inputs, targets) if test is None else self._check_test(test)
         data = self._training_data(inputs, targets, minibatch_size)
         history: dict[str, list] = {k: [] for k in ("epoch", "train_err", "test_err", "damping",
                                                     "cg_iters", "l_rate", "time")}
-        self.best_W, self.best_error = self.W.copy(), np.inf
+        # the starting weights are the first candidate: an update that makes things worse
+        # must not be "restored" as the best weights
+        initial = self._plain_error(*held_out, test_loss)
+        self.best_W, self.best_error = self.W.copy(), initial if np.isfinite(initial) else np.inf
         start = time.perf_counter()
         for epoch in range(int(max_epochs)):
             self.cache_minibatch(*next(data))
@@ -726,10 +783,7 @@ class FFNet:
                                               epoch % print_period == 0)
             if update is not None and np.all(np.isfinite(update)):
                 self.W = self.W + update.astype(self.dtype, copy=False)
-            if test is None:
-                err = self._plain_error(inputs, targets, test_loss)
-            else:
-                err = self._plain_error(test[0], test[1], test_loss)
+            err = self._plain_error(*held_out, test_loss)
             if err < self.best_error:
                 self.best_error, self.best_W = err, self.W.copy()
             stats = optimizer.stats()
@@ -820,6 +874,11 @@ class FFNet:
         net = net_cls(load_weights=W, **config)
         net.set_mask(mask)
         return net
+
+
+def _is_index(value) -> bool:
+    """True for an integer (Python or NumPy) that is not a bool."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
 def _curvature_key(loss) -> tuple:

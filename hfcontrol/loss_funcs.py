@@ -143,6 +143,7 @@ class CrossEntropy(LossFunction):
 
     @output_loss
     def d_loss(self, output, targets):
+        self._check_targets(targets)
         return -targets / self._floor(output)
 
     @output_loss

@@ -20,6 +20,7 @@ so that compiled kernels can evaluate them (see ``../shared/DESIGN.md``).
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "Continuous",
     "Plant",
     "from_spec",
+    "register",
 ]
 
 
@@ -312,8 +314,11 @@ class Plant(Nonlinearity):
 
     A plant generates a network's inputs as it runs. Used as the network's input
     (``net.forward(plant)``), the network calls it once per step with the output
-    of its last layer on the previous step (``None`` on the first step) and feeds
-    what it returns as that step's input. Used as the nonlinearity of the output
+    of its last layer on the previous step, ``[batch, output units]``, and feeds
+    what it returns as that step's input. On the first step there is no previous
+    output: as in ``hessianfree``, the plant then receives zeros of that shape (or
+    the output layer's ``init_activations``, if the output layer is recurrent and
+    they are given), never ``None``. Used as the nonlinearity of the output
     layer, its :meth:`activation` advances the plant state ``s`` with the layer's
     summed input as the control ``u`` and returns the new output, and its
     :meth:`d_activation` returns ``[batch, units, units, 3]``: the Jacobians
@@ -335,8 +340,9 @@ class Plant(Nonlinearity):
         super().__init__(stateful=stateful)
         self.shape: tuple[int, int, int] | None = None
 
-    def __call__(self, x: np.ndarray | None) -> np.ndarray:
-        """Advance the plant given the network output of the previous step; return the input."""
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Return this step's network input, given the network's output ``x`` of the previous
+        step (zeros on the first step)."""
         raise NotImplementedError(f"{type(self).__name__} does not define __call__()")
 
     def get_vecs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -354,6 +360,47 @@ _BUILTINS: dict[str, type[Nonlinearity]] = {
 }
 
 
+#: user classes that networks may save and load, by ``"module.QualName"`` (see :func:`register`)
+_REGISTERED: dict[str, type[Nonlinearity]] = {}
+
+
+def register(cls: type[Nonlinearity]) -> type[Nonlinearity]:
+    """Class decorator: let networks that use this nonlinearity (or plant) be saved and loaded.
+
+    ``cls().get_config()`` must return the keyword arguments that rebuild an
+    equivalent instance, as JSON-serialisable values. A saved network names the
+    class by module and qualified name, and :meth:`hfcontrol.FFNet.load` looks it up
+    among the registered classes, so the module that defines it must have been
+    imported before loading (modules of ``hfcontrol`` itself are imported on demand).
+    Nothing is unpickled or executed from the file.
+
+    Parameters
+    ----------
+    cls : type
+        A subclass of :class:`Nonlinearity`.
+
+    Returns
+    -------
+    type
+        ``cls`` itself.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Nonlinearity)):
+        raise TypeError(f"register: cls must be a subclass of Nonlinearity, got {cls!r}")
+    _REGISTERED[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return cls
+
+
+def _registered(module: str, name: str) -> type[Nonlinearity]:
+    key = f"{module}.{name}"
+    if key not in _REGISTERED and (module == "hfcontrol" or module.startswith("hfcontrol.")):
+        importlib.import_module(module)  # our own modules register their classes on import
+    if key not in _REGISTERED:
+        raise ValueError(f"unknown nonlinearity {key!r}: import the module that defines it and "
+                         f"decorate the class with hfcontrol.nonlinearities.register before "
+                         f"loading")
+    return _REGISTERED[key]
+
+
 def from_spec(spec: Nonlinearity | str | dict) -> Nonlinearity:
     """Turn a nonlinearity, its class name (``"Tanh"``) or a saved spec into a nonlinearity."""
     if isinstance(spec, Nonlinearity):
@@ -363,6 +410,8 @@ def from_spec(spec: Nonlinearity | str | dict) -> Nonlinearity:
             raise ValueError(f"unknown nonlinearity {spec!r}; expected one of {sorted(_BUILTINS)}")
         return _BUILTINS[spec]()
     if isinstance(spec, dict) and "type" in spec:
+        if "module" in spec:
+            return _registered(str(spec["module"]), str(spec["type"]))(**spec.get("config", {}))
         if spec["type"] not in _BUILTINS:
             raise ValueError(f"unknown nonlinearity {spec['type']!r}; expected one of "
                              f"{sorted(_BUILTINS)}")
@@ -372,9 +421,13 @@ def from_spec(spec: Nonlinearity | str | dict) -> Nonlinearity:
 
 
 def spec_of(nl: Nonlinearity) -> dict[str, Any]:
-    """JSON-serialisable description of a built-in nonlinearity (inverse of :func:`from_spec`)."""
-    name = type(nl).__name__
-    if _BUILTINS.get(name) is not type(nl):
-        raise TypeError(f"cannot save custom nonlinearity {nl!r}: only built-in nonlinearities "
-                        f"({sorted(_BUILTINS)}) can be saved")
-    return {"type": name, "config": nl.get_config()}
+    """JSON-serialisable description of a built-in or registered nonlinearity (inverse of
+    :func:`from_spec`)."""
+    cls = type(nl)
+    if _BUILTINS.get(cls.__name__) is cls:
+        return {"type": cls.__name__, "config": nl.get_config()}
+    if _REGISTERED.get(f"{cls.__module__}.{cls.__qualname__}") is cls:
+        return {"type": cls.__qualname__, "module": cls.__module__, "config": nl.get_config()}
+    raise TypeError(f"cannot save custom nonlinearity {nl!r}: only built-in nonlinearities "
+                    f"({sorted(_BUILTINS)}) and classes registered with "
+                    f"hfcontrol.nonlinearities.register can be saved")

@@ -71,10 +71,16 @@ class HessianFree(Optimizer):
       ``rho < 1/4``, x2/3 when ``rho > 3/4``;
     * finds the step length by an Armijo backtracking line search.
 
-    Non-positive curvature ends CG at the last good iterate; a non-finite
-    gradient, curvature or error rejects the step (zero update) and raises the damping,
-    so the weights are never corrupted. A zero gradient gives a zero update and
-    leaves the damping alone. Structural damping
+    Guards: a CG direction of non-positive (or non-finite) curvature means the damped
+    model is not convex there. At CG's first iteration the step is rejected (zero
+    update) and the damping raised; later, CG ends at the last good iterate, which
+    is still used (backtracking and line search as usual, as Martens keeps the
+    iterates found so far), and the damping is raised by x3/2 whatever ``rho``
+    (``cg_breakdown`` records it). A non-finite gradient or error rejects the step and
+    raises the damping, so the weights are never corrupted. A direction that does not
+    descend (``g . delta >= 0``) gives a zero update without a line search (no Armijo
+    step can exist), and ``rho < 0`` raises the damping. A zero gradient gives a zero
+    update and leaves the damping alone. Structural damping
     (:class:`~hfcontrol.loss_funcs.StructuralDamping`) is left out of the model used for ``rho``.
 
     Parameters
@@ -85,6 +91,17 @@ class HessianFree(Optimizer):
         Initial Tikhonov damping.
     plotting : bool
         Record per-update statistics (the network's history always holds them).
+
+    Attributes
+    ----------
+    damping : float
+        The current Tikhonov damping.
+    cg_breakdown : bool
+        Whether the last :meth:`conjugate_gradient` run met non-positive or non-finite
+        curvature (and so stopped early).
+    last : dict
+        Figures of the last update: ``damping``, ``cg_iters``, ``cg_used`` (the
+        iteration of the iterate used), ``l_rate`` and ``rho``.
     """
 
     warm_start = 0.95
@@ -109,6 +126,7 @@ class HessianFree(Optimizer):
         self.damping = float(init_damping)
         self.plotting = bool(plotting)
         self.init_delta: np.ndarray | None = None
+        self.cg_breakdown = False
         self.last = {"damping": self.damping, "cg_iters": 0, "cg_used": 0, "l_rate": np.nan,
                      "rho": np.nan}
         self.plots: dict[str, list] = {k: [] for k in self.last}
@@ -132,7 +150,8 @@ class HessianFree(Optimizer):
         list of (int, ndarray)
             Iterates stored at geometrically spaced iterations, each with its
             iteration number; the last pair is the final solution. Empty when
-            the first direction already has non-positive curvature.
+            the first direction already has non-positive curvature. Meeting
+            non-positive (or non-finite) curvature sets :attr:`cg_breakdown`.
         """
         net = self._require_net()
         dtype = grad.dtype
@@ -145,10 +164,12 @@ class HessianFree(Optimizer):
         phis: list[float] = []
         next_store = 1
         i = 0
+        self.cg_breakdown = False
         for i in range(1, int(iters) + 1):
             g_dir = net.calc_G(direction, damping=damping)
             curvature = float(direction @ g_dir)
             if not (np.isfinite(curvature) and curvature > 0):
+                self.cg_breakdown = True
                 i -= 1
                 break
             alpha = rr / curvature
@@ -189,6 +210,7 @@ class HessianFree(Optimizer):
             net.dtype.type(self.warm_start) * self.init_delta
         if net.mask is not None:
             init = init * net.mask
+        self.cg_breakdown = False
         iterates = self.conjugate_gradient(init, grad, iters=self.CG_iter)
         if not iterates or not all(np.all(np.isfinite(d)) for _, d in iterates):
             self.init_delta = None
@@ -217,29 +239,34 @@ class HessianFree(Optimizer):
             curvature = float(best_delta @ net.calc_G(best_delta, damping=0))
         predicted = g_delta + 0.5 * curvature
         rho = (best_err - err) / predicted if predicted < 0 and np.isfinite(best_err) else -np.inf
-        if rho < 0.25:
+        if rho < 0.25 or self.cg_breakdown:
+            # CG met non-positive curvature: the damping was too small for the damped
+            # model to be convex, whatever rho says about the iterate kept
             self._raise_damping()
         elif rho > 0.75:
             self.damping *= self.damping_down
 
-        # Armijo line search along the chosen direction (only descent directions qualify)
-        l_rate, new_err = 1.0, best_err
-        for attempt in range(self.armijo_tries):
-            if attempt:
-                l_rate *= self.armijo_shrink
-                new_err = trial_error(net.dtype.type(l_rate) * best_delta)
-            if g_delta < 0 and new_err <= err + self.armijo_c * l_rate * g_delta:
-                break
-        else:
-            l_rate = 0.0
+        # Armijo line search along the chosen direction; a direction that does not descend
+        # (g . delta >= 0) can satisfy no Armijo condition, so it is not searched at all
+        l_rate, new_err = 0.0, err
+        if g_delta < 0:
+            step, trial = 1.0, best_err
+            for attempt in range(self.armijo_tries):
+                if attempt:
+                    step *= self.armijo_shrink
+                    trial = trial_error(net.dtype.type(step) * best_delta)
+                if trial <= err + self.armijo_c * step * g_delta:
+                    l_rate, new_err = step, trial
+                    break
         update = (l_rate * best_delta).astype(net.dtype) if l_rate > 0 else zero
         if not np.all(np.isfinite(update)):
             return self._reject("non-finite update", zero, printing)
         self._record(iterates[-1][0], best_i, l_rate, rho)
         if printing:
             print(f"  HF: CG iterations {iterates[-1][0]} (using {best_i}), error {err:.4e} -> "
-                  f"{new_err if l_rate > 0 else err:.4e}, rho {rho:.3g}, "
-                  f"damping {self.damping:.3g}, step {l_rate:.3g}")
+                  f"{new_err:.4e}, rho {rho:.3g}, "
+                  f"damping {self.damping:.3g}, step {l_rate:.3g}"
+                  + (" (CG met non-positive curvature)" if self.cg_breakdown else ""))
         return update
 
     def _raise_damping(self) -> None:

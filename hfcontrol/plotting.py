@@ -1,15 +1,17 @@
-"""Figures of training histories, drawn headless (Agg) and saved as PNG."""
+"""Figures of training histories, drawn headless and saved as PNG.
+
+Figures are drawn on a :class:`matplotlib.figure.Figure` with its own Agg canvas:
+no pyplot, no display, and the session's matplotlib backend is left as it was.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike,
@@ -33,7 +35,9 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         if key not in history:
             raise ValueError(f"history must contain {key!r} (as returned by run_epochs)")
     epochs = np.arange(len(history["train_err"]))
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
+    fig = Figure(figsize=(9, 6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2, sharex=True)
     ax = axes[0, 0]
     for key, label in (("train_err", "train"), ("test_err", "test")):
         values = np.asarray(history[key], dtype=float)
@@ -55,4 +59,3 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

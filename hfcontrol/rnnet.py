@@ -27,14 +27,20 @@ class RNNet(FFNet):
     ----------
     shape : sequence of int
         Units per layer, input layer first.
-    rec_layers : sequence of int, optional
-        Indices of recurrent layers (default: all but the first and last).
+    rec_layers : sequence of int or of bool, optional
+        The recurrent layers: a list of layer indices (hidden or output layers), or,
+        as in ``hessianfree``, one boolean per layer (``len(shape)`` of them; the input
+        layer's must be False). Default: all but the first and last layers.
     W_rec_params : dict, optional
         Initialisation of the recurrent weights, with the keys of ``W_init_params``.
     truncation : tuple (n, k), optional
-        Truncated backprop through time: every ``k`` steps, the error of those
-        ``k`` steps is back-propagated ``n`` steps into the past (``1 <= k <= n <= T``).
-        Default: full backprop through time.
+        Truncated backprop through time, in ``hessianfree``'s order: back-propagation
+        is run every ``n`` steps and goes back ``k`` steps. The sequence is cut into
+        blocks of ``n`` steps (the last may be shorter); the error of each block's
+        steps is back-propagated through the ``k`` steps that end with the block
+        (down to step ``end - k``), so every step's error is counted once.
+        Requires ``1 <= n <= k <= T`` (``T``, the number of steps, is checked when a
+        batch is cached). Default: full backprop through time.
     **ffnet_args
         The other arguments of :class:`~hfcontrol.FFNet` (``layers``, ``conns``,
         ``loss_type``, ``W_init_params``, ``load_weights``, ``debug``, ``rng``, ``dtype``).
@@ -43,9 +49,16 @@ class RNNet(FFNet):
     Notes
     -----
     ``inputs`` may be a :class:`~hfcontrol.nonlinearities.Plant`: at each step the
-    plant receives the output of the previous step and returns that step's input,
-    and after the run it supplies inputs and targets through ``get_vecs()``.
-    The fed-back input is treated as data by the gradient and ``G v``.
+    plant receives the output of the previous step (at the first step, zeros
+    ``[batch, output units]``, or the output layer's ``init_activations`` if given)
+    and returns that step's input, and after the run it supplies inputs and targets
+    through ``get_vecs()``. The fed-back input is treated as data by the gradient
+    and ``G v``.
+
+    ``hessianfree`` differs in two details of truncation: it injects the error of every
+    step of a ``k``-step window (so with ``n < k`` a step's error is counted about
+    ``k / n`` times) and drops the steps after the last multiple of ``n``; here each
+    step's error is injected once and no step is dropped.
     """
 
     _allows_stateful = True
@@ -55,14 +68,8 @@ class RNNet(FFNet):
                  W_rec_params: Mapping[str, Any] | None = None,
                  truncation: tuple[int, int] | None = None, **ffnet_args):
         n_layers = len(shape) if hasattr(shape, "__len__") else 0
-        if rec_layers is None:
-            rec_layers = list(range(1, n_layers - 1))
-        self.rec_layers = sorted({int(layer) for layer in rec_layers})
-        for layer in self.rec_layers:
-            if not 0 < layer < n_layers:
-                raise ValueError(f"rec_layers: layer {layer} is not a hidden or output layer "
-                                 f"(expected 1..{n_layers - 1})")
-        self.truncation = self._check_truncation(truncation)
+        self.rec_layers = self._check_rec_layers(rec_layers, n_layers)
+        self.truncation = truncation
         self._W_rec_params = W_rec_params
         self._forward_kwargs: dict[str, Any] = {}
         self._init_acts: list[np.ndarray | None] = []
@@ -71,16 +78,55 @@ class RNNet(FFNet):
         super().__init__(shape, **ffnet_args)
 
     @staticmethod
-    def _check_truncation(truncation):
+    def _check_rec_layers(rec_layers, n_layers: int) -> list[int]:
+        """Sorted recurrent layer indices from indices or one boolean per layer."""
+        if rec_layers is None:
+            return list(range(1, n_layers - 1))
+        if isinstance(rec_layers, str | bytes) or not hasattr(rec_layers, "__iter__"):
+            raise TypeError(f"rec_layers must be a list of layer indices or a list of "
+                            f"{n_layers} booleans (one per layer), got {rec_layers!r}")
+        items = list(rec_layers)
+        if items and all(isinstance(x, bool | np.bool_) for x in items):
+            if len(items) != n_layers:
+                raise ValueError(f"rec_layers: a list of booleans needs one per layer "
+                                 f"({n_layers} for this shape), got {len(items)}")
+            if items[0]:
+                raise ValueError("rec_layers: the input layer (layer 0) cannot be recurrent")
+            return [i for i, flag in enumerate(items) if flag]
+        for x in items:
+            if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
+                raise TypeError(f"rec_layers must be a list of integer layer indices or a list "
+                                f"of {n_layers} booleans (one per layer), not a mixture; "
+                                f"got {rec_layers!r}")
+            if not 0 < x < n_layers:
+                raise ValueError(f"rec_layers: layer {x} is not a hidden or output layer "
+                                 f"(expected indices 1..{n_layers - 1})")
+        return sorted({int(x) for x in items})
+
+    @property
+    def truncation(self) -> tuple[int, int] | None:
+        """``(n, k)``: back-propagate every ``n`` steps through ``k`` steps; None: full BPTT."""
+        return self._truncation
+
+    @truncation.setter
+    def truncation(self, value) -> None:
+        self._truncation = self._check_truncation(value)
+
+    @staticmethod
+    def _check_truncation(truncation) -> tuple[int, int] | None:
         if truncation is None:
             return None
-        try:
-            n, k = (int(x) for x in truncation)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"truncation must be a pair (n, k) of ints, got {truncation!r}") from exc
-        if not 1 <= k <= n:
-            raise ValueError(f"truncation (n, k) needs 1 <= k <= n (back-propagate n steps every "
-                             f"k steps), got {truncation!r}")
+        if (isinstance(truncation, str | bytes) or not hasattr(truncation, "__len__")
+                or len(truncation) != 2
+                or not all(isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+                           for x in truncation)):
+            raise TypeError(f"truncation must be a pair (n, k) of ints (back-propagate every n "
+                            f"steps through k steps) or None, got {truncation!r}")
+        n, k = (int(x) for x in truncation)
+        if not 1 <= n <= k:
+            raise ValueError(f"truncation (n, k) needs 1 <= n <= k (back-propagate every n steps "
+                             f"through the last k steps, so that no step's error is dropped), "
+                             f"got {truncation!r}")
         return n, k
 
     # ------------------------------------------------------------------ construction
@@ -89,9 +135,11 @@ class RNNet(FFNet):
 
     def _init_weights(self, W_init_params) -> np.ndarray:
         W = np.zeros(self.n_params, self.dtype)
-        self._init_conn_weights(FFNet._all_conns(self), W_init_params, W)
+        self._init_conn_weights(FFNet._all_conns(self), W_init_params, W, "W_init_params")
+        # the recurrent weights are initialised on their own: a sparse init gives each
+        # recurrent unit its own 15 non-zero recurrent weights
         self._init_conn_weights([(layer, layer) for layer in self.rec_layers],
-                                self._W_rec_params, W)
+                                self._W_rec_params, W, "W_rec_params")
         return W
 
     def _config(self):
@@ -101,12 +149,20 @@ class RNNet(FFNet):
         return config
 
     # ------------------------------------------------------------------ data checks
-    def _check_inputs(self, inputs) -> np.ndarray:
-        return check_array(inputs, "inputs", 3, self.shape[0], self.dtype)
+    def _check_inputs(self, inputs, name: str = "inputs") -> np.ndarray:
+        return check_array(inputs, name, 3, self.shape[0], self.dtype)
 
-    def _check_targets(self, targets, inputs) -> np.ndarray:
-        return check_array(targets, "targets", 3, self.shape[-1], self.dtype, allow_nan=True,
+    def _check_targets(self, targets, inputs, name: str = "targets") -> np.ndarray:
+        return check_array(targets, name, 3, self.shape[-1], self.dtype, allow_nan=True,
                            batch=inputs.shape[0], time=inputs.shape[1])
+
+    def _check_test(self, test) -> tuple:
+        if isinstance(test, tuple | list) and len(test) == 2 and isinstance(test[0], nl.Plant):
+            if test[1] is not None:
+                raise ValueError("test[1] must be None when test[0] is a Plant (the plant "
+                                 "supplies the targets)")
+            return tuple(test)
+        return super()._check_test(test)
 
     def _check_init(self, values, name: str, batch: int, layers: Sequence[int]):
         """Per-layer initial values: a list indexed by layer (None entries allowed)."""
@@ -127,15 +183,20 @@ class RNNet(FFNet):
         return out
 
     def _windows(self, n_steps: int) -> list[tuple[int, int, int]]:
-        """Back-propagation windows ``(lowest step, first injected step, end step)``."""
+        """Back-propagation windows ``(lowest step, first injected step, end step)``.
+
+        With ``truncation = (n, k)``: one window per block of ``n`` steps
+        ``[start, end)`` (the last block may be shorter), injecting the error of the
+        block's steps and carrying it back to step ``max(0, end - k)``.
+        """
         if self.truncation is None:
             return [(0, 0, n_steps)]
         n, k = self.truncation
-        if n > n_steps:
-            raise ValueError(f"truncation: n = {n} steps is longer than the sequence "
-                             f"({n_steps} steps)")
-        return [(max(0, end - n), start, end)
-                for start, end in ((s, min(s + k, n_steps)) for s in range(0, n_steps, k))]
+        if k > n_steps:
+            raise ValueError(f"truncation: k = {k} steps (the back-propagation length) is longer "
+                             f"than the sequence ({n_steps} steps); need k <= {n_steps}")
+        return [(max(0, end - k), start, end)
+                for start, end in ((s, min(s + n, n_steps)) for s in range(0, n_steps, n))]
 
     # ------------------------------------------------------------------ reference kernels
     def forward(self, inputs, params: np.ndarray | None = None, deriv: bool = False,
@@ -154,7 +215,9 @@ class RNNet(FFNet):
             Also return the nonlinearity derivatives.
         init_activations : list, optional
             Per layer (None where unused), the activation ``[batch, units]`` of each
-            recurrent layer before the first step (default zeros).
+            recurrent layer before the first step (default zeros). With a Plant as
+            ``inputs``, a recurrent output layer's entry is also what the plant receives
+            at the first step (zeros if not given).
         init_state : list, optional
             Per layer, the initial state ``[batch, units]`` of stateful nonlinearities
             (default zeros).
@@ -194,8 +257,14 @@ class RNNet(FFNet):
                 if layer == 0:
                     if plant is None:
                         x = inputs[:, t]
+                    elif t > 0:
+                        x = self._plant_input(plant, acts[-1][:, t - 1])
                     else:
-                        x = self._plant_input(plant, None if t == 0 else acts[-1][:, t - 1])
+                        # as in hessianfree: the output layer's initial activation if given,
+                        # otherwise zeros (never None)
+                        first = init_acts[-1]
+                        x = self._plant_input(plant, np.zeros((batch, self.shape[-1]), self.dtype)
+                                              if first is None else first.copy())
                 else:
                     x = None
                     for pre in self.back_conns[layer]:

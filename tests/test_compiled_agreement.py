@@ -105,7 +105,7 @@ def test_rnn_skip_truncation_stateful_losses(dtype):
         nl.Linear(), tau=4.0, dt=1.0)]
     loss = [lf.SquaredError(), lf.SparseL2(0.1, layers=[1]), lf.SparseL1(0.05, layers=[2]),
             lf.StructuralDamping(0.3, layers=[1, 2])]
-    net = hf.RNNet([2, 6, 5, 3], layers=layers, rec_layers=[1, 2], truncation=(5, 3),
+    net = hf.RNNet([2, 6, 5, 3], layers=layers, rec_layers=[1, 2], truncation=(3, 5),
                    conns={0: [1, 3], 1: [2, 3], 2: [3]}, loss_type=loss, rng=6, dtype=dtype,
                    W_init_params={"init_type": "gaussian"},
                    W_rec_params={"init_type": "gaussian", "coeff": 0.7})
@@ -161,7 +161,7 @@ def test_compiled_matches_finite_differences(kind):
         # state held fixed, as check_grad/check_G define it)
         net = hf.RNNet([2, 4, 3, 2], layers=[nl.Linear(), nl.Tanh(),
                                              nl.Continuous(nl.Logistic(), tau=2.0), nl.Linear()],
-                       rec_layers=[1, 2], truncation=(4, 2), conns={0: [1, 3], 1: [2], 2: [3]},
+                       rec_layers=[1, 2], truncation=(2, 4), conns={0: [1, 3], 1: [2], 2: [3]},
                        rng=15, dtype=np.float64, W_init_params={"init_type": "gaussian"},
                        W_rec_params={"init_type": "gaussian"})
         x, y = _data(net, 3, 7, rng, nan=True)

@@ -37,7 +37,7 @@ def test_rnn_partitions_and_blocks(layout, dtype):
     rng = np.random.default_rng(1)
     layers = [nl.Linear(), nl.Tanh(), nl.Continuous(nl.Logistic(), tau=2.0), nl.Softmax()]
     loss = [lf.CrossEntropy(), lf.SparseL2(0.1, layers=[1]), lf.StructuralDamping(0.3)]
-    net = hf.RNNet([2, 6, 5, 3], layers=layers, rec_layers=[1, 2], truncation=(5, 3),
+    net = hf.RNNet([2, 6, 5, 3], layers=layers, rec_layers=[1, 2], truncation=(3, 5),
                    conns={0: [1, 3], 1: [2, 3], 2: [3]}, loss_type=loss, rng=6, dtype=dtype,
                    W_init_params={"init_type": "gaussian"},
                    W_rec_params={"init_type": "gaussian", "coeff": 0.7})
@@ -74,7 +74,7 @@ def test_ff_partitions(layout):
 def test_split_batch_matches_finite_differences(layout):
     rng = np.random.default_rng(4)
     net = hf.RNNet([2, 4, 2], layers=[nl.Linear(), nl.Tanh(), nl.Linear()], rng=5,
-                   truncation=(3, 2), dtype=np.float64, W_init_params={"init_type": "gaussian"},
+                   truncation=(2, 3), dtype=np.float64, W_init_params={"init_type": "gaussian"},
                    W_rec_params={"init_type": "gaussian"})
     x, y = _data(net, 5, 6, rng, nan=True)
     assert net.check_grad(x, y) < 1e-6

@@ -80,7 +80,7 @@ def test_truncation_changed_after_cache():
     v = rng.standard_normal(net.n_params)
     net.cache_minibatch(x, y)
     full = net.calc_grad(), net.calc_G(v)
-    for trunc in [(3, 2), (8, 8), None]:
+    for trunc in [(2, 3), (8, 8), None]:
         net.truncation = trunc
         compiled = net.calc_grad(), net.calc_G(v)   # same cached minibatch
         net.backend = "numpy"

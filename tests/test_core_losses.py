@@ -112,3 +112,9 @@ def test_without_structural_damping_switches_it_off_temporarily():
     with lf.without_structural_damping(loss):
         assert sd.d2_loss(ACTS, TARGETS)[1].max() == 0
     np.testing.assert_allclose(sd.d2_loss(ACTS, TARGETS)[1], 0.5)
+
+
+def test_crossentropy_rejects_negative_targets_in_every_method():
+    for method in (lf.CrossEntropy().loss, lf.CrossEntropy().d_loss, lf.CrossEntropy().d2_loss):
+        with pytest.raises(ValueError, match="targets for CrossEntropy must be >= 0"):
+            method(ACTS, -TARGETS)

@@ -72,16 +72,22 @@ def test_bad_data_raises_naming_the_argument():
         net.cache_minibatch(np.zeros((1, 2)), np.array([[np.inf]]))
     with pytest.raises(TypeError, match="params must have dtype float32"):
         net.forward(np.zeros((1, 2)), params=net.W.astype(np.float64))
-    rnn = hf.RNNet([2, 3, 1], truncation=(5, 2), rng=0)
-    with pytest.raises(ValueError, match="truncation: n = 5 steps is longer than the sequence"):
+    rnn = hf.RNNet([2, 3, 1], truncation=(2, 5), rng=0)
+    with pytest.raises(ValueError, match="truncation: k = 5 steps .* longer than the sequence"):
         rnn.cache_minibatch(np.zeros((2, 4, 2)), np.zeros((2, 4, 1)))
     assert rnn.forward(np.zeros((2, 4, 2)))[-1].shape == (2, 4, 1)  # evaluation is fine
     with pytest.raises(ValueError, match=r"\[batch, time, units\]"):
         rnn.forward(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="targets must have 4 time steps"):
         hf.RNNet([2, 3, 1], rng=0).cache_minibatch(np.zeros((2, 4, 2)), np.zeros((2, 3, 1)))
-    with pytest.raises(ValueError, match="1 <= k <= n"):
-        hf.RNNet([2, 3, 1], truncation=(2, 3))
+    with pytest.raises(ValueError, match=r"truncation \(n, k\) needs 1 <= n <= k"):
+        hf.RNNet([2, 3, 1], truncation=(3, 2))
+    with pytest.raises(ValueError, match=r"truncation \(n, k\) needs 1 <= n <= k"):
+        hf.RNNet([2, 3, 1], truncation=(0, 2))
+    with pytest.raises(TypeError, match="truncation must be a pair"):
+        hf.RNNet([2, 3, 1], truncation=(1.5, 2))
+    with pytest.raises(ValueError, match="needs 1 <= n <= k"):  # checked when set later too
+        hf.RNNet([2, 3, 1], rng=0).truncation = (4, 2)
 
 
 def test_loaded_weights_of_wrong_length_or_dtype_raise(tmp_path):
@@ -100,7 +106,7 @@ def test_loaded_weights_of_wrong_length_or_dtype_raise(tmp_path):
                      conns={0: [1, 3], 1: [2], 2: [3]},
                      loss_type=[lf.CrossEntropy(), lf.SparseL1(0.1, layers=[1])], rng=0),
     lambda: hf.RNNet([3, 5, 2], layers=["Linear", nl.Continuous(nl.ReLU(max=5), tau=2.0), "Linear"],
-                     truncation=(4, 2), dtype=np.float64, rng=0),
+                     truncation=(2, 4), dtype=np.float64, rng=0),
 ])
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, make):
     net = make()
@@ -158,7 +164,10 @@ def test_run_epochs_history_best_weights_and_outputs(tmp_path):
                             "time"}
     assert all(len(v) == 6 for v in history.values())
     assert np.all(np.diff(history["time"]) >= 0)
-    assert net.best_error == min(history["test_err"])
+    initial = lf.ClassificationError().batch_loss(
+        hf.FFNet([2, 5, 1], layers=["Linear", "Tanh", "Logistic"], rng=0).forward(
+            demos.XOR_INPUTS), demos.XOR_TARGETS)
+    assert net.best_error == min([initial] + history["test_err"])
     for name in ("xor.npz", "xor_history.json", "xor_history.png"):
         assert (tmp_path / name).stat().st_size > 0
     with pytest.raises(ValueError, match="minibatch_size"):
@@ -190,6 +199,10 @@ def test_demos_run_and_write_their_outputs(tmp_path, name):
     assert metrics["updates"] == 3
     for file in ("history.png", "metrics.json", "history.json", "net.npz"):
         assert (tmp_path / name / file).stat().st_size > 0
+    loaded = hf.FFNet.load(tmp_path / name / "net.npz")
+    if name in ("xor", "connections"):  # the saved network reproduces the reported error
+        assert loaded.error(inputs=demos.XOR_INPUTS, targets=demos.XOR_TARGETS) == \
+            metrics["final_error"]
 
 
 def test_demo_cli_rejects_unknown_names():
@@ -278,3 +291,168 @@ def test_compiled_path_follows_changed_layer_and_loss_settings_and_odd_vectors()
     net.W = net.W.astype(np.float32)
     with pytest.raises(TypeError, match="W must have dtype float64"):
         net.forward(x)
+
+
+def _incoming_nonzeros(net, post, conns):
+    """Non-zero incoming weights of every unit of layer ``post`` over ``conns``."""
+    return sum(np.count_nonzero(net.get_weights(net.W, (pre, post))[0], axis=0) for pre in conns)
+
+
+def test_sparse_init_counts_fifteen_weights_per_unit_over_all_its_connections():
+    # layer 2 receives 10 + 10 inputs (neither connection alone has 15): 15 per unit in all
+    net = hf.FFNet([10, 10, 3], conns={0: [1, 2], 1: [2]}, rng=0)
+    assert np.all(_incoming_nonzeros(net, 2, [0, 1]) == 15)
+    assert np.all(_incoming_nonzeros(net, 1, [0]) == 10)  # fewer than 15 inputs: all of them
+    # 40 + 30 + 5 inputs to the output layer
+    net = hf.FFNet([40, 30, 5, 4], conns={0: [1, 3], 1: [2, 3], 2: [3]}, rng=1)
+    assert np.all(_incoming_nonzeros(net, 3, [0, 1, 2]) == 15)
+    assert np.all(_incoming_nonzeros(net, 2, [1]) == 15)
+    # fewer than 15 inputs over several connections: every weight is non-zero
+    net = hf.FFNet([3, 4, 2], conns={0: [1, 2], 1: [2]}, rng=2)
+    assert np.all(_incoming_nonzeros(net, 2, [0, 1]) == 7)
+    # recurrent weights are counted on their own: 15 feedforward plus 15 recurrent
+    rnn = hf.RNNet([20, 30, 2], rng=3)
+    assert np.all(_incoming_nonzeros(rnn, 1, [0]) == 15)
+    assert np.all(_incoming_nonzeros(rnn, 1, [1]) == 15)
+
+
+def test_rec_layers_as_booleans_like_hessianfree():
+    by_flags = hf.RNNet([2, 3, 4, 1], rec_layers=[False, True, False, True], rng=4)
+    by_index = hf.RNNet([2, 3, 4, 1], rec_layers=[1, 3], rng=4)
+    assert by_flags.rec_layers == [1, 3]
+    np.testing.assert_array_equal(by_flags.W, by_index.W)
+    assert hf.RNNet([2, 3, 1], rec_layers=np.array([False, True, False])).rec_layers == [1]
+    assert hf.RNNet([2, 3, 1], rec_layers=[False, False, False]).rec_layers == []
+    with pytest.raises(ValueError, match="rec_layers: a list of booleans needs one per layer"):
+        hf.RNNet([2, 3, 1], rec_layers=[False, True])
+    with pytest.raises(ValueError, match="input layer"):
+        hf.RNNet([2, 3, 1], rec_layers=[True, False, False])
+    with pytest.raises(TypeError, match="not a mixture"):
+        hf.RNNet([2, 3, 1], rec_layers=[1, True])
+    with pytest.raises(TypeError, match="rec_layers must be"):
+        hf.RNNet([2, 3, 1], rec_layers="1")
+    with pytest.raises(ValueError, match="layer 0 is not a hidden or output layer"):
+        hf.RNNet([2, 3, 1], rec_layers=[0])
+
+
+def test_more_bad_input_names_the_argument():
+    with pytest.raises(TypeError, match="W_init_params: coeff must be a real number"):
+        hf.FFNet([2, 3, 1], W_init_params={"coeff": "x"})
+    with pytest.raises(ValueError, match="W_init_params: biases must be finite"):
+        hf.FFNet([2, 3, 1], W_init_params={"biases": np.nan})
+    with pytest.raises(TypeError, match="W_rec_params: coeff must be a real number"):
+        hf.RNNet([2, 3, 1], W_rec_params={"coeff": None})
+    with pytest.raises(TypeError, match="W_init_params must be a dict"):
+        hf.FFNet([2, 3, 1], W_init_params=["sparse"])
+    with pytest.raises(TypeError, match="conns: keys must be integer layer indices"):
+        hf.FFNet([2, 3, 1], conns={"a": [1], 1: [2]})
+    with pytest.raises(TypeError, match="conns: keys must be integer layer indices"):
+        hf.FFNet([2, 3, 1], conns={0.5: [1], 1: [2]})
+    with pytest.raises(TypeError, match=r"conns\[0\] must list integer layer indices"):
+        hf.FFNet([2, 3, 1], conns={0: [1.0], 1: [2]})
+    net = hf.FFNet([2, 3, 1], rng=0)
+    x, y = demos.XOR_INPUTS, demos.XOR_TARGETS
+    with pytest.raises(ValueError, match=r"test\[0\] \(the test inputs\) must have 2 units"):
+        net.run_epochs(x, y, hf.opt.SGD(), test=(np.zeros((4, 3)), y), print_period=None)
+    with pytest.raises(ValueError, match=r"test\[1\] \(the test targets\) must have batch size 4"):
+        net.run_epochs(x, y, hf.opt.SGD(), test=(x, y[:2]), print_period=None)
+    with pytest.raises(ValueError, match="test must be a pair"):
+        net.run_epochs(x, y, hf.opt.SGD(), test=(x, y, y), print_period=None)
+    with pytest.raises(TypeError, match="test must be a pair"):
+        net.run_epochs(x, y, hf.opt.SGD(), test=x, print_period=None)
+
+
+def test_restored_best_weights_can_be_the_starting_ones():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20, 3))
+    y = np.tanh(x @ rng.standard_normal((3, 2)))
+    net = hf.FFNet([3, 6, 2], layers=["Linear", "Tanh", "Linear"], dtype=np.float64, rng=6)
+    w0 = net.W.copy()
+    before = net.error(inputs=x, targets=y)
+    history = net.run_epochs(x, y, hf.opt.SGD(l_rate=1e4), max_epochs=3, print_period=None)
+    assert min(history["test_err"]) > before  # every update made things worse ...
+    np.testing.assert_array_equal(net.W, w0)  # ... so the starting weights are restored
+    assert net.best_error == before
+
+
+class _Recorder(nl.Plant):
+    """Input source that feeds back half the previous output plus a fixed drive, and
+    records what the network passes it."""
+
+    def __init__(self, batch=3, steps=5):
+        super().__init__()
+        self.shape = (batch, steps, 2)
+        self.drive = np.random.default_rng(7).standard_normal((steps, batch, 2))
+        self.reset()
+
+    def reset(self, init=None):
+        self.received, self.inputs = [], []
+
+    def __call__(self, x):
+        self.received.append(x.copy())  # hessianfree plants do arithmetic on x: no None
+        self.inputs.append(0.5 * x + self.drive[len(self.inputs)])
+        return self.inputs[-1]
+
+    def get_vecs(self):
+        inputs = np.stack(self.inputs, axis=1)
+        return inputs, np.full(inputs.shape, 0.25)
+
+
+def test_a_plant_input_receives_zeros_then_the_previous_output():
+    plant = _Recorder()
+    net = hf.RNNet([2, 4, 2], layers=["Linear", "Tanh", "Linear"], dtype=np.float64, rng=8,
+                   W_init_params={"init_type": "gaussian"})
+    acts = net.forward(plant)
+    assert len(plant.received) == 5
+    assert plant.received[0].shape == (3, 2) and plant.received[0].dtype == np.float64
+    assert not np.any(plant.received[0])
+    for t in range(1, 5):
+        np.testing.assert_array_equal(plant.received[t], acts[-1][:, t - 1])
+    # a recurrent output layer's initial activation is what the plant receives first
+    rec = hf.RNNet([2, 4, 2], rec_layers=[1, 2], layers=["Linear", "Tanh", "Linear"],
+                   dtype=np.float64, rng=8)
+    first = np.arange(6.0).reshape(3, 2)
+    rec.forward(plant, init_activations=[None, None, first])
+    np.testing.assert_array_equal(plant.received[0], first)
+
+
+def test_plant_driven_net_agrees_on_both_backends():
+    results = {}
+    for backend in ("numpy", "numba"):
+        net = hf.RNNet([2, 4, 2], layers=["Linear", "Tanh", "Linear"], dtype=np.float64, rng=9,
+                       W_init_params={"init_type": "gaussian"})
+        net.backend = backend
+        net.cache_minibatch(_Recorder())
+        assert net.check_grad() < 1e-5
+        v = np.random.default_rng(0).standard_normal(net.n_params)
+        results[backend] = net.calc_grad(), net.calc_G(v), net.error()
+    for a, b in zip(results["numpy"], results["numba"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_plant_demo_saves_a_network_that_loads_and_reproduces_its_outputs(tmp_path):
+    metrics = demos.run("plant", out=tmp_path, seed=0, epochs=2, print_period=None)
+    loaded = hf.FFNet.load(tmp_path / "plant" / "net.npz")
+    assert type(loaded) is hf.RNNet and isinstance(loaded.layers[-1], demos.DemoPlant)
+    plant = loaded.layers[-1]
+    # the demo draws its plant's initial states first from default_rng(seed)
+    np.testing.assert_array_equal(plant.init_states,
+                                  demos.DemoPlant(32, 15, rng=np.random.default_rng(0)).init_states)
+    final = loaded.forward(plant)[-1][:, -1]
+    assert metrics["mean_final_position"] == float(final[:, 0].mean())
+    assert metrics["mean_final_velocity"] == float(final[:, 1].mean())
+    assert metrics["final_step_squared_error"] == float(
+        0.5 * np.sum((final - plant.target) ** 2) / final.shape[0])
+
+
+def test_demo_cli_writes_a_loadable_network(tmp_path):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "hfcontrol.demos", "plant", "--epochs", "1", "--out",
+                    str(tmp_path)], check=True, capture_output=True)
+    loaded = hf.FFNet.load(tmp_path / "plant" / "net.npz")
+    assert type(loaded.layers[-1]) is demos.DemoPlant
+    metrics = json.loads((tmp_path / "plant" / "metrics.json").read_text())
+    final = loaded.forward(loaded.layers[-1])[-1][:, -1]
+    assert metrics["mean_final_position"] == float(final[:, 0].mean())
