@@ -1,7 +1,9 @@
 """Simulated plants for training neural controllers (never imports ``hfcontrol``).
 
-Public API: the :class:`Dynamics` protocol, :class:`LinearPlant`, :class:`Pendulum`,
-:class:`CartPole`, :class:`TwoLinkArm`, :class:`ThreeLinkArm` and :mod:`plants.tasks`.
+Public API: the protocols :class:`Dynamics`, :class:`MechanicalDynamics` (adds ``energy``),
+:class:`ArmDynamics` (adds the hand's kinematics) and :class:`CompiledDynamics`; the plants
+:class:`LinearPlant`, :class:`Pendulum`, :class:`CartPole`, :class:`TwoLinkArm` and
+:class:`ThreeLinkArm`; and :mod:`plants.tasks`.
 Each plant's compiled kernels (``plant.kernels``; :mod:`plants._kernels`) step batches or
 single samples and give their Jacobians from other compiled code; see ``docs/plants.md``.
 """
@@ -11,13 +13,15 @@ from .arms import PlanarArm, ThreeLinkArm, TwoLinkArm
 from .cartpole import CartPole
 from .linear import LinearPlant
 from .pendulum import Pendulum
-from .protocol import CompiledDynamics, Dynamics
+from .protocol import ArmDynamics, CompiledDynamics, Dynamics, MechanicalDynamics
 
 __all__ = [
+    "ArmDynamics",
     "CartPole",
     "CompiledDynamics",
     "Dynamics",
     "LinearPlant",
+    "MechanicalDynamics",
     "Pendulum",
     "PlanarArm",
     "ThreeLinkArm",

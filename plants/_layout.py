@@ -2,7 +2,7 @@
 
 Every built-in plant packs itself into one 1-D float64 array ``params``::
 
-    params[0]   plant code              (LINEAR, PENDULUM, CARTPOLE, CHAIN, TWO_LINK)
+    params[0]   plant code              (LINEAR, PENDULUM, CARTPOLE, CHAIN, TWO_LINK, THREE_LINK)
     params[1]   integrator code         (EULER, SEMI_IMPLICIT, RK4, DISCRETE)
     params[2]   substeps                (int >= 1, stored as float)
     params[3]   dt                      (one full step; each substep is dt / substeps)

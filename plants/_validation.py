@@ -14,11 +14,13 @@ import numpy as np
 INTEGRATORS = {"euler": 0, "semi_implicit": 1, "rk4": 2, "discrete": 3}
 
 
-def as_float_array(value, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
+def as_float_array(value, name: str, shape: tuple[int | None, ...], *,
+                   allow_nan: bool = False) -> np.ndarray:
     """Return ``value`` as a C-contiguous float64 array of exactly ``shape``.
 
     ``None`` in ``shape`` means "any length along this axis". Raises if the value is not
-    numeric, has another shape, or contains NaN.
+    numeric, has another shape, or contains NaN (unless ``allow_nan``, for arrays where NaN
+    has a meaning, such as "no target here").
     """
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be a numeric array of shape {_fmt(shape)}, got {value!r}")
@@ -39,7 +41,7 @@ def as_float_array(value, name: str, shape: tuple[int | None, ...]) -> np.ndarra
     # a copy: plants keep parameters, and a caller editing their array later must not
     # change them behind the compiled model's back
     arr = np.array(arr, dtype=np.float64, order="C")
-    if np.isnan(arr).any():
+    if not allow_nan and np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN")
     return arr
 
@@ -106,16 +108,26 @@ def limits(low, high, name: str, size: int, *, default: float = np.inf):
 
 
 def _vec(value, name: str, size: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=float) if not isinstance(value, (str, bytes)) else None
-    if arr is None:
-        raise TypeError(f"{name} must be a number or a length-{size} vector, got {value!r}")
+    """A number (repeated ``size`` times) or a length-``size`` vector, as float64 without NaN."""
+    expected = f"a number or a length-{size} vector of real numbers"
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nesting and the like
+        raise TypeError(f"{name} must be {expected}, got {value!r}") from exc
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        # strings, booleans, objects: numpy would either fail with a message that does not
+        # name the argument or silently turn True into 1.0
+        raise TypeError(f"{name} must be {expected}, got {value!r} (dtype {arr.dtype})")
+    arr = arr.astype(float)
     if arr.ndim == 0:
         arr = np.full(size, float(arr))
     if arr.shape != (size,):
         raise ValueError(f"{name} must be a number or shape ({size},), got shape {arr.shape}")
     if np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN")
-    return arr.copy()
+    return arr
 
 
 def noise_std(value, name: str, size: int) -> np.ndarray:

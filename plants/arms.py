@@ -28,14 +28,25 @@ Parameter sources
 * TwoLinkArm: Li & Todorov (2004), "Iterative linear quadratic regulator design for
   nonlinear biological movement systems", ICINCO; Todorov & Li (2005), ACC: masses 1.4,
   1.1 kg; lengths 0.30, 0.33 m; CoM 0.11, 0.16 m; inertias 0.025, 0.045 kg m^2. The joint
-  viscosity ``[[0.5, 0.1], [0.1, 0.5]]`` N m s/rad is the value specified for this project;
-  it could not be checked against the paper here (Li & Todorov may use a smaller matrix,
-  ``[[0.05, 0.025], [0.025, 0.05]]``, to be verified). Pass ``viscosity=`` to change it.
+  viscosity ``[[0.5, 0.1], [0.1, 0.5]]`` N m s/rad is the value this project's issue
+  specifies, ten times the ``[[0.05, 0.025], [0.025, 0.05]]`` that independent
+  re-implementations of Li & Todorov's arm use (some with m2 = 1.0 kg); not checked against
+  the paper's text. Pass ``viscosity=`` (and ``masses=``) to change them.
 * ThreeLinkArm: Winter, D. A. (2009), *Biomechanics and Motor Control of Human Movement*,
-  4th ed., Wiley, Table 4.1 (segment mass fractions 0.028/0.016/0.006 of body mass; CoM at
-  0.436/0.430/0.506 of segment length from the proximal joint; radius of gyration about
-  the proximal joint 0.542/0.526/0.587 of segment length) and Fig. 4.1 (Drillis & Contini
-  segment lengths 0.186/0.146/0.108 of body height), for a 70 kg, 1.75 m adult by default.
+  4th ed., Wiley, Table 4.1 (Dempster's segment mass fractions 0.028/0.016/0.006 of body
+  mass; CoM at 0.436/0.430/0.506 of segment length from the proximal joint; radius of
+  gyration about the proximal joint 0.542/0.526/0.587 of segment length) and Fig. 4.1
+  (Drillis & Contini segment lengths 0.186/0.146/0.108 of body height: shoulder-elbow,
+  elbow-wrist, wrist-fingertip), for a 70 kg, 1.75 m adult by default. Inertia about the
+  proximal joint = mass * (radius of gyration)^2.
+
+  The hand's length is 0.108 H, wrist to fingertip: the hand position is the fingertip of
+  the straight hand. Winter's hand CoM and radius-of-gyration fractions are relative to a
+  shorter segment, wrist axis to knuckle II of the middle finger, for which neither source
+  gives a fraction of height; they are applied to 0.108 H, which puts the hand's CoM and
+  inertia somewhat further out than Dempster's data (docs/plants.md quantifies this). Pass
+  ``com=`` and ``inertias=`` to override.
+
   The joint viscosity ``[[0.5, 0.1, 0], [0.1, 0.5, 0.05], [0, 0.05, 0.1]]`` is an
   assumption extending Todorov's two-joint values (not from Winter).
 """
@@ -50,7 +61,9 @@ from ._dyn_chain import chain_workspace
 from ._layout import CHAIN, THREE_LINK, TWO_LINK
 
 #: Winter (2009) Table 4.1 / Fig. 4.1 fractions: (mass/body mass, CoM/segment length from
-#: proximal, radius of gyration about proximal/segment length, segment length/height).
+#: proximal, radius of gyration about proximal/segment length, segment length/height). The
+#: hand's CoM and radius fractions are Table 4.1's, relative to wrist-knuckle II; they are
+#: applied to the Fig. 4.1 wrist-fingertip length (see the module docstring).
 WINTER_ARM = {
     "upper_arm": (0.028, 0.436, 0.542, 0.186),
     "forearm": (0.016, 0.430, 0.526, 0.146),
@@ -300,10 +313,9 @@ class ThreeLinkArm(PlanarArm):
         if orientation is None:
             o = np.arctan2(p[:, 1], p[:, 0])
         else:
-            o = np.asarray(orientation, dtype=float)
-            if o.ndim == 0:
-                o = np.full(p.shape[0], float(o))
-            o = V.as_finite_array(o, "orientation", (p.shape[0],))
+            o = V._vec(orientation, "orientation", p.shape[0])
+            if not np.isfinite(o).all():
+                raise ValueError(f"orientation must be finite, got {o}")
         w = p - self.lengths[2] * np.stack([np.cos(o), np.sin(o)], axis=1)
         q1, q2 = self._ik2(w, self.lengths[0], self.lengths[1], elbow_up)
         return np.stack([q1, q2, o - q1 - q2], axis=1)

@@ -1,8 +1,17 @@
-"""The dynamics protocol: what ``hfcontrol`` (or any user) needs from a plant.
+"""The dynamics protocols: what ``hfcontrol`` (or any user) needs from a plant.
 
-Any object with these members can be put in a closed loop. The built-in plants also
-satisfy :class:`CompiledDynamics`, which adds the flat description used by the compiled
-kernels in :mod:`plants._kernels`.
+Any object with the members of :class:`Dynamics` can be put in a closed loop. Richer plants
+add members described by the protocols that extend it:
+
+* :class:`MechanicalDynamics` - a mechanical plant with ``energy(x)`` (kinetic plus
+  potential); the pendulum, the cart-pole and the arms;
+* :class:`ArmDynamics` - a planar arm with forward kinematics of the hand and its Jacobian;
+  :class:`plants.TwoLinkArm` and :class:`plants.ThreeLinkArm`;
+* :class:`CompiledDynamics` - the flat description used by the compiled kernels in
+  :mod:`plants._kernels`; every built-in plant.
+
+All are ``typing.runtime_checkable``: ``isinstance(plant, ArmDynamics)`` tests that the
+members are present (not their signatures).
 """
 
 from __future__ import annotations
@@ -85,3 +94,54 @@ class CompiledDynamics(Dynamics, Protocol):
 
     @property
     def workspace_size(self) -> int: ...
+
+
+@runtime_checkable
+class MechanicalDynamics(Dynamics, Protocol):
+    """A :class:`Dynamics` that is a mechanical system with an energy.
+
+    Methods
+    -------
+    energy(x) -> E
+        Kinetic plus potential energy (J) of each state of a batch ``x[B, n]``, shape
+        ``[B]``. Without viscosity, torque, force fields or noise the continuous-time model
+        conserves it, which is what the plants' energy-drift tests check. Where the
+        potential's zero lies is each plant's choice (documented with the plant), so only
+        differences of energy are meaningful.
+    """
+
+    def energy(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ArmDynamics(MechanicalDynamics, Protocol):
+    """A :class:`MechanicalDynamics` that is a planar arm of ``n_links`` revolute joints.
+
+    The state is ``[q..., qdot...]`` (``n = 2 n_links``): joint angles in radians, each
+    relative to the previous link (the first from the x axis), then joint velocities in
+    rad/s; the control is the joint torques (N m). The shoulder is at the origin.
+
+    Attributes
+    ----------
+    n_links : int
+        Number of links (and joints) ``N``.
+
+    Methods
+    -------
+    hand_position(x) -> p
+        Forward kinematics: the hand (end point) position ``p[B, 2]`` in metres for
+        ``x[B, 2N]``.
+    hand_jacobian(x) -> J
+        ``J[B, 2, N] = d hand_position / d q``; the hand velocity is ``J qdot`` and an
+        end-point force ``F`` acts on the joints as ``J^T F``.
+    hand_velocity(x) -> v
+        ``J(q) qdot``, shape ``[B, 2]`` (m/s).
+    """
+
+    n_links: int
+
+    def hand_position(self, x: np.ndarray) -> np.ndarray: ...
+
+    def hand_jacobian(self, x: np.ndarray) -> np.ndarray: ...
+
+    def hand_velocity(self, x: np.ndarray) -> np.ndarray: ...

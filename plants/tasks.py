@@ -30,7 +30,8 @@ from .arms import PlanarArm
 from .cartpole import CartPole
 from .pendulum import Pendulum
 
-__all__ = ["Balance", "CostWeights", "Hold", "Reach", "SwingUp", "Task", "TaskBatch", "Track"]
+__all__ = ["Balance", "CostWeights", "Hold", "Reach", "SwingUp", "Task", "TaskBatch", "Track",
+           "reach_radii"]
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,7 @@ class Task:
         U = V.as_finite_array(U, "U", (B, T1 - 1, m))
         Y = self.observe(X)[:, 1:]
         k = Y.shape[2]
-        targets = np.asarray(targets, dtype=float)
-        if targets.shape != (B, T1 - 1, k):
-            raise ValueError(f"targets must have shape ({B}, {T1 - 1}, {k}), got {targets.shape}")
+        targets = V.as_float_array(targets, "targets", (B, T1 - 1, k), allow_nan=True)
         err = ((Y - targets) ** 2).sum(axis=2)  # NaN where no target
         has = ~np.isnan(targets).any(axis=2)
         J = self.weights.effort * self.plant.dt * (U**2).sum(axis=(1, 2))
@@ -117,6 +116,18 @@ class Task:
 
 
 # -- arms -----------------------------------------------------------------------------------
+def reach_radii(arm: PlanarArm) -> tuple[float, float]:
+    """Distances from the shoulder that the hand of ``arm`` can reach, ``(r_min, r_max)``.
+
+    For a planar chain of links ``l_a`` whose joints turn freely, every distance between
+    ``max(0, 2 max(l) - sum(l))`` (the longest link folded back by all the others) and
+    ``sum(l)`` (fully stretched) is reachable. Joint stops are not taken into account.
+    """
+    lengths = np.asarray(arm.lengths, dtype=float)
+    total = float(lengths.sum())
+    return max(0.0, 2.0 * float(lengths.max()) - total), total
+
+
 def _default_posture(arm: PlanarArm) -> np.ndarray:
     """Shoulder 45 deg, elbow 90 deg (and wrist 0) - a central workspace posture."""
     q = np.zeros(arm.n_links)
@@ -128,7 +139,7 @@ def _default_posture(arm: PlanarArm) -> np.ndarray:
 class _ArmTask(Task):
     def observe(self, X) -> np.ndarray:
         """Hand position ``[B, T + 1, 2]``."""
-        X = np.asarray(X, dtype=float)
+        X = V.as_float_array(X, "X", (None, None, self.plant.state_dim))
         B, T1, n = X.shape
         return self.plant.hand_position(X.reshape(B * T1, n)).reshape(B, T1, 2)
 
@@ -158,6 +169,12 @@ class Reach(_ArmTask):
         batch goes to target ``i mod n_targets``. "random": hand positions of uniformly
         drawn joint angles (shoulder in [-pi/4, 3pi/4], elbow in [pi/6, 5pi/6], wrist in
         [-pi/4, pi/4]), so every target is reachable.
+    n_targets : int
+        Number of centre-out targets; default 8.
+    distance : float
+        Centre-out target distance from the start hand position (m); default 0.10. A
+        ``ValueError`` naming ``distance`` is raised if a target falls outside the arm's
+        workspace (:func:`reach_radii`).
     posture : array_like (N,), optional
         Start joint angles; default shoulder 45 deg, elbow 90 deg.
     horizon : int
@@ -185,6 +202,21 @@ class Reach(_ArmTask):
             raise ValueError(f"hold_steps must be <= horizon ({self.horizon}), got {hold_steps}")
         self.posture = self._posture(posture)
         self.start = self.plant.hand_position(self._rest(self.posture, 1))[0]
+        if self.mode == "centre_out":
+            self._check_reachable(self.goals(self.n_targets, None))
+
+    def _check_reachable(self, goals: np.ndarray) -> None:
+        """Raise if a centre-out target lies outside the arm's workspace (joint stops aside)."""
+        r_min, r_max = reach_radii(self.plant)
+        r = np.linalg.norm(goals, axis=1)
+        bad = np.flatnonzero((r < r_min) | (r > r_max))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"distance={self.distance!r} m puts centre-out target {i} at "
+                f"({goals[i, 0]:.4g}, {goals[i, 1]:.4g}) m, {r[i]:.4g} m from the shoulder, "
+                f"outside the arm's workspace (distances {r_min:.4g} to {r_max:.4g} m); "
+                f"use a smaller distance or another posture")
 
     def goals(self, batch: int, rng: np.random.Generator) -> np.ndarray:
         """Target hand positions ``[B, 2]``."""
@@ -251,11 +283,14 @@ class Track(_ArmTask):
             c = plant.hand_position(x)[0] - np.array([0.05, 0.0])
             a = np.linspace(0.0, 2 * np.pi, T + 1)
             trajectory = c + 0.05 * np.stack([np.cos(a), np.sin(a)], axis=1)
-        traj = np.asarray(trajectory, dtype=float)
-        if traj.ndim == 2:
-            traj = V.as_finite_array(traj, "trajectory", (None, 2))[None]
+        try:
+            ndim = np.ndim(trajectory)
+        except (TypeError, ValueError):  # ragged: let the check below name the argument
+            ndim = 3
+        if ndim == 2:
+            traj = V.as_finite_array(trajectory, "trajectory", (None, 2))[None]
         else:
-            traj = V.as_finite_array(traj, "trajectory", (None, None, 2))
+            traj = V.as_finite_array(trajectory, "trajectory", (None, None, 2))
         if traj.shape[1] < 2:
             raise ValueError(f"trajectory needs at least 2 points, got {traj.shape[1]}")
         self._common(plant, PlanarArm, traj.shape[1] - 1, weights)
@@ -291,7 +326,8 @@ class SwingUp(Task):
         self.noise = V.nonnegative(noise, "noise")
 
     def observe(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
+        """``(cos theta, sin theta, theta_dot)``, shape ``[B, T + 1, 3]``."""
+        X = V.as_float_array(X, "X", (None, None, 2))
         return np.stack([np.cos(X[..., 0]), np.sin(X[..., 0]), X[..., 1]], axis=-1)
 
     def _velocity(self, x):
@@ -318,7 +354,8 @@ class Balance(Task):
         self.spread = V.nonnegative(spread, "spread")
 
     def observe(self, X) -> np.ndarray:
-        return np.asarray(X, dtype=float)
+        """The state itself, ``[B, T + 1, 4]``."""
+        return V.as_float_array(X, "X", (None, None, 4))
 
     def _velocity(self, x):
         return x[:, [1, 3]]

@@ -10,20 +10,43 @@ from __future__ import annotations
 import numpy as np
 
 
-def pendulum_rhs(g, m, l, u):
+def pendulum_rhs(g, m, l, u, constant_force=(0.0, 0.0), field=((0.0, 0.0), (0.0, 0.0))):
+    """Lagrangian form of a uniform rod about its end, theta = 0 upright.
+
+    T = (m l^2 / 3) theta_dot^2 / 2, V = m g (l / 2) cos theta; an end-point force
+    F = F0 + K p_dot on the tip p = (-l sin theta, l cos theta) enters as J^T F with
+    J = dp/dtheta.
+    """
+    F0 = np.asarray(constant_force, float)
+    K = np.asarray(field, float)
+
     def f(t, z):
-        return [z[1], 3 * g / (2 * l) * np.sin(z[0]) + 3.0 / (m * l**2) * u]
+        th, thd = z
+        J = np.array([-l * np.cos(th), -l * np.sin(th)])
+        F = F0 + K @ (J * thd)
+        Q = u + J @ F + m * g * (l / 2.0) * np.sin(th)  # torque + field - dV/dtheta
+        return [thd, Q / (m * l**2 / 3.0)]
     return f
 
 
-def cartpole_rhs(g, mc, mp, l, force):
-    """Lagrangian form: M(q) qdd = Q, q = (x, theta), pole a uniform rod of length 2 l."""
+def cartpole_rhs(g, mc, mp, l, force, constant_force=(0.0, 0.0),
+                 field=((0.0, 0.0), (0.0, 0.0))):
+    """Lagrangian form: M(q) qdd = Q, q = (x, theta), pole a uniform rod of length 2 l.
+
+    An end-point force F = F0 + K p_dot on the pole tip p = (x + 2 l sin theta, 2 l cos theta)
+    adds the generalised force J^T F, J = dp/dq.
+    """
+    F0 = np.asarray(constant_force, float)
+    K = np.asarray(field, float)
+
     def f(t, z):
         x, xd, th, thd = z
         M = np.array([[mc + mp, mp * l * np.cos(th)],
                       [mp * l * np.cos(th), 4.0 / 3.0 * mp * l**2]])
+        J = np.array([[1.0, 2 * l * np.cos(th)], [0.0, -2 * l * np.sin(th)]])
+        F = F0 + K @ (J @ np.array([xd, thd]))
         rhs = np.array([force + mp * l * np.sin(th) * thd**2, mp * g * l * np.sin(th)])
-        xdd, thdd = np.linalg.solve(M, rhs)
+        xdd, thdd = np.linalg.solve(M, rhs + J.T @ F)
         return [xd, xdd, thd, thdd]
     return f
 
@@ -101,9 +124,12 @@ class ArmOracle:
         F = self.F0 + self.K @ (J @ qd)
         return np.linalg.solve(M, tau + J.T @ F - h - self.B @ qd - G)
 
-    def energy(self, z):
+    def kinetic(self, z):
         q, qd = z[: self.N], z[self.N:]
-        return 0.5 * qd @ self.mass(q) @ qd + self.potential(q)
+        return 0.5 * qd @ self.mass(q) @ qd
+
+    def energy(self, z):
+        return self.kinetic(z) + self.potential(z[: self.N])
 
     def rhs(self, tau):
         def f(t, z):

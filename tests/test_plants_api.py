@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import gymnasium
 import numpy as np
 import pytest
 
 import plants
-from plants import CartPole, Dynamics, LinearPlant, Pendulum, ThreeLinkArm, TwoLinkArm
+from plants import (
+    ArmDynamics,
+    CartPole,
+    Dynamics,
+    LinearPlant,
+    MechanicalDynamics,
+    Pendulum,
+    ThreeLinkArm,
+    TwoLinkArm,
+)
 from plants.protocol import CompiledDynamics
 
 ALL = [Pendulum, CartPole, TwoLinkArm, ThreeLinkArm, LinearPlant.demo]
@@ -177,9 +187,124 @@ def test_replace_and_field_changes_dynamics():
 
 
 def test_public_api():
-    for name in ["Dynamics", "LinearPlant", "Pendulum", "CartPole", "TwoLinkArm",
-                 "ThreeLinkArm", "tasks"]:
+    for name in ["Dynamics", "MechanicalDynamics", "ArmDynamics", "CompiledDynamics",
+                 "LinearPlant", "Pendulum", "CartPole", "TwoLinkArm", "ThreeLinkArm", "tasks"]:
         assert hasattr(plants, name)
+
+
+@pytest.mark.parametrize(("make", "mechanical", "arm"), [
+    (Pendulum, True, False),
+    (CartPole, True, False),
+    (TwoLinkArm, True, True),
+    (ThreeLinkArm, True, True),
+    (LinearPlant.demo, False, False),
+])
+def test_extended_protocols(make, mechanical, arm):
+    p = make()
+    assert isinstance(p, Dynamics) and isinstance(p, CompiledDynamics)
+    assert isinstance(p, MechanicalDynamics) is mechanical
+    assert isinstance(p, ArmDynamics) is arm
+    x = 0.3 * np.ones((4, p.state_dim))
+    if mechanical:
+        assert p.energy(x).shape == (4,)
+    if arm:
+        N = p.n_links
+        assert p.state_dim == 2 * N and p.control_dim == N
+        assert p.hand_position(x).shape == (4, 2)
+        J = p.hand_jacobian(x)
+        assert J.shape == (4, 2, N)
+        np.testing.assert_allclose(p.hand_velocity(x), np.einsum("bij,bj->bi", J, x[:, N:]))
+
+
+def test_protocols_accept_a_users_duck_typed_arm():
+    """The protocols are structural: a user's class with the members conforms."""
+
+    class MyArm:
+        state_dim, control_dim, dt, n_links = 2, 1, 0.01, 1
+        control_low, control_high = np.array([-1.0]), np.array([1.0])
+        parameters = {}
+
+        def step(self, x, u): ...
+        def rollout(self, x0, U): ...
+        def jacobians(self, x, u): ...
+        def energy(self, x): ...
+        def hand_position(self, x): ...
+        def hand_jacobian(self, x): ...
+        def hand_velocity(self, x): ...
+
+    assert isinstance(MyArm(), ArmDynamics) and isinstance(MyArm(), MechanicalDynamics)
+    assert not isinstance(MyArm(), CompiledDynamics)
+    del MyArm.energy
+    assert not isinstance(MyArm(), MechanicalDynamics) and not isinstance(MyArm(), ArmDynamics)
+
+
+def test_default_parameters_are_the_published_ones():
+    """Literal values from the issue and the sources, and Gymnasium's own attributes."""
+    arm = TwoLinkArm().parameters  # Todorov's arm (Li & Todorov 2004), as the issue gives it
+    np.testing.assert_array_equal(arm["masses"], [1.4, 1.1])
+    np.testing.assert_array_equal(arm["lengths"], [0.30, 0.33])
+    np.testing.assert_array_equal(arm["com"], [0.11, 0.16])
+    np.testing.assert_array_equal(arm["inertias"], [0.025, 0.045])
+    np.testing.assert_array_equal(arm["viscosity"], [[0.5, 0.1], [0.1, 0.5]])
+    assert arm["gravity"] == 0.0 and arm["max_torque"] is None
+    assert (arm["dt"], arm["integrator"], arm["substeps"]) == (0.01, "rk4", 1)
+
+    pend = Pendulum()  # Gymnasium Pendulum-v1
+    P = pend.parameters
+    assert (P["g"], P["m"], P["l"], P["dt"], P["max_torque"]) == (10.0, 1.0, 1.0, 0.05, 2.0)
+    np.testing.assert_array_equal(P["max_speed"], [8.0])
+    np.testing.assert_array_equal(pend.control_high, [2.0])
+    np.testing.assert_array_equal(pend.control_low, [-2.0])
+    assert P["integrator"] == "semi_implicit"
+    gym_pend = gymnasium.make("Pendulum-v1").unwrapped
+    assert (gym_pend.g, gym_pend.m, gym_pend.l, gym_pend.dt) == (P["g"], P["m"], P["l"], P["dt"])
+    assert (gym_pend.max_speed, gym_pend.max_torque) == (8.0, P["max_torque"])
+
+    C = CartPole().parameters  # Gymnasium CartPole-v1
+    assert (C["gravity"], C["masscart"], C["masspole"], C["length"]) == (9.8, 1.0, 0.1, 0.5)
+    assert (C["force_mag"], C["dt"], C["integrator"]) == (10.0, 0.02, "euler")
+    gym_cp = gymnasium.make("CartPole-v1").unwrapped
+    assert (gym_cp.gravity, gym_cp.masscart, gym_cp.masspole, gym_cp.length) == (
+        C["gravity"], C["masscart"], C["masspole"], C["length"])
+    assert (gym_cp.force_mag, gym_cp.tau, gym_cp.kinematics_integrator) == (
+        C["force_mag"], C["dt"], C["integrator"])
+
+    # Winter (2009) Table 4.1 (mass fraction; CoM and radius of gyration about the proximal
+    # joint, as fractions of segment length) and Fig. 4.1 (Drillis & Contini segment length /
+    # height), for 70 kg and 1.75 m: upper arm, forearm, hand
+    mass_frac = np.array([0.028, 0.016, 0.006])
+    com_frac = np.array([0.436, 0.430, 0.506])
+    gyr_frac = np.array([0.542, 0.526, 0.587])
+    len_frac = np.array([0.186, 0.146, 0.108])
+    lengths = len_frac * 1.75
+    masses = mass_frac * 70.0
+    A = ThreeLinkArm().parameters
+    np.testing.assert_allclose(A["masses"], masses, rtol=1e-15)
+    np.testing.assert_allclose(A["masses"], [1.96, 1.12, 0.42], rtol=1e-15)
+    np.testing.assert_allclose(A["lengths"], lengths, rtol=1e-15)
+    np.testing.assert_allclose(A["lengths"], [0.3255, 0.2555, 0.189], rtol=1e-15)
+    np.testing.assert_allclose(A["com"], com_frac * lengths, rtol=1e-15)
+    np.testing.assert_allclose(A["inertias"], masses * (gyr_frac * lengths) ** 2, rtol=1e-14)
+    assert A["gravity"] == 0.0
+
+
+def test_bad_parameter_types_name_the_argument():
+    with pytest.raises(TypeError, match="max_speed must be a number or a length-2 vector"):
+        TwoLinkArm(max_speed=["a"])
+    with pytest.raises(TypeError, match="max_speed must be"):
+        Pendulum(max_speed=["a"])
+    with pytest.raises(TypeError, match="max_speed must be"):
+        CartPole(max_speed=[[1.0, 2.0], [3.0]])  # ragged
+    with pytest.raises(TypeError, match="max_torque must be"):
+        ThreeLinkArm(max_torque=True)  # not silently 1 N m
+    with pytest.raises(TypeError, match="control_noise must be"):
+        TwoLinkArm(control_noise=[0.1, "b"])
+    with pytest.raises(TypeError, match="joint_limits upper limit must be"):
+        TwoLinkArm(joint_limits=(-1.0, "x"))
+    with pytest.raises(TypeError, match="orientation must be"):
+        ThreeLinkArm().inverse_kinematics([[0.3, 0.3]], orientation="up")
+    with pytest.raises(ValueError, match=r"orientation must be a number or shape \(1,\)"):
+        ThreeLinkArm().inverse_kinematics([[0.3, 0.3]], orientation=[0.0, 1.0])
 
 
 @pytest.mark.parametrize("make", [

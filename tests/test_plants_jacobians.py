@@ -74,12 +74,63 @@ def test_clipping_zeroes_derivatives():
     assert np.all(A[0, 1] == 0.0)
 
 
-def test_joint_stops_in_jacobians():
-    arm = TwoLinkArm(joint_limits=((-1.0, 0.0), (2.0, 2.5)), integrator="semi_implicit")
-    x = np.array([1.0, 2.49, 0.5, 3.0])  # elbow runs into its 2.5 rad stop
-    nxt = arm.step(x[None], np.zeros((1, 2)))[0]
-    assert nxt[1] == 2.5 and nxt[3] == 0.0
-    _check(arm, np.array([1.0, 2.0, 0.5, 1.0]), np.array([0.3, -0.2]))
+@pytest.mark.parametrize("sub", [1, 3])
+@pytest.mark.parametrize("integ", INTEGRATORS)
+def test_joint_stops_and_velocity_clip_in_jacobians(integ, sub):
+    """Jacobians where the stops and the velocity clip are active, not merely present.
+
+    The states are chosen clear of the kinks (no perturbation of 1e-6 moves a coordinate
+    across its stop or a velocity across its clip), so central differences are exact there.
+    """
+    # no viscosity: it would slow a clipped joint below the clip within a substep
+    arm = TwoLinkArm(joint_limits=((-1.0, 0.0), (2.0, 2.5)), max_speed=2.0, integrator=integ,
+                     substeps=sub, gravity=True, curl=5.0, viscosity=np.zeros((2, 2)))
+    u = np.array([0.3, -0.2])
+    # (state, {state index: exact value after the step}); each of those coordinates is
+    # clipped or stopped, so its row of the Jacobians must be zero
+    cases = [
+        # elbow past its 2.5 rad stop moving outwards; shoulder well over the 2 rad/s limit and
+        # moving down, so gravity keeps it at the limit through every substep
+        (np.array([1.0, 2.6, -5.0, 1.0]), {1: 2.5, 2: -2.0, 3: 0.0}),
+        # elbow exactly at the stop moving outwards: the step ends past it, so it is put back
+        (np.array([1.0, 2.5, -5.0, 1.5]), {1: 2.5, 2: -2.0, 3: 0.0}),
+        # elbow past the stop but moving back inwards: position reset, velocity kept (with
+        # substeps, the later ones carry it back inside the range: its row is not zero then)
+        (np.array([1.0, 2.7, -5.0, -1.0]), {1: 2.5, 2: -2.0} if sub == 1 else {2: -2.0}),
+        # shoulder below its -1 rad stop moving further down, where gravity holds it
+        (np.array([-1.1, 1.0, -1.5, 0.5]), {0: -1.0, 2: 0.0}),
+    ]
+    for x, held in cases:
+        nxt = arm.step(x[None], u[None])[0]
+        for i, value in held.items():
+            assert nxt[i] == value, (x, i, nxt)
+        for i in set(range(4)) - set(held):
+            assert nxt[i] not in (-2.0, 2.0, -1.0, 2.5, 0.0), (x, i, nxt)  # free coordinates
+        A, B = arm.jacobians(x[None], u[None])
+        rows = list(held)
+        assert np.all(A[0, rows] == 0.0) and np.all(B[0, rows] == 0.0)
+        assert np.abs(A[0]).max() > 0.5  # the free coordinates still depend on the state
+        _check(arm, x, u)
+
+
+@pytest.mark.parametrize("integ", ["discrete", "euler", "rk4"])
+def test_linear_control_clipping_in_jacobians(integ):
+    """A control past ``control_limit`` is clipped as part of the model: its column of
+    ``dx'/du`` is zero, and ``dx'/dx`` uses the clipped value."""
+    dt = 1.0 if integ == "discrete" else 0.1
+    plant = LinearPlant.demo(integrator=integ, dt=dt, control_limit=0.5)
+    x = np.array([0.4, -0.3])
+    u = np.array([0.2, 1.7])  # the second (the only one that acts) is clipped to 0.5
+    A, B = plant.jacobians(x[None], u[None])
+    np.testing.assert_array_equal(B[0, :, 1], 0.0)
+    _check(plant, x, u)
+    if integ == "discrete":
+        # s' = (p, 0.2 p + v + tanh(p) * clip(u2)) differentiated by hand
+        sech2 = 1.0 - np.tanh(x[0]) ** 2
+        np.testing.assert_allclose(A[0], [[1.0, 0.0], [0.2 + sech2 * 0.5, 1.0]], rtol=1e-14)
+        np.testing.assert_array_equal(B[0], np.zeros((2, 2)))
+    unclipped = LinearPlant.demo(integrator=integ, dt=dt)
+    assert np.abs(unclipped.jacobians(x[None], u[None])[1][0, :, 1]).max() > 0.02  # ~dt tanh(p)
 
 
 @njit(cache=True)

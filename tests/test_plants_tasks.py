@@ -96,3 +96,49 @@ def test_swingup_and_balance():
         Balance(Pendulum())
     with pytest.raises(ValueError, match="horizon must be"):
         Balance(CartPole(), horizon=0)
+
+
+@pytest.mark.parametrize("cls", [TwoLinkArm, ThreeLinkArm])
+def test_centre_out_targets_outside_the_workspace_are_rejected(cls):
+    arm = cls()
+    reach = arm.lengths.sum()  # fully stretched, computed here from the link lengths
+    with pytest.raises(ValueError, match=r"distance=2\.0 m puts centre-out target 0"):
+        Reach(arm, targets="centre_out", distance=2.0)
+    # one target, at start + (d, 0): the distance d_edge where it meets full extension
+    # solves |start + (d, 0)| = reach; 1 mm further fails and 1 mm less passes
+    start = arm.hand_position(Reach(arm).sample(1, seed=0).x0)[0]
+    d_edge = -start[0] + np.sqrt(reach**2 - start[1] ** 2)
+    with pytest.raises(ValueError, match="outside the arm's workspace"):
+        Reach(arm, distance=d_edge + 1e-3, n_targets=1)
+    task = Reach(arm, distance=d_edge - 1e-3, n_targets=1)
+    goal = task.sample(1, seed=0).targets[:, -1]
+    assert np.linalg.norm(goal, axis=1).max() <= reach
+    if cls is TwoLinkArm:
+        task.plant.inverse_kinematics(goal)  # every target has a posture
+    # the random mode never uses distance
+    Reach(arm, targets="random", distance=2.0)
+
+
+def test_two_link_folded_workspace_hole():
+    """A target closer to the shoulder than |l1 - l2| cannot be reached either."""
+    arm = TwoLinkArm(lengths=(0.30, 0.10), com=(0.11, 0.05), inertias=(0.025, 0.01))
+    posture = arm.inverse_kinematics(np.array([[0.25, 0.0]]))[0]
+    with pytest.raises(ValueError, match=r"distances 0\.2 to 0\.4 m"):
+        Reach(arm, posture=posture, distance=0.06)  # target (0.19, 0) is inside the hole
+    Reach(arm, posture=posture, distance=0.04)
+
+
+def test_task_array_inputs_are_checked():
+    arm = TwoLinkArm()
+    task = Reach(arm)
+    b = task.sample(2, seed=0)
+    X = arm.rollout(b.x0, np.zeros((2, task.horizon, 2)))
+    U = np.zeros((2, task.horizon, 2))
+    with pytest.raises(TypeError, match="targets must be a real numeric array"):
+        task.cost(X, U, np.full(b.targets.shape, "a"))
+    with pytest.raises(ValueError, match="X must have shape"):
+        task.observe(X[:, :, :3])
+    with pytest.raises(TypeError, match="trajectory must be"):
+        Track(arm, [["a", "b"], ["c", "d"]])
+    with pytest.raises(TypeError, match="trajectory must be"):
+        Track(arm, [[0.3, 0.3], [0.3]])  # ragged
