@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
+from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
 @njit(**HOT_INTERNAL)
@@ -33,9 +33,10 @@ def consts(p):
             p[f + 8], p[f + 10], p[f + 11])
 
 
-@njit(**HOT_INTERNAL)
-def rhs(c, z, u, dz, pw):
-    """``dz = [v, qddot]``."""
+@njit(**HOT_INLINE)
+def _rhs(c, z, u, dz, forces):
+    """``dz = [v, qddot]``; the gravity and field terms only if ``forces`` (a constant in
+    each caller, so that the common case compiles without them)."""
     on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
     q1 = z[0]
     q2 = z[1]
@@ -45,7 +46,7 @@ def rhs(c, z, u, dz, pw):
     s2 = np.sin(q2)
     r1 = u[0] - b11 * v1 - b12 * v2 + n21 * s2 * (2.0 * v1 * v2 + v2 * v2)
     r2 = u[1] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
-    if gc1 != 0.0 or gc2 != 0.0 or on != 0.0:
+    if forces:
         c1 = np.cos(q1)
         s1 = np.sin(q1)
         c12 = np.cos(q1 + q2)
@@ -73,8 +74,94 @@ def rhs(c, z, u, dz, pw):
 
 
 @njit(**HOT_INTERNAL)
-def rhs_jac(c, z, u, dz, F, G, pw):
-    """:func:`rhs` and its exact partials ``dqddot/dy = M^-1 (dr/dy - dM/dy qddot)``."""
+def rhs(c, z, u, dz, pw):
+    """``dz = [v, qddot]`` (gravity and force field included)."""
+    _rhs(c, z, u, dz, True)
+
+
+@njit(**HOT_INTERNAL)
+def rhs_plain(c, z, u, dz, pw):
+    """:func:`rhs` for an arm without gravity or force field."""
+    _rhs(c, z, u, dz, False)
+
+
+@njit(**HOT_INLINE)
+def plain(c):
+    """Whether the arm has neither gravity nor a force field (the common case; see
+    :func:`rhs_plain`)."""
+    return c[0] == 0.0 and c[9] == 0.0 and c[10] == 0.0
+
+
+@njit(**HOT_INTERNAL)
+def _forces_jac(c, q1, q2, v1, v2):
+    """Gravity and force-field terms of ``r = tau + J^T F - h - B v - G`` and their partials:
+    ``(dr1, dr2, d11, d12, d13, d14, d21, d22, d23, d24)``, ``dij = d r_i / d y_j``.
+
+    A function of its own so that :func:`rhs_jac`'s common case (horizontal plane, no
+    field) is not slowed by code it does not run (measured: a third of its time).
+    """
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2 = c[:11]
+    c1 = np.cos(q1)
+    s1 = np.sin(q1)
+    c12 = np.cos(q1 + q2)
+    s12 = np.sin(q1 + q2)
+    dr1 = -(gc1 * c1 + gc2 * c12)
+    dr2 = -gc2 * c12
+    d11 = gc1 * s1 + gc2 * s12
+    d12 = gc2 * s12
+    d21 = gc2 * s12
+    d22 = gc2 * s12
+    d13 = 0.0
+    d14 = 0.0
+    d23 = 0.0
+    d24 = 0.0
+    if on != 0.0:
+        jx1 = -l1 * s1 - l2 * s12
+        jx2 = -l2 * s12
+        jy1 = l1 * c1 + l2 * c12
+        jy2 = l2 * c12
+        px = jx1 * v1 + jx2 * v2
+        py = jy1 * v1 + jy2 * v2
+        fx = f0x + k00 * px + k01 * py
+        fy = f0y + k10 * px + k11 * py
+        dr1 += jx1 * fx + jy1 * fy
+        dr2 += jx2 * fx + jy2 * fy
+        # d(J^T F)/dq_k = dJ_k^T F + J^T K dJ_k v, with dJ/dq2 = (jx2, jy2) rotated
+        # and dJ/dq1 = (J rotated): d(-l s)/dq = -l c, d(l c)/dq = -l s
+        for kq in range(2):
+            if kq == 0:
+                e1x, e2x = -l1 * c1 - l2 * c12, -l2 * c12
+                e1y, e2y = -l1 * s1 - l2 * s12, -l2 * s12
+            else:
+                e1x, e2x = -l2 * c12, -l2 * c12
+                e1y, e2y = -l2 * s12, -l2 * s12
+            dpx = e1x * v1 + e2x * v2
+            dpy = e1y * v1 + e2y * v2
+            dfx = k00 * dpx + k01 * dpy
+            dfy = k10 * dpx + k11 * dpy
+            t1 = e1x * fx + e1y * fy + jx1 * dfx + jy1 * dfy
+            t2 = e2x * fx + e2y * fy + jx2 * dfx + jy2 * dfy
+            if kq == 0:
+                d11 += t1
+                d21 += t2
+            else:
+                d12 += t1
+                d22 += t2
+        # d(J^T F)/dv = J^T K J
+        kx1 = k00 * jx1 + k01 * jy1
+        ky1 = k10 * jx1 + k11 * jy1
+        kx2 = k00 * jx2 + k01 * jy2
+        ky2 = k10 * jx2 + k11 * jy2
+        d13 = jx1 * kx1 + jy1 * ky1
+        d14 = jx1 * kx2 + jy1 * ky2
+        d23 = jx2 * kx1 + jy2 * ky1
+        d24 = jx2 * kx2 + jy2 * ky2
+    return dr1, dr2, d11, d12, d13, d14, d21, d22, d23, d24
+
+
+@njit(**HOT_INLINE)
+def _rhs_jac(c, z, u, dz, F, G, forces):
+    """:func:`_rhs` and its exact partials ``dqddot/dy = M^-1 (dr/dy - dM/dy qddot)``."""
     on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
     q1 = z[0]
     q2 = z[1]
@@ -85,7 +172,7 @@ def rhs_jac(c, z, u, dz, F, G, pw):
     cor = 2.0 * v1 * v2 + v2 * v2
     r1 = u[0] - b11 * v1 - b12 * v2 + n21 * s2 * cor
     r2 = u[1] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
-    # partials of r by (q1, q2, v1, v2): d1[k] of r1, d2[k] of r2
+    # partials of r by (q1, q2, v1, v2): a1k of r1, a2k of r2
     a11 = 0.0
     a12 = n21 * c2 * cor
     a13 = -b11 + 2.0 * n21 * s2 * v2
@@ -94,63 +181,26 @@ def rhs_jac(c, z, u, dz, F, G, pw):
     a22 = -n21 * c2 * v1 * v1
     a23 = -b21 - 2.0 * n21 * s2 * v1
     a24 = -b22
-    if gc1 != 0.0 or gc2 != 0.0 or on != 0.0:
-        c1 = np.cos(q1)
-        s1 = np.sin(q1)
-        c12 = np.cos(q1 + q2)
-        s12 = np.sin(q1 + q2)
-        r1 -= gc1 * c1 + gc2 * c12
-        r2 -= gc2 * c12
-        a11 += gc1 * s1 + gc2 * s12
-        a12 += gc2 * s12
-        a21 += gc2 * s12
-        a22 += gc2 * s12
-        if on != 0.0:
-            jx1 = -l1 * s1 - l2 * s12
-            jx2 = -l2 * s12
-            jy1 = l1 * c1 + l2 * c12
-            jy2 = l2 * c12
-            px = jx1 * v1 + jx2 * v2
-            py = jy1 * v1 + jy2 * v2
-            fx = f0x + k00 * px + k01 * py
-            fy = f0y + k10 * px + k11 * py
-            r1 += jx1 * fx + jy1 * fy
-            r2 += jx2 * fx + jy2 * fy
-            # d(J^T F)/dq_k = dJ_k^T F + J^T K dJ_k v, with dJ/dq2 = (jx2, jy2) rotated
-            # and dJ/dq1 = (J rotated): d(-l s)/dq = -l c, d(l c)/dq = -l s
-            for kq in range(2):
-                if kq == 0:
-                    e1x, e2x = -l1 * c1 - l2 * c12, -l2 * c12
-                    e1y, e2y = -l1 * s1 - l2 * s12, -l2 * s12
-                else:
-                    e1x, e2x = -l2 * c12, -l2 * c12
-                    e1y, e2y = -l2 * s12, -l2 * s12
-                dpx = e1x * v1 + e2x * v2
-                dpy = e1y * v1 + e2y * v2
-                dfx = k00 * dpx + k01 * dpy
-                dfy = k10 * dpx + k11 * dpy
-                t1 = e1x * fx + e1y * fy + jx1 * dfx + jy1 * dfy
-                t2 = e2x * fx + e2y * fy + jx2 * dfx + jy2 * dfy
-                if kq == 0:
-                    a11 += t1
-                    a21 += t2
-                else:
-                    a12 += t1
-                    a22 += t2
-            # d(J^T F)/dv = J^T K J
-            kx1 = k00 * jx1 + k01 * jy1
-            ky1 = k10 * jx1 + k11 * jy1
-            kx2 = k00 * jx2 + k01 * jy2
-            ky2 = k10 * jx2 + k11 * jy2
-            a13 += jx1 * kx1 + jy1 * ky1
-            a14 += jx1 * kx2 + jy1 * ky2
-            a23 += jx2 * kx1 + jy2 * ky1
-            a24 += jx2 * kx2 + jy2 * ky2
+    if forces:
+        dr1, dr2, d11, d12, d13, d14, d21, d22, d23, d24 = _forces_jac(c, q1, q2, v1, v2)
+        r1 += dr1
+        r2 += dr2
+        a11 += d11
+        a12 += d12
+        a13 += d13
+        a14 += d14
+        a21 += d21
+        a22 += d22
+        a23 += d23
+        a24 += d24
     m11 = n11 + n22 + 2.0 * n21 * c2
     m12 = n22 + n21 * c2
-    det = m11 * n22 - m12 * m12
-    acc1 = (n22 * r1 - m12 * r2) / det
-    acc2 = (m11 * r2 - m12 * r1) / det
+    inv = 1.0 / (m11 * n22 - m12 * m12)  # one division: each costs ~15 multiplications
+    i11 = n22 * inv
+    i12 = -m12 * inv
+    i22 = m11 * inv
+    acc1 = i11 * r1 + i12 * r2
+    acc2 = i12 * r1 + i22 * r2
     # dM/dq2 qddot
     a12 -= -n21 * s2 * (2.0 * acc1 + acc2)
     a22 -= -n21 * s2 * acc1
@@ -158,12 +208,14 @@ def rhs_jac(c, z, u, dz, F, G, pw):
     dz[1] = v2
     dz[2] = acc1
     dz[3] = acc2
-    for j in range(4):
-        F[0, j] = 1.0 if j == 2 else 0.0
-        F[1, j] = 1.0 if j == 3 else 0.0
-    i11 = n22 / det
-    i12 = -m12 / det
-    i22 = m11 / det
+    F[0, 0] = 0.0
+    F[0, 1] = 0.0
+    F[0, 2] = 1.0
+    F[0, 3] = 0.0
+    F[1, 0] = 0.0
+    F[1, 1] = 0.0
+    F[1, 2] = 0.0
+    F[1, 3] = 1.0
     F[2, 0] = i11 * a11 + i12 * a21
     F[2, 1] = i11 * a12 + i12 * a22
     F[2, 2] = i11 * a13 + i12 * a23
@@ -180,3 +232,15 @@ def rhs_jac(c, z, u, dz, F, G, pw):
     G[2, 1] = i12
     G[3, 0] = i12
     G[3, 1] = i22
+
+
+@njit(**HOT_INTERNAL)
+def rhs_jac(c, z, u, dz, F, G, pw):
+    """:func:`rhs` and its exact partials (gravity and force field included)."""
+    _rhs_jac(c, z, u, dz, F, G, True)
+
+
+@njit(**HOT_INTERNAL)
+def rhs_jac_plain(c, z, u, dz, F, G, pw):
+    """:func:`rhs_jac` for an arm without gravity or force field."""
+    _rhs_jac(c, z, u, dz, F, G, False)

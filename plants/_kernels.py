@@ -78,13 +78,19 @@ def jacobians_cartpole(p, X, U, A, B, ws):
 
 @njit(**HOT)
 def rollout_two_link(p, X0, U, W, noisy, X, o0, ws):
-    """Rollout or step of the closed-form two-link arm; see the module docstring."""
+    """Rollout or step of the closed-form two-link arm; see the module docstring. (Its
+    common case, no gravity and no field, runs a right-hand side compiled without them.)"""
+    if two_link.plain(two_link.consts(p)):
+        return rollout_rows(two_link.consts, two_link.rhs_plain, p, X0, U, W, noisy, X, o0, ws,
+                            4, 2)
     return rollout_rows(two_link.consts, two_link.rhs, p, X0, U, W, noisy, X, o0, ws, 4, 2)
 
 
 @njit(**HOT)
 def jacobians_two_link(p, X, U, A, B, ws):
     """Jacobians of the step of the closed-form two-link arm; see the module docstring."""
+    if two_link.plain(two_link.consts(p)):
+        return jacobian_rows(two_link.consts, two_link.rhs_jac_plain, p, X, U, A, B, ws, 4, 2)
     return jacobian_rows(two_link.consts, two_link.rhs_jac, p, X, U, A, B, ws, 4, 2)
 
 
@@ -104,7 +110,7 @@ def jacobians_chain(p, X, U, A, B, ws):
 def rollout_linear(p, X0, U, W, noisy, X, o0, ws):
     """Rollout or step of a linear plant; see the module docstring."""
     if int(p[H_INTEG]) == DISCRETE:
-        return linear.map_rollout(p, X0, U, W, noisy, X, o0)
+        return linear.map_rollout(p, X0, U, W, noisy, X, o0, ws)
     return rollout_rows(linear.consts, linear.rhs, p, X0, U, W, noisy, X, o0, ws, int(p[H_N]), int(p[H_M]))
 
 

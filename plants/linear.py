@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _validation as V
 from ._base import PlantBase
+from ._dyn_linear import map_workspace
 from ._layout import LINEAR
 
 
@@ -83,7 +84,7 @@ class LinearPlant(PlantBase):
         self._setup(code=LINEAR, integrator=integrator, allowed_integrators=("discrete", "euler", "rk4"),
                     substeps=substeps, dt=dt, n=n, m=m, pos_index=[], vel_index=[],
                     control_low=lo, control_high=hi, max_speed=None, joint_limits=None,
-                    section=section, plant_workspace=0,
+                    section=section, plant_workspace=map_workspace(n, m),
                     parameters=dict(A=A, B=B, B_tanh=G, B_tanh_index=idx.astype(int)),
                     control_noise=control_noise, process_noise=process_noise,
                     rng=rng, seed=seed)
