@@ -4,8 +4,9 @@ Usage::
 
     python experiments/benchmark.py [--quick] [--repeats 7] [--threads N] [--json out.json]
 
-Every figure is the median of ``--repeats`` calls after one warm-up call, all in one
-run. JAX (``jax.jit`` of ``jvp`` then ``vjp``) is timed only when it is installed.
+Every figure is the median of ``--repeats`` timed samples after one warm-up call, all in
+one run; a sample averages enough consecutive calls to last 10 ms (a single call for the
+large problems). JAX (``jax.jit`` of ``jvp`` then ``vjp``) is timed only when it is installed.
 Beside the G v times the script prints the achieved GFLOP/s (from the multiply-adds
 of the products G v performs) and the machine's measured float32 sgemm rate
 (2048 x 2048). Benchmarks print ratios measured in one run; they are not tests.
@@ -60,13 +61,22 @@ TARGETS_MS = {"rnn-plant": 0.05, "rnn-small": 0.25, "rnn-integrator": 80, "rnn-l
               "ff-mnist": 500}
 
 
-def median_time(func, repeats: int) -> float:
+def median_time(func, repeats: int, min_sample: float = 0.01) -> float:
+    """Median seconds per call over ``repeats`` samples after a warm-up call. A sample
+    averages as many consecutive calls as take ``min_sample`` seconds (one call for the
+    large problems), so that timer resolution and one-off interruptions do not decide the
+    figures of calls of tens of microseconds."""
     func()  # warm-up
+    start = time.perf_counter()
+    func()
+    once = time.perf_counter() - start
+    number = max(1, int(min_sample / max(once, 1e-7)))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
+        for _ in range(number):
+            func()
+        times.append((time.perf_counter() - start) / number)
     return statistics.median(times)
 
 

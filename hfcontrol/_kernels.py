@@ -1175,7 +1175,7 @@ MIN_PARTITION = 8
 #: Activation buffers a Runner keeps for reuse (see Runner._buffer).
 POOL_SIZE = 4
 #: Elements of one layer's block of steps that a single-partition pass keeps in cache.
-BLOCK_ELEMENTS = 1 << 17
+BLOCK_ELEMENTS = 3 << 15  # rnn-large, rnn-integrator: 3 steps a block (measured best of 1-4)
 
 _POOL: list = []
 
@@ -1249,6 +1249,7 @@ class Runner:
                         + int(np.sum(sizes[plan.meta[:, M_REC] != 0] ** 2)))
         parts = int(min(self.threads, macs // MIN_MACS_PER_THREAD, B // MIN_PARTITION))
         parts = max(1, parts)
+        self.small = macs < MIN_MACS_PER_THREAD
         bounds = [B * p // parts for p in range(parts + 1)]
         self.parts = [(bounds[p], bounds[p + 1] - bounds[p]) for p in range(parts)]
         width = int(sizes.max())
@@ -1266,10 +1267,16 @@ class Runner:
         self.tv = [np.empty(bp * width, self.dtype) for _, bp in self.parts]
         self.total = int(plan.offsets(T * B)[-1])
         self._pool: list[np.ndarray] = []
+        self._partials: np.ndarray | None = None
 
     def _run(self, call) -> None:
         """``call(p, b0, bp)`` for every partition ``p`` (samples ``b0 .. b0 + bp - 1``),
-        concurrently, with single-threaded BLAS."""
+        concurrently, with single-threaded BLAS (left as it is for a problem too small for
+        threads anywhere: its products are below OpenBLAS's own threading threshold, and the
+        switch would cost a microsecond a call)."""
+        if self.small:
+            call(0, 0, self.B)
+            return
         with _kernel_blas_threads(1):
             if len(self.parts) == 1:
                 call(0, 0, self.B)
@@ -1377,7 +1384,13 @@ class Runner:
         """The gradient (``gv`` false) or ``G V`` (see :func:`backward`), summed over the
         partitions."""
         plan, T, B = self.plan, self.T, self.B
-        outs = np.empty((len(self.parts), W.size), W.dtype)
+        if len(self.parts) == 1:
+            outs = np.empty((1, W.size), W.dtype)  # its row is returned: always fresh
+        else:
+            # the partitions' sums, never returned: kept (fresh memory page-faults)
+            if self._partials is None or self._partials.shape[1] != W.size:
+                self._partials = np.empty((len(self.parts), W.size), W.dtype)
+            outs = self._partials
 
         def part(p, b0, bp):
             backward(W, V, plan.meta, plan.prm, plan.conns, T, B, b0, bp, self.chunk[p], acts, ds,
