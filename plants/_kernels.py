@@ -54,13 +54,19 @@ from ._layout import (
 
 @njit(**HOT)
 def rollout_pendulum(p, X0, U, W, noisy, X, o0, ws):
-    """Rollout or step of the pendulum; see the module docstring."""
+    """Rollout or step of the pendulum; see the module docstring. (Gymnasium's update, the
+    default, runs batch-major: :func:`plants._dyn_pendulum.fast_rollout`.)"""
+    if pendulum.fast_path(p):
+        return pendulum.fast_rollout(p, X0, U, W, noisy, X, o0, ws)
     return rollout_rows(pendulum.consts, pendulum.rhs, p, X0, U, W, noisy, X, o0, ws, 2, 1)
 
 
 @njit(**HOT)
 def jacobians_pendulum(p, X, U, A, B, ws):
-    """Jacobians of the step of the pendulum; see the module docstring."""
+    """Jacobians of the step of the pendulum; see the module docstring. (Gymnasium's update,
+    the default, in closed form over the batch: :func:`plants._dyn_pendulum.fast_jacobians`.)"""
+    if pendulum.fast_path(p):
+        return pendulum.fast_jacobians(p, X, U, A, B, ws)
     return jacobian_rows(pendulum.consts, pendulum.rhs_jac, p, X, U, A, B, ws, 2, 1)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _validation as V
 from ._base import PlantBase, mechanical_section
+from ._dyn_pendulum import fast_workspace
 from ._layout import PENDULUM
 
 
@@ -69,7 +70,7 @@ class Pendulum(PlantBase):
                     allowed_integrators=("euler", "semi_implicit", "rk4"), substeps=substeps,
                     dt=dt, n=2, m=1, pos_index=[0], vel_index=[1], control_low=lo,
                     control_high=hi, max_speed=max_speed, joint_limits=joint_limits,
-                    section=section, plant_workspace=9,
+                    section=section, plant_workspace=max(9, fast_workspace()),
                     parameters=dict(g=g, m=m, l=l, max_torque=max_torque),
                     control_noise=control_noise, process_noise=process_noise,
                     rng=rng, seed=seed)

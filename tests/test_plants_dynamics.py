@@ -251,3 +251,21 @@ def test_cartpole_matches_gymnasium_step_for_step():
             env.step(int(a))
             theirs.append(np.array(env.state, dtype=float))
     assert np.abs(ours - np.array(theirs)).max() <= 1e-9
+
+
+def test_pendulum_fast_path_equals_the_generic_integrator():
+    """Gymnasium's update runs batch-major with its own vectorised sin/cos; the generic
+    per-sample integrator (taken here because of far-away joint limits, which never act)
+    computes the same rollout and Jacobians, velocity and torque clipping included."""
+    fast = Pendulum()
+    generic = Pendulum(joint_limits=(-1e9, 1e9))
+    rng = np.random.default_rng(5)
+    x = np.column_stack([rng.uniform(-40, 40, 300), rng.uniform(-8, 8, 300)])
+    x[:5, 1] = [8.0, -8.0, 7.99, -7.99, 0.0]  # at and near the velocity limit
+    U = rng.uniform(-3, 3, (300, 50, 1))  # beyond the torque limit of 2 half of the time
+    np.testing.assert_allclose(fast.rollout(x, U), generic.rollout(x, U), rtol=0, atol=1e-9)
+    for a, b in zip(fast.jacobians(x, U[:, 0]), generic.jacobians(x, U[:, 0]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    A, B = fast.jacobians(x, U[:, 0])
+    clipped_u = np.abs(U[:, 0, 0]) > 2
+    assert np.all(B[clipped_u] == 0) and np.any(B[~clipped_u] != 0)
