@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
+from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
 def chain_workspace(N: int) -> int:
@@ -39,10 +39,12 @@ def consts(p):
     return p
 
 
-@njit(**HOT_INTERNAL)
-def _eval(p, z, u, pw, N):
+@njit(**HOT_INLINE)
+def _eval(p, z, u, pw, N, field):
     """Fill the scratch with ``cos/sin phi``, ``phidot``, ``N(phi)`` (Cholesky-factored) and
-    ``phi_ddot``; return the views and the field force ``(Fx, Fy)``."""
+    ``phi_ddot``; return the views and the field force ``(Fx, Fy)``. ``field`` (a constant
+    in each caller) says whether the force field may be on: without it, the field's code is
+    not compiled in."""
     o = int(p[H_PLANT])
     lo = o + FIELD_LEN + 1
     go = lo + N
@@ -71,7 +73,7 @@ def _eval(p, z, u, pw, N):
         acc[a] -= acc[a + 1]
     fx = 0.0
     fy = 0.0
-    if p[o] != 0.0:
+    if field and p[o] != 0.0:
         px = 0.0
         py = 0.0
         for a in range(N):
@@ -141,32 +143,45 @@ def rhs3(p, z, u, dz, pw):
 @njit(**HOT_INTERNAL)
 def rhs_jac(p, z, u, dz, F, G, pw):
     """``dz`` and its partials for any ``N``."""
-    _rhs_jac_n(p, z, u, dz, F, G, pw, z.shape[0] // 2)
+    _rhs_jac_n(p, z, u, dz, F, G, pw, z.shape[0] // 2, True)
 
 
 @njit(**HOT_INTERNAL)
 def rhs_jac3(p, z, u, dz, F, G, pw):
     """:func:`rhs_jac` for three links."""
-    _rhs_jac_n(p, z, u, dz, F, G, pw, 3)
+    _rhs_jac_n(p, z, u, dz, F, G, pw, 3, True)
+
+
+@njit(**HOT_INTERNAL)
+def rhs_jac3_plain(p, z, u, dz, F, G, pw):
+    """:func:`rhs_jac3` for an arm without a force field (the common case): compiled
+    without the field's code, which slows the rest even when it is not run."""
+    _rhs_jac_n(p, z, u, dz, F, G, pw, 3, False)
+
+
+@njit(**HOT_INTERNAL)
+def plain(p):
+    """Whether the chain's force field is off (see :func:`rhs_jac3_plain`)."""
+    return p[int(p[H_PLANT])] == 0.0
 
 
 @njit(**HOT_INTERNAL)
 def _rhs_n(p, z, u, dz, pw, N):
-    acc = _eval(p, z, u, pw, N)[3]
+    acc = _eval(p, z, u, pw, N, True)[3]
     for a in range(N):
         dz[a] = z[N + a]
         dz[N + a] = acc[a] - (acc[a - 1] if a > 0 else 0.0)
 
 
-@njit(**HOT_INTERNAL)
-def _rhs_jac_n(p, z, u, dz, F, G, pw, N):
+@njit(**HOT_INLINE)
+def _rhs_jac_n(p, z, u, dz, F, G, pw, N, with_field):
     """:func:`rhs` and its exact partials.
 
     With ``Y = [dR/dphi - (dN/dphi) phi_ddot | dR/dphidot | T^-T]`` (``R = Q - c``) and
     ``X = N^-1 Y``: ``d phi_ddot/dq = X_1 T``, ``d phi_ddot/dv = X_2 T - X_3 B`` and
     ``d phi_ddot/du = X_3``; each then mapped by ``T^-1`` to ``qddot``.
     """
-    cs, sn, w, acc, L, fx, fy = _eval(p, z, u, pw, N)
+    cs, sn, w, acc, L, fx, fy = _eval(p, z, u, pw, N, with_field)
     o = int(p[H_PLANT])
     lo = o + FIELD_LEN + 1
     go = lo + N
@@ -176,7 +191,7 @@ def _rhs_jac_n(p, z, u, dz, F, G, pw, N):
     Y = pw[8 * N + N * N:8 * N + 4 * N * N]  # N x 3N, row-major
     kv = pw[4 * N:6 * N]  # K J_k for each link k: x part [0:N], y part [N:2N]
     kd = pw[6 * N:8 * N]  # K dJ_k/dphi_k phidot_k, the same layout
-    field = p[o] != 0.0
+    field = with_field and p[o] != 0.0
     if field:
         k00, k01, k10, k11 = p[o + 3], p[o + 4], p[o + 5], p[o + 6]
         for k in range(N):

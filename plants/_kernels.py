@@ -137,6 +137,8 @@ def rollout_three_link(p, X0, U, W, noisy, X, o0, ws):
 @njit(**HOT)
 def jacobians_three_link(p, X, U, A, B, ws):
     """Jacobians of the step of a three-link chain; see the module docstring."""
+    if chain.plain(p):
+        return jacobian_rows(chain.consts, chain.rhs_jac3_plain, p, X, U, A, B, ws, 6, 3)
     return jacobian_rows(chain.consts, chain.rhs_jac3, p, X, U, A, B, ws, 6, 3)
 
 
