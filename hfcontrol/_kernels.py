@@ -541,6 +541,23 @@ def _jac(code, a, d, v, out):
             of[i] = df[i] * vf[i]
 
 
+@_helper
+def _incoming(Wv, meta, conns, l, po, acts, t0, nt, Bp, x, acc, tmp, ones):
+    """``x (+)= sum_pre a_pre @ Wv_(pre, l) + b_(pre, l)`` over the connections into layer
+    ``l`` for the steps ``t0 .. t0 + nt - 1`` of a partition (``Wv``: the weights, or a
+    direction in weight space); returns whether ``x`` now holds a sum."""
+    n = meta[l, M_N]
+    for c in range(conns.shape[0]):
+        if conns[c, 1] != l:
+            continue
+        pre = conns[c, 0]
+        npre = meta[pre, M_N]
+        _affine(_rows(acts, po[pre], t0, nt, Bp, npre), _block(Wv, conns[c, 2], npre, n),
+                Wv[conns[c, 3]:conns[c, 4]], x, acc, tmp, ones)
+        acc = True
+    return acc
+
+
 # ---------------------------------------------------------------------- forward
 def _forward(W, meta, prm, conns, T, B, b0, Bp, chunk, inputs, acts, ds, deriv, init_act,
              init_state, xbuf, f, df):
@@ -596,17 +613,7 @@ def _forward(W, meta, prm, conns, T, B, b0, Bp, chunk, inputs, acts, ds, deriv, 
                     x_in = inp[T * b0 * n + t0 * Bp * n:T * b0 * n + (t0 + nt) * Bp * n]
                     for i in range(xf.size):
                         xf[i] = x_in[i]
-            first = l > 0
-            for c in range(conns.shape[0]):
-                if conns[c, 1] != l:
-                    continue
-                pre = conns[c, 0]
-                npre = meta[pre, M_N]
-                _affine(_rows(acts, po[pre], t0, nt, Bp, npre),
-                        _block(W, conns[c, 2], npre, n), W[conns[c, 3]:conns[c, 4]], x,
-                        not first, tmp, ones)
-                first = False
-            if first:
+            if not _incoming(W, meta, conns, l, po, acts, t0, nt, Bp, x, l == 0, tmp, ones):
                 x[:] = 0.0
             if not rec and not stateful:
                 # the whole block at once
@@ -783,16 +790,12 @@ def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, i
                         _mm(_rows(acts, po[l], 0, nt - 1, Bp, n), False, vr, False,
                               _block(scratch, Bp * n, (nt - 1) * Bp, n), False)
                 first = False
+            if not _incoming(V, meta, conns, l, po, acts, t0, nt, Bp, rx, not first, tmp, ones):
+                rx[:] = 0.0  # a layer with no inputs at all
             for c in range(conns.shape[0]):
-                if conns[c, 1] != l:
-                    continue
                 pre = conns[c, 0]
-                npre = meta[pre, M_N]
-                _affine(_rows(acts, po[pre], t0, nt, Bp, npre),
-                        _block(V, conns[c, 2], npre, n), V[conns[c, 3]:conns[c, 4]], rx,
-                        not first, tmp, ones)
-                first = False
-                if pre > 0:
+                if conns[c, 1] == l and pre > 0:
+                    npre = meta[pre, M_N]
                     _product(_rsteps(ra, scratch, present, po, lo, pre, t0, nt, t0, Bp, npre),
                              _block(W, conns[c, 2], npre, n), rx, True, tmp)
             a_b = _rows(acts, po[l], t0, nt, Bp, n)

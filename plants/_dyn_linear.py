@@ -65,6 +65,15 @@ def tanh(x):
 
 
 @njit(**HOT_INTERNAL)
+def sections(p, n, m):
+    """Offsets of ``A``, ``B0``, ``Bg``, ``k`` in ``params`` (the section layout above)."""
+    a0 = int(p[H_PLANT])
+    b0 = a0 + n * n
+    g0 = b0 + n * m
+    return a0, b0, g0, g0 + n * m
+
+
+@njit(**HOT_INTERNAL)
 def consts(p):
     """The linear plant reads its matrices from ``params`` directly."""
     return p
@@ -75,10 +84,7 @@ def rhs(p, z, u, dz, pw):
     """``dz = A z + B(z) u``."""
     n = z.shape[0]
     m = u.shape[0]
-    a0 = int(p[H_PLANT])
-    b0 = a0 + n * n
-    g0 = b0 + n * m
-    k0 = g0 + n * m
+    a0, b0, g0, k0 = sections(p, n, m)
     for i in range(n):
         s = 0.0
         for j in range(n):
@@ -97,10 +103,7 @@ def rhs_jac(p, z, u, dz, F, G, pw):
     """Value and exact partials ``F = A + sum_j dB[:, j]/dz u_j``, ``G = B(z)``."""
     n = z.shape[0]
     m = u.shape[0]
-    a0 = int(p[H_PLANT])
-    b0 = a0 + n * n
-    g0 = b0 + n * m
-    k0 = g0 + n * m
+    a0, b0, g0, k0 = sections(p, n, m)
     for i in range(n):
         s = 0.0
         for j in range(n):
@@ -140,10 +143,7 @@ def map_rollout(p, X0, U, W, noisy, X, o0, ws):
     T = U.shape[1]
     n = X0.shape[1]
     m = U.shape[2]
-    a0 = int(p[H_PLANT])
-    b0 = a0 + n * n
-    g0 = b0 + n * m
-    k0 = g0 + n * m
+    a0, b0, g0, k0 = sections(p, n, m)
     lo = int(p[H_ULO])
     hi = int(p[H_UHI])
     if o0 == 1:
@@ -222,10 +222,7 @@ def map_jacobians(p, X, U, A, B):
     nb = X.shape[0]
     n = X.shape[1]
     m = U.shape[1]
-    a0 = int(p[H_PLANT])
-    b0 = a0 + n * n
-    g0 = b0 + n * m
-    k0 = g0 + n * m
+    a0, b0, g0, k0 = sections(p, n, m)
     lo = int(p[H_ULO])
     hi = int(p[H_UHI])
     for b in range(nb):

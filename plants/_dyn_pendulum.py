@@ -133,6 +133,13 @@ def fast_path(p):
     return integ == SEMI_IMPLICIT and S == 1 and not stops and p[int(p[H_PLANT])] == 0.0
 
 
+@njit(**HOT_INTERNAL)
+def _fast_consts(p):
+    """``(3 g / (2 l), 3 / (m l^2), dt, v_max, u_low, u_high)`` for the fast path."""
+    c = consts(p)
+    return (c[8], c[9], p[H_DT], p[int(p[H_VMAX])], p[int(p[H_ULO])], p[int(p[H_UHI])])
+
+
 @njit(**HOT_INTERNAL, error_model="numpy")
 def fast_rollout(p, X0, U, W, noisy, X, o0, ws):
     """The rollout of :func:`plants._integrate.rollout_rows` for the case of
@@ -144,12 +151,7 @@ def fast_rollout(p, X0, U, W, noisy, X, o0, ws):
     bad = first_bad_input(X0, U)
     if bad >= 0:
         return bad
-    c = consts(p)
-    c1, kt = c[8], c[9]
-    h = p[H_DT]
-    vm = p[int(p[H_VMAX])]
-    ulo = p[int(p[H_ULO])]
-    uhi = p[int(p[H_UHI])]
+    c1, kt, h, vm, ulo, uhi = _fast_consts(p)
     nb = X0.shape[0]
     T = U.shape[1]
     th = ws[0:_CHUNK]
@@ -203,12 +205,7 @@ def fast_jacobians(p, X, U, A, B, ws):
     bad = first_bad_input(X, U)
     if bad >= 0:
         return bad
-    c = consts(p)
-    c1, kt = c[8], c[9]
-    h = p[H_DT]
-    vm = p[int(p[H_VMAX])]
-    ulo = p[int(p[H_ULO])]
-    uhi = p[int(p[H_UHI])]
+    c1, kt, h, vm, ulo, uhi = _fast_consts(p)
     nb = X.shape[0]
     sc = ws[0:2 * _CHUNK].reshape((2, _CHUNK))
     for c0 in range(0, nb, _CHUNK):
