@@ -9,16 +9,19 @@ The network is described to the kernels as plain arrays (see ``../shared/DESIGN.
   ``sigma, tau_rc, tau_ref, amp``) and, in column 4, ``Continuous.coeff``;
 * ``conns[c]`` (int64): ``pre, post, start, mid, end`` of every feedforward connection.
 
-Activations, derivatives and deltas live in flat buffers, one contiguous
-time-major block ``[T, B, n]`` per layer (a feedforward net is the case ``T = 1``), so that
-``acts[t]`` is a contiguous ``[B, n]`` matrix and all time steps of a layer are one
-``[T * B, n]`` matrix.
+Activations, derivatives, R-activations and loss terms live in flat buffers with one
+block per layer; within a layer's block the batch is stored partition by partition (see
+:class:`Runner`), each partition time-major, ``[T, Bp, n]`` (:func:`_part_offsets`), so
+that a partition's rows of a step, or of a block of steps, are one contiguous matrix. A
+feedforward net is the case ``T = 1``, i.e. ``[B, n]``.
 
-Layers are computed one after the other over *all* time steps: connections only go
-from lower to higher layers and a recurrent layer only feeds itself, so every
-feedforward product (input projections, back-propagated deltas, weight gradients)
-is one large BLAS call, and only a layer's own recurrence (``a[t-1] @ W_rec``,
-the filter state of a ``Continuous`` layer) runs step by step -- in compiled code.
+Each kernel call works on one partition, over blocks of ``chunk`` steps and, inside a
+block, over all layers (connections only go from lower to higher layers and a recurrent
+layer only feeds itself): the products that do not depend on the recurrence (input
+projections, back-propagated deltas, weight gradients) are one BLAS call per block, and
+only a layer's own recurrence (``a[t-1] @ W_rec``, the filter state of a ``Continuous``
+layer) runs step by step -- in compiled code. The R-activations of layers without a loss
+and all the deltas live only in block-local buffers (:func:`_layout`).
 
 Three kernels are called from Python: :func:`forward`, :func:`backward` (gradient and
 ``G v``) and, for a user's element-wise nonlinearity, :func:`forward_user`. They and their
@@ -35,8 +38,9 @@ Compile time (a first call compiles every kernel of a dtype) is kept down by:
   wrapper, which only the kernels called from Python need;
 * matrix products by :func:`_gemm`, a direct BLAS call taking transposition flags, instead
   of ``np.dot`` on transposed views (one specialisation per combination of layouts);
-* views of the flat buffers made by :func:`_block`/:func:`_steps`: every ``reshape`` costs
-  numba tens of milliseconds to compile where it is written, a call of a helper a few;
+* views of the flat buffers made by :func:`_block`/:func:`_steps` (through the
+  :func:`_view` intrinsic): every ``reshape`` costs numba tens of milliseconds to compile
+  where it is written, a call of a helper a few;
 * no array-to-array slice assignment (``x[:] = y`` compiles numba's formatting of its
   shape-mismatch error message, several seconds): explicit loops instead;
 * a shallow call graph: each caller re-optimises the code of everything it calls, so the
@@ -49,12 +53,15 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, register_jitable
 from numba.np import linalg
@@ -83,6 +90,8 @@ def _view(typingctx, src, off, shape):
     numba's ``reshape`` of a slice costs 20-40 ns (it computes and checks strides in
     general code), which the per-step loops paid several times a step; this costs ~1 ns.
     """
+    if not isinstance(src, types.Array) or src.layout != "C":
+        raise TypingError("_view needs a C-contiguous array (it ignores strides)")
     ndim = len(shape)
     ret = types.Array(src.dtype, ndim, "C")
     sig = ret(src, off, shape)
@@ -393,7 +402,8 @@ def _logistic_row32(x, a, d, deriv):
         e = (p * _bits_to_float32((k1 + np.int32(127)) << 23)
              * _bits_to_float32((ki - k1 + np.int32(127)) << 23))
         s = one / (one + e)
-        a[i] = s if v >= 0 else e * s
+        r = s if v >= 0 else e * s
+        a[i] = r if v == v else v  # NaN stays NaN (the clamp above would hide it)
     if deriv:
         for i in range(x.shape[0]):
             d[i] = a[i] * (one - a[i])
@@ -445,7 +455,8 @@ def _tanh_row32(x, a, d, deriv):
         q = q * x2 + np.float32(1.18534705686654e-04)
         q = q * x2 + np.float32(2.26843463243900e-03)
         q = q * x2 + np.float32(4.89352518554385e-03)
-        a[j] = p * xc / q
+        r = p * xc / q
+        a[j] = r if v == v else v  # NaN stays NaN (the clamps above would hide it)
     if deriv:
         one = np.float32(1.0)
         for j in range(x.shape[0]):
@@ -562,16 +573,16 @@ def _incoming(Wv, meta, conns, l, po, acts, t0, nt, Bp, x, acc, tmp, ones):
 def _forward(W, meta, prm, conns, T, B, b0, Bp, chunk, inputs, acts, ds, deriv, init_act,
              init_state, xbuf, f, df):
     """Fill ``acts`` (and, if ``deriv``, ``ds``) of every layer, for the samples
-    ``b0 .. b0 + Bp - 1`` (a partition of the batch; see :class:`Runner`), from time-major
-    ``inputs [T * B, n0]``.
+    ``b0 .. b0 + Bp - 1`` (a partition of the batch; see :class:`Runner`), from ``inputs``,
+    flat, in the same partition-major layout as the buffers.
 
-    Time is processed in blocks of ``chunk`` steps (``chunk`` is 1 when ``Bp < B``), and
-    every layer of a block before the next block, so that the block stays in cache: the
-    layer's feedforward products for the whole block first, as single BLAS calls, then its
-    recurrence step by step. ``init_act``/``init_state`` are flat buffers with one
-    ``[B, n]`` block per layer (zeros where unused). For stateful layers ``ds`` holds
-    ``base'(s)``. ``xbuf`` is a work buffer of at least ``chunk * Bp * max(n) + Bp *
-    sum(n)`` elements; ``ds`` is not touched (it may be ``acts``) when ``deriv`` is false.
+    Time is processed in blocks of ``chunk`` steps, and every layer of a block before the
+    next block, so that the block stays in cache: the layer's feedforward products for the
+    whole block first, as single BLAS calls, then its recurrence step by step.
+    ``init_act``/``init_state`` are flat buffers with one ``[B, n]`` block per layer (zeros
+    where unused). For stateful layers ``ds`` holds ``base'(s)``. ``xbuf`` is a work buffer
+    laid out by :func:`_layout` (the forward pass uses its block, ``carry``, ``tmp`` and
+    ``ones`` regions); ``ds`` is not touched (it may be ``acts``) when ``deriv`` is false.
     ``f``/``df`` are the user's element-wise kernels for the layers of code USER, or None.
 
     One body, compiled twice: :func:`forward` (``f = df = None``, all layers built-in) is
@@ -722,7 +733,7 @@ def _layout(meta, chunk, Bp):
 @_helper
 def _ones(scratch, start, size):
     """The ``ones`` region of ``scratch``, filled."""
-    ones = scratch[start:start + size]
+    ones = _flat(_block(scratch, start, size, 1))
     for i in range(size):
         ones[i] = 1.0
     return ones
@@ -766,7 +777,9 @@ def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, i
     ones = _ones(scratch, ones0, chunk * Bp)
     # R{s} of stateful layers, carried from block to block
     state = scratch[carry:carry + soff[L]]
-    state[:] = 0.0
+    for l in range(L):
+        if meta[l, M_STATEFUL] != 0:
+            state[soff[l]:soff[l + 1]] = 0.0
     for t0 in range(low, end, chunk):
         nt = min(chunk, end - t0)
         for l in range(1, L):
@@ -866,7 +879,9 @@ def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2,
     ones = _ones(scratch, ones0, chunk * Bp)
     # dE/ds of stateful layers, carried from block to block, and a Jacobian product
     carry = scratch[c0:c0 + soff[L]]
-    carry[:] = 0.0
+    for l in range(L):
+        if meta[l, M_STATEFUL] != 0:
+            carry[soff[l]:soff[l + 1]] = 0.0
     jtv = scratch[j0:j0 + soff[L]]
     t1 = end
     while t1 > low:
@@ -1181,27 +1196,43 @@ POOL_SIZE = 4
 BLOCK_ELEMENTS = 3 << 15  # rnn-large, rnn-integrator: 3 steps a block (measured best of 1-4)
 
 _POOL: list = []
+_POOL_LOCK = threading.Lock()
+
+
+def _free_refs() -> int:
+    """``sys.getrefcount`` of a pooled buffer that nothing else refers to, measured with the
+    same loop as :meth:`Runner._buffer` (it depends on the interpreter: CPython 3.14 no
+    longer counts the loop variable, earlier versions do)."""
+    pool = [np.empty(1)]
+    for buf in pool:
+        return sys.getrefcount(buf)
+    return 0
+
+
+_FREE_REFS = _free_refs()
 
 
 def _run_all(calls) -> None:
     """Run zero-argument callables concurrently: the first in this thread, the others in
-    a persistent pool (the kernels release the GIL)."""
+    a persistent pool (the kernels release the GIL). Returns only when all have finished,
+    and then raises the first exception any of them raised."""
     if len(calls) == 1:
         calls[0]()
         return
-    if not _POOL or _POOL[0]._max_workers < len(calls) - 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        if _POOL:
-            _POOL.pop().shutdown(wait=False)
-        _POOL.append(ThreadPoolExecutor(max_workers=len(calls) - 1,
-                                        thread_name_prefix="hfcontrol-kernel"))
-    futures = [_POOL[0].submit(call) for call in calls[1:]]
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0]._max_workers < len(calls) - 1:
+            if _POOL:
+                _POOL.pop().shutdown(wait=True)
+            _POOL.append(ThreadPoolExecutor(max_workers=len(calls) - 1,
+                                            thread_name_prefix="hfcontrol-kernel"))
+        futures = [_POOL[0].submit(call) for call in calls[1:]]
     try:
         calls[0]()
     finally:
-        for future in futures:
-            future.result()
+        # never return while a partition may still be writing the shared buffers
+        wait(futures)
+    for future in futures:
+        future.result()
 
 
 class LayerArrays(Sequence):
@@ -1238,10 +1269,11 @@ class Runner:
     samples when the work pays for the threads; each partition runs the whole forward
     pass, gradient or ``G v`` for its samples on its own thread (the recurrence of
     different samples is independent, so the threads never wait for each other), with
-    single-threaded BLAS. A partition's rows of one step are contiguous in the time-major
-    buffers, so a split batch is processed one step at a time; an unsplit one in blocks of
-    steps small enough to stay in cache (all ``T`` steps for small problems). The
-    gradients of the partitions are summed.
+    single-threaded BLAS. The buffers hold each partition's samples together (time-major
+    within the partition), so a partition is processed in blocks of steps small enough to
+    stay in cache (all ``T`` steps for small problems). The gradients of the partitions are
+    summed. Problems too small for threads run in the calling thread and leave BLAS's
+    thread setting alone.
     """
 
     def __init__(self, plan: Plan, T: int, B: int, dtype):
@@ -1351,8 +1383,7 @@ class Runner:
         of one). Fresh memory is slow here: its first touch page-faults, at 6 ms per 40 MB,
         and several times slower still when the partitions' threads fault concurrently."""
         for buf in self._pool:
-            # references: the pool, this loop's variable and getrefcount's argument
-            if sys.getrefcount(buf) <= 3:
+            if sys.getrefcount(buf) <= _FREE_REFS:
                 return buf
         buf = np.empty(self.total, self.dtype)
         if len(self._pool) < POOL_SIZE:

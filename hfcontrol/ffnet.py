@@ -23,6 +23,7 @@ Conn = tuple[int, int]
 
 DEFAULT_W_INIT = {"init_type": "sparse", "coeff": 1.0, "biases": 0.0}
 SPARSE_FAN_IN = 15  # Martens (2010): each unit gets 15 non-zero incoming weights
+RUNNERS_KEPT = 3  # compiled-kernel runners kept per network, one per recent batch shape
 
 
 class FFNet:
@@ -388,7 +389,7 @@ class FFNet:
         T, B = self._batch_shape(self.inputs)
         runner = self._runner(plan, T, B)
         # the previous minibatch's buffers can be reused unless the caller still holds them
-        self._cc = self.activations = None
+        self._cc = self.activations = self.d_activations = None
         init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
         init_st = _kernels.init_block(plan, init_state, B, self.dtype)
         acts, ds = runner.forward(self._cached_W, self.inputs, init_act, init_st)
@@ -402,13 +403,20 @@ class FFNet:
         self.d_activations = None
 
     def _runner(self, plan, T: int, B: int):
-        """The compiled kernels' :class:`~hfcontrol._kernels.Runner` for this batch shape
-        (its work buffers are reused by every call on batches of that shape)."""
-        runner = self.__dict__.get("_last_runner")
-        if (runner is None or runner.plan is not plan or (runner.T, runner.B) != (T, B)
-                or runner.dtype != self.dtype or runner.threads != _kernels.get_num_threads()):
+        """The compiled kernels' :class:`~hfcontrol._kernels.Runner` for this batch shape.
+
+        Runners, with their work buffers, are kept for the few most recent shapes (a
+        training minibatch and a test set alternate), so that every call on a shape seen
+        before reuses them.
+        """
+        key = (plan, T, B, self.dtype, _kernels.get_num_threads())
+        runners = self.__dict__.setdefault("_runners", {})
+        runner = runners.pop(key, None)
+        if runner is None:
             runner = _kernels.Runner(plan, T, B, self.dtype)
-            self.__dict__["_last_runner"] = runner
+        runners[key] = runner  # most recent last
+        while len(runners) > RUNNERS_KEPT:
+            del runners[next(iter(runners))]
         return runner
 
     def _compiled_forward(self, inputs, params, init_activations=None, init_state=None):

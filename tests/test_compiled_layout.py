@@ -13,13 +13,18 @@ from hfcontrol import _kernels, nl
 from hfcontrol import loss_funcs as lf
 
 
-@pytest.fixture(params=["whole", "blocks", "split"])
+@pytest.fixture(params=["whole", "blocks", "split", "split-blocks"])
 def layout(request, monkeypatch):
     """``whole``: the default for these small nets (one partition, all steps in one block);
     ``blocks``: one partition, blocks of a few steps; ``split``: three uneven partitions on
-    threads, one step at a time."""
+    threads, one step at a time; ``split-blocks``: three partitions, blocks of a few steps."""
     if request.param == "blocks":
         monkeypatch.setattr(_kernels, "BLOCK_ELEMENTS", 130)
+    elif request.param == "split-blocks":
+        monkeypatch.setattr(_kernels, "MIN_MACS_PER_THREAD", 1)
+        monkeypatch.setattr(_kernels, "MIN_PARTITION", 1)
+        monkeypatch.setattr(_kernels, "BLOCK_ELEMENTS", 40)
+        monkeypatch.setattr(_kernels, "_THREADS", [3])
     elif request.param == "split":
         monkeypatch.setattr(_kernels, "MIN_MACS_PER_THREAD", 1)
         monkeypatch.setattr(_kernels, "MIN_PARTITION", 1)
@@ -54,6 +59,9 @@ def test_rnn_partitions_and_blocks(layout, dtype):
         assert isinstance(net.activations, _kernels.LayerArrays)
     elif layout == "blocks":
         assert runner.parts == [(0, 7)] and runner.chunk == [3]
+    elif layout == "split-blocks":
+        assert [size for _, size in runner.parts] == [2, 2, 3]
+        assert runner.chunk == [3, 3, 2]
     else:
         assert runner.parts == [(0, 7)] and runner.chunk == [11]
         assert isinstance(net.activations, list)
@@ -168,6 +176,7 @@ def test_views_outside_their_buffer_raise():
 
 def test_thread_setting():
     old = _kernels.get_num_threads()
+    old_blas = _kernels.thread_info()["blas"]
     try:
         assert _kernels.set_num_threads(1)["kernels"] == 1
         net = hf.RNNet([1, 100, 1], layers=[nl.Linear(), nl.Logistic(), nl.Linear()], rng=0)
@@ -181,3 +190,58 @@ def test_thread_setting():
             _kernels.set_num_threads(0)
     finally:
         _kernels.set_num_threads(old)
+        if old_blas > 0:  # set_num_threads also set BLAS's threads: put them back
+            _kernels.set_num_threads(old_blas)
+            _kernels._THREADS[0] = old
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("code", [_kernels.TANH, _kernels.LOGISTIC])
+def test_nan_stays_nan(code, dtype):
+    """The vectorised float32 tanh and logistic clamp their argument; a NaN must not come
+    out finite (a blown-up step would then look acceptable to the line search)."""
+    z = np.array([[np.nan, 0.5, -np.inf, np.inf, -0.5, np.nan]], dtype)
+    a = np.empty_like(z)
+    _kernels._elementwise(code, np.zeros(5), z, a, a, False)
+    assert np.isnan(a[0, 0]) and np.isnan(a[0, 5])
+    assert np.all(np.isfinite(a[0, 1:5]))
+
+
+def test_runners_kept_for_alternating_batch_shapes():
+    """A training minibatch and a test set of another size alternate: each shape keeps
+    its Runner (and its work buffers) instead of rebuilding it every call."""
+    rng = np.random.default_rng(10)
+    net = hf.RNNet([2, 5, 2], layers=[nl.Linear(), nl.Tanh(), nl.Linear()], rng=11)
+    x1, y1 = _data(net, 6, 5, rng)
+    x2, _ = _data(net, 9, 4, rng)
+    net.cache_minibatch(x1, y1)
+    first = _runner(net)
+    net.forward(x2)
+    other = net._runners[next(reversed(net._runners))]
+    for _ in range(3):
+        net.cache_minibatch(x1, y1)
+        assert _runner(net) is first
+        net.forward(x2)
+        assert net._runners[next(reversed(net._runners))] is other
+
+
+def test_run_all_waits_for_every_partition_before_raising():
+    """A partition that fails must not leave others running on the shared buffers."""
+    import time
+
+    done = []
+
+    def slow():
+        time.sleep(0.2)
+        done.append("slow")
+
+    def failing():
+        raise RuntimeError("partition failed")
+
+    with pytest.raises(RuntimeError, match="partition failed"):
+        _kernels._run_all([failing, slow])
+    assert done == ["slow"]
+    done.clear()
+    with pytest.raises(RuntimeError, match="partition failed"):
+        _kernels._run_all([slow, failing])
+    assert done == ["slow"]
