@@ -365,17 +365,15 @@ def jacobian_rows(consts, rhs_jac, p, X, U, A, B, ws, n, m):
                                 Jf[ci + j] = cprev * Jf[pb + src * nm + j]
                             Jf[ci + src] += 1.0
                         else:
-                            # [F | G] row plus cprev F row @ Jp, accumulated row by row of Jp
-                            # (contiguous inner loops, which vectorise; a dot product down
-                            # Jp's columns would not)
+                            for j in range(nm):
+                                fk = 0.0
+                                for t in range(n):
+                                    fk += Ff[i * n + t] * Jf[pb + t * nm + j]
+                                Jf[ci + j] = cprev * fk
                             for j in range(n):
-                                Jf[ci + j] = Ff[i * n + j]
+                                Jf[ci + j] += Ff[i * n + j]
                             for j in range(m):
-                                Jf[ci + n + j] = Gf[i * m + j]
-                            for t in range(n):
-                                f = cprev * Ff[i * n + t]
-                                for j in range(nm):
-                                    Jf[ci + j] += f * Jf[pb + t * nm + j]
+                                Jf[ci + n + j] += Gf[i * m + j]
                         for j in range(nm):
                             Jf[sb + i * nm + j] += wgt * Jf[ci + j]
                     prev = 1 - prev
@@ -428,17 +426,13 @@ def jacobian_rows(consts, rhs_jac, p, X, U, A, B, ws, n, m):
             if s == 0:
                 for i in range(size):
                     Jf[qb + i] = Jf[db + i]
-            else:  # Q <- D_z Q + [0 | D_u], row by row of Q (contiguous inner loops)
+            else:  # Q <- D_z Q + [0 | D_u]
                 for i in range(n):
-                    ti = tb + i * nm
-                    for j in range(n):
-                        Jf[ti + j] = 0.0
-                    for j in range(n, nm):
-                        Jf[ti + j] = Jf[db + i * nm + j]
-                    for r in range(n):
-                        d = Jf[db + i * nm + r]
-                        for j in range(nm):
-                            Jf[ti + j] += d * Jf[qb + r * nm + j]
+                    for j in range(nm):
+                        t = Jf[db + i * nm + j] if j >= n else 0.0
+                        for r in range(n):
+                            t += Jf[db + i * nm + r] * Jf[qb + r * nm + j]
+                        Jf[tb + i * nm + j] = t
                 for i in range(size):
                     Jf[qb + i] = Jf[tb + i]
         for i in range(n):
