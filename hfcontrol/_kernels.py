@@ -590,15 +590,9 @@ def _forward(W, meta, prm, conns, T, B, b0, Bp, chunk, inputs, acts, ds, deriv, 
     every process, as numba cannot cache a function that receives jitted functions.
     """
     L = meta.shape[0]
-    po = _part_offsets(meta, T, B, b0)
-    ioff = _offsets(meta, B)
-    soff = _offsets(meta, Bp)
     inp = _flat(inputs)
-    lo, carry, _, tmp0, ones0 = _layout(meta, chunk, Bp)
-    tmp = xbuf[tmp0:tmp0 + chunk * Bp * 4]
-    ones = _ones(xbuf, ones0, chunk * Bp)
-    # the filter state of stateful layers, carried from block to block
-    state = xbuf[carry:carry + soff[L]]
+    # the filter state of stateful layers (``state``) is carried from block to block
+    po, ioff, soff, _, state, _, tmp, ones = _regions(meta, T, B, b0, Bp, chunk, xbuf, False)
     for l in range(L):
         if meta[l, M_STATEFUL] != 0:
             s = _block(state, soff[l], Bp, meta[l, M_N])
@@ -674,6 +668,26 @@ def _activate(code, p, x, a, d, deriv, f, df):
 
 forward = njit(cache=True, nogil=True)(_forward)
 forward_user = njit(nogil=True)(_forward)
+
+
+@_helper
+def _regions(meta, T, B, b0, Bp, chunk, scratch, zero_carry):
+    """Offsets and scratch regions of one partition's pass: ``(po, ioff, soff, lo, carry,
+    jt, tmp, ones)`` -- the partition's layer offsets (:func:`_part_offsets`), those of the
+    ``[B, n]`` initial blocks and of ``[Bp, n]`` per-layer blocks, and the regions of
+    :func:`_layout` (``ones`` filled; the stateful layers' ``carry`` zeroed if
+    ``zero_carry``)."""
+    L = meta.shape[0]
+    soff = _offsets(meta, Bp)
+    lo, c0, j0, tmp0, ones0 = _layout(meta, chunk, Bp)
+    carry = scratch[c0:c0 + soff[L]]
+    if zero_carry:
+        for l in range(L):
+            if meta[l, M_STATEFUL] != 0:
+                carry[soff[l]:soff[l + 1]] = 0.0
+    return (_part_offsets(meta, T, B, b0), _offsets(meta, B), soff, lo, carry,
+            scratch[j0:j0 + soff[L]], scratch[tmp0:tmp0 + chunk * Bp * 4],
+            _ones(scratch, ones0, chunk * Bp))
 
 
 # ---------------------------------------------------------------------- backward and G v
@@ -769,17 +783,9 @@ def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, i
     sum(n)``) and the R{s} of stateful layers (``Bp * sum(n)``); ``tv`` is ``Bp * max(n)``.
     """
     L = meta.shape[0]
-    po = _part_offsets(meta, T, B, b0)
-    ioff = _offsets(meta, B)
-    soff = _offsets(meta, Bp)
-    lo, carry, _, tmp0, ones0 = _layout(meta, chunk, Bp)
-    tmp = scratch[tmp0:tmp0 + chunk * Bp * 4]
-    ones = _ones(scratch, ones0, chunk * Bp)
-    # R{s} of stateful layers, carried from block to block
-    state = scratch[carry:carry + soff[L]]
-    for l in range(L):
-        if meta[l, M_STATEFUL] != 0:
-            state[soff[l]:soff[l + 1]] = 0.0
+    # R{s} of stateful layers (``state``), carried from block to block
+    po, ioff, soff, lo, state, _, tmp, ones = _regions(meta, T, B, b0, Bp, chunk, scratch,
+                                                       True)
     for t0 in range(low, end, chunk):
         nt = min(chunk, end - t0)
         for l in range(1, L):
@@ -871,18 +877,10 @@ def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2,
     ``Bp * sum(n)`` for the Jacobian products of stateful layers.
     """
     L = meta.shape[0]
-    po = _part_offsets(meta, T, B, b0)
-    ioff = _offsets(meta, B)
-    soff = _offsets(meta, Bp)
-    lo, c0, j0, tmp0, ones0 = _layout(meta, chunk, Bp)
-    tmp = scratch[tmp0:tmp0 + chunk * Bp * 4]
-    ones = _ones(scratch, ones0, chunk * Bp)
-    # dE/ds of stateful layers, carried from block to block, and a Jacobian product
-    carry = scratch[c0:c0 + soff[L]]
-    for l in range(L):
-        if meta[l, M_STATEFUL] != 0:
-            carry[soff[l]:soff[l + 1]] = 0.0
-    jtv = scratch[j0:j0 + soff[L]]
+    # dE/ds of stateful layers (``carry``), carried from block to block, and a Jacobian
+    # product (``jtv``)
+    po, ioff, soff, lo, carry, jtv, tmp, ones = _regions(meta, T, B, b0, Bp, chunk, scratch,
+                                                         True)
     t1 = end
     while t1 > low:
         t0 = max(low, t1 - chunk)
