@@ -34,6 +34,20 @@ def consts(p):
 
 
 @njit(**HOT_INLINE)
+def _hand_force(c, c1, s1, c12, s12, v1, v2):
+    """The hand Jacobian's entries ``(jx1, jx2, jy1, jy2)`` and the field force
+    ``F = F0 + K J v`` on the hand, ``(fx, fy)``."""
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2 = c[:9]
+    jx1 = -l1 * s1 - l2 * s12
+    jx2 = -l2 * s12
+    jy1 = l1 * c1 + l2 * c12
+    jy2 = l2 * c12
+    px = jx1 * v1 + jx2 * v2
+    py = jy1 * v1 + jy2 * v2
+    return (jx1, jx2, jy1, jy2, f0x + k00 * px + k01 * py, f0y + k10 * px + k11 * py)
+
+
+@njit(**HOT_INLINE)
 def _rhs(c, z, u, dz, forces):
     """``dz = [v, qddot]``; the gravity and field terms only if ``forces`` (a constant in
     each caller, so that the common case compiles without them)."""
@@ -54,14 +68,7 @@ def _rhs(c, z, u, dz, forces):
         r1 -= gc1 * c1 + gc2 * c12
         r2 -= gc2 * c12
         if on != 0.0:
-            jx1 = -l1 * s1 - l2 * s12
-            jx2 = -l2 * s12
-            jy1 = l1 * c1 + l2 * c12
-            jy2 = l2 * c12
-            px = jx1 * v1 + jx2 * v2
-            py = jy1 * v1 + jy2 * v2
-            fx = f0x + k00 * px + k01 * py
-            fy = f0y + k10 * px + k11 * py
+            jx1, jx2, jy1, jy2, fx, fy = _hand_force(c, c1, s1, c12, s12, v1, v2)
             r1 += jx1 * fx + jy1 * fy
             r2 += jx2 * fx + jy2 * fy
     m11 = n11 + n22 + 2.0 * n21 * c2
@@ -116,14 +123,7 @@ def _forces_jac(c, q1, q2, v1, v2):
     d23 = 0.0
     d24 = 0.0
     if on != 0.0:
-        jx1 = -l1 * s1 - l2 * s12
-        jx2 = -l2 * s12
-        jy1 = l1 * c1 + l2 * c12
-        jy2 = l2 * c12
-        px = jx1 * v1 + jx2 * v2
-        py = jy1 * v1 + jy2 * v2
-        fx = f0x + k00 * px + k01 * py
-        fy = f0y + k10 * px + k11 * py
+        jx1, jx2, jy1, jy2, fx, fy = _hand_force(c, c1, s1, c12, s12, v1, v2)
         dr1 += jx1 * fx + jy1 * fy
         dr2 += jx2 * fx + jy2 * fy
         # d(J^T F)/dq_k = dJ_k^T F + J^T K dJ_k v, with dJ/dq2 = (jx2, jy2) rotated
