@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
+from ._chunked import CHUNK, layout
+from ._dyn_pendulum import sincos
+from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
 @njit(**HOT_INTERNAL)
@@ -143,3 +145,80 @@ def rhs_jac(c, z, u, dz, F, G, pw):
         else:
             F[1, y + 1] = dx
             F[3, y + 1] = dth
+
+
+@njit(**HOT_INTERNAL)
+def plain(p):
+    """Whether the cart-pole's force field is off (the case of :func:`stage_jac_plain`)."""
+    return p[int(p[H_PLANT])] == 0.0
+
+
+@njit(**HOT_INLINE)
+def _stage_offsets():
+    """Where :func:`stage_jac_plain` reads and writes: stage state, k, control, F, G."""
+    oz, ot, ok, oa, ou, om, of, og, oj, osum, od, oq, otmp, size = layout(4, 1)
+    return ot, ok, ou, of, og
+
+
+@njit(**HOT_INTERNAL, error_model="numpy")
+def stage_jac_plain(c, rhs_jac, w, ws, n, m):
+    """:func:`rhs_jac` without a force field, for a chunk of samples: the stage function
+    of :func:`plants._chunked.jacobian_chunks` (``rhs_jac``, ``ws``, ``n`` and ``m`` are
+    not used: the sizes are written in, so that the offsets are constants). The same
+    operations as :func:`rhs_jac` with the field's terms zero; the loop over the samples
+    vectorises (:func:`plants._dyn_pendulum.sincos`, with ``np.sin``/``np.cos`` for
+    angles beyond its range)."""
+    on, f0x, f0y, k00, k01, k10, k11, g, mc, mp, l = c
+    zo, ko, uo, fo, go = _stage_offsets()
+    CH = CHUNK
+    mt = mc + mp
+    pml = mp * l
+    big = 0
+    for b in range(CH):
+        th = w[zo + 2 * CH + b]
+        s, co = sincos(th)
+        big |= abs(th) > 1e6
+        w[fo + b] = s  # F's first row is constant: scratch until the end
+        w[fo + CH + b] = co
+    if big:
+        for b in range(CH):
+            th = w[zo + 2 * CH + b]
+            if abs(th) > 1e6:
+                w[fo + b] = np.sin(th)
+                w[fo + CH + b] = np.cos(th)
+    for b in range(CH):
+        s = w[fo + b]
+        co = w[fo + CH + b]
+        xd = w[zo + CH + b]
+        om = w[zo + 3 * CH + b]
+        temp = (w[uo + b] + pml * om * om * s) / mt
+        den = l * (4.0 / 3.0 - mp * co * co / mt)
+        thacc = (g * s - co * temp) / den
+        # by theta
+        dtemp = pml * om * om * co / mt
+        dnum = g * co + s * temp - co * dtemp
+        dden = l * 2.0 * mp * co * s / mt
+        dth_th = (dnum - thacc * dden) / den
+        dx_th = dtemp - pml / mt * co * dth_th + pml / mt * s * thacc
+        # by theta_dot
+        dtemp = 2.0 * pml * om * s / mt
+        dth_om = (-co * dtemp) / den
+        dx_om = dtemp - pml / mt * co * dth_om
+        # by u
+        dtemp = 1.0 / mt
+        dth_u = (-co * dtemp) / den
+        dx_u = dtemp - pml / mt * co * dth_u
+        w[ko + b] = xd
+        w[ko + CH + b] = temp - pml * thacc * co / mt
+        w[ko + 2 * CH + b] = om
+        w[ko + 3 * CH + b] = thacc
+        for e in range(16):
+            w[fo + e * CH + b] = 1.0 if e == 1 or e == 11 else 0.0
+        w[fo + 6 * CH + b] = dx_th
+        w[fo + 7 * CH + b] = dx_om
+        w[fo + 14 * CH + b] = dth_th
+        w[fo + 15 * CH + b] = dth_om
+        w[go + b] = 0.0
+        w[go + CH + b] = dx_u
+        w[go + 2 * CH + b] = 0.0
+        w[go + 3 * CH + b] = dth_u

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._chunked import CHUNK, layout
+from ._dyn_pendulum import sincos
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
@@ -244,3 +246,80 @@ def rhs_jac(c, z, u, dz, F, G, pw):
 def rhs_jac_plain(c, z, u, dz, F, G, pw):
     """:func:`rhs_jac` for an arm without gravity or force field."""
     _rhs_jac(c, z, u, dz, F, G, False)
+
+
+@njit(**HOT_INLINE)
+def _stage_offsets():
+    """Where :func:`stage_jac_plain` reads and writes: stage state, k, controls, F, G."""
+    oz, ot, ok, oa, ou, om, of, og, oj, osum, od, oq, otmp, size = layout(4, 2)
+    return ot, ok, ou, of, og
+
+
+@njit(**HOT_INTERNAL, error_model="numpy")
+def stage_jac_plain(c, rhs_jac, w, ws, n, m):
+    """:func:`rhs_jac_plain` for a chunk of samples, the stage function of
+    :func:`plants._chunked.jacobian_chunks` (``rhs_jac``, ``ws``, ``n`` and ``m`` are not
+    used: the sizes are written in, so that the offsets are constants). The loop over the
+    samples vectorises: the trigonometry is :func:`plants._dyn_pendulum.sincos`, and elbow
+    angles beyond its range are done again with ``np.sin``/``np.cos``."""
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
+    zo, ko, uo, fo, go = _stage_offsets()
+    CH = CHUNK
+    big = 0
+    for b in range(CH):
+        q2 = w[zo + CH + b]
+        s2, c2 = sincos(q2)
+        big |= abs(q2) > 1e6
+        w[fo + b] = s2  # F's first row is constant: scratch until the end
+        w[fo + CH + b] = c2
+    if big:
+        for b in range(CH):
+            q2 = w[zo + CH + b]
+            if abs(q2) > 1e6:
+                w[fo + b] = np.sin(q2)
+                w[fo + CH + b] = np.cos(q2)
+    for b in range(CH):
+        s2 = w[fo + b]
+        c2 = w[fo + CH + b]
+        v1 = w[zo + 2 * CH + b]
+        v2 = w[zo + 3 * CH + b]
+        cor = 2.0 * v1 * v2 + v2 * v2
+        r1 = w[uo + b] - b11 * v1 - b12 * v2 + n21 * s2 * cor
+        r2 = w[uo + CH + b] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+        # partials of r by (q2, v1, v2) (none by q1 without gravity or field)
+        a12 = n21 * c2 * cor
+        a13 = -b11 + 2.0 * n21 * s2 * v2
+        a14 = -b12 + 2.0 * n21 * s2 * (v1 + v2)
+        a22 = -n21 * c2 * v1 * v1
+        a23 = -b21 - 2.0 * n21 * s2 * v1
+        a24 = -b22
+        m11 = n11 + n22 + 2.0 * n21 * c2
+        m12 = n22 + n21 * c2
+        inv = 1.0 / (m11 * n22 - m12 * m12)
+        i11 = n22 * inv
+        i12 = -m12 * inv
+        i22 = m11 * inv
+        acc1 = i11 * r1 + i12 * r2
+        acc2 = i12 * r1 + i22 * r2
+        a12 -= -n21 * s2 * (2.0 * acc1 + acc2)
+        a22 -= -n21 * s2 * acc1
+        w[ko + b] = v1
+        w[ko + CH + b] = v2
+        w[ko + 2 * CH + b] = acc1
+        w[ko + 3 * CH + b] = acc2
+        for e in range(8):  # F's position rows: the unit rows of the velocities
+            w[fo + e * CH + b] = 1.0 if e == 2 or e == 7 else 0.0
+        w[fo + 8 * CH + b] = 0.0
+        w[fo + 9 * CH + b] = i11 * a12 + i12 * a22
+        w[fo + 10 * CH + b] = i11 * a13 + i12 * a23
+        w[fo + 11 * CH + b] = i11 * a14 + i12 * a24
+        w[fo + 12 * CH + b] = 0.0
+        w[fo + 13 * CH + b] = i12 * a12 + i22 * a22
+        w[fo + 14 * CH + b] = i12 * a13 + i22 * a23
+        w[fo + 15 * CH + b] = i12 * a14 + i22 * a24
+        for e in range(4):
+            w[go + e * CH + b] = 0.0
+        w[go + 4 * CH + b] = i11
+        w[go + 5 * CH + b] = i12
+        w[go + 6 * CH + b] = i12
+        w[go + 7 * CH + b] = i22

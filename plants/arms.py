@@ -57,6 +57,7 @@ import numpy as np
 
 from . import _validation as V
 from ._base import PlantBase, mechanical_section
+from ._chunked import chunk_workspace
 from ._dyn_chain import chain_workspace
 from ._layout import CHAIN, THREE_LINK, TWO_LINK
 
@@ -184,7 +185,8 @@ class PlanarArm(PlantBase):
                     dt=dt, n=2 * N, m=N, pos_index=list(range(N)),
                     vel_index=list(range(N, 2 * N)), control_low=lo, control_high=hi,
                     max_speed=max_speed, joint_limits=joint_limits, section=section,
-                    plant_workspace=chain_workspace(N),
+                    plant_workspace=chain_workspace(N) + (chunk_workspace(2 * N, N)
+                                                          if N <= 3 else 0),
                     parameters=dict(masses=masses, lengths=lengths, com=com,
                                     inertias=inertias, viscosity=visc, gravity=g,
                                     max_torque=max_torque),

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _validation as V
 from ._base import PlantBase, mechanical_section
+from ._chunked import chunk_workspace
 from ._layout import CARTPOLE
 
 
@@ -69,7 +70,7 @@ class CartPole(PlantBase):
                     allowed_integrators=("euler", "semi_implicit", "rk4"), substeps=substeps,
                     dt=dt, n=4, m=1, pos_index=[0, 2], vel_index=[1, 3], control_low=lo,
                     control_high=hi, max_speed=max_speed, joint_limits=joint_limits,
-                    section=section, plant_workspace=28,
+                    section=section, plant_workspace=28 + chunk_workspace(4, 1),
                     parameters=dict(gravity=g, masscart=mc, masspole=mp, length=l,
                                     force_mag=force_mag),
                     control_noise=control_noise, process_noise=process_noise,

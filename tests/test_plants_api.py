@@ -314,7 +314,9 @@ def test_bad_parameter_types_name_the_argument():
     lambda: CartPole(integrator="semi_implicit", joint_limits=(-0.05, 0.05)),
 ])
 def test_batched_paths_equal_per_sample_kernels_bitwise(make):
-    """``step``/``rollout``/``jacobians`` on a batch equal the kernels run on one sample."""
+    """``step`` and ``rollout`` on a batch equal the kernels run on one sample, bit for bit;
+    ``jacobians`` to rounding (a batch of 8 or more may take the batch-major pass, whose
+    vectorised sine and cosine differ from libm's by an ulp or so)."""
     p = make()
     n, m = p.state_dim, p.control_dim
     rng = np.random.default_rng(1)
@@ -335,5 +337,5 @@ def test_batched_paths_equal_per_sample_kernels_bitwise(make):
             np.testing.assert_array_equal(X[b, t + 1], out[0, 0])
         Ab, Bb = np.empty((1, n, n)), np.empty((1, n, m))
         assert jacobians(params, x[b:b + 1], U[b:b + 1, 0].copy(), Ab, Bb, ws) == -1
-        np.testing.assert_array_equal(A[b], Ab[0])
-        np.testing.assert_array_equal(B[b], Bb[0])
+        np.testing.assert_allclose(A[b], Ab[0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(B[b], Bb[0], rtol=1e-12, atol=1e-14)
