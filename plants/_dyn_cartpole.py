@@ -156,15 +156,15 @@ def plain(p):
 @njit(**HOT_INLINE)
 def _stage_offsets():
     """Where :func:`stage_jac_plain` reads and writes: stage state, k, control, F, G."""
-    oz, ot, ok, oa, ou, om, of, og, oj, osum, od, oq, otmp, size = layout(4, 1)
+    oz, ot, ok, ou, om, of, og, oj, osum, od, size = layout(4, 1)
     return ot, ok, ou, of, og
 
 
 @njit(**HOT_INTERNAL, error_model="numpy")
-def stage_jac_plain(c, rhs_jac, w, ws, n, m):
+def stage_jac_plain(c, w, ws):
     """:func:`rhs_jac` without a force field, for a chunk of samples: the stage function
-    of :func:`plants._chunked.jacobian_chunks` (``rhs_jac``, ``ws``, ``n`` and ``m`` are
-    not used: the sizes are written in, so that the offsets are constants). The same
+    of :func:`plants._chunked.jacobian_chunks` (``ws`` is not used; the sizes are written
+    in, so that the offsets are constants). The same
     operations as :func:`rhs_jac` with the field's terms zero; the loop over the samples
     vectorises (:func:`plants._dyn_pendulum.sincos`, with ``np.sin``/``np.cos`` for
     angles beyond its range)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._chunked import per_sample_stage_jac
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
@@ -157,6 +158,13 @@ def rhs_jac3_plain(p, z, u, dz, F, G, pw):
     """:func:`rhs_jac3` for an arm without a force field (the common case): compiled
     without the field's code, which slows the rest even when it is not run."""
     _rhs_jac_n(p, z, u, dz, F, G, pw, 3, False)
+
+
+@njit(**HOT_INTERNAL)
+def stage_jac3_plain(c, w, ws):
+    """:func:`rhs_jac3_plain` as the stage function of
+    :func:`plants._chunked.jacobian_chunks`, one sample at a time."""
+    per_sample_stage_jac(c, rhs_jac3_plain, w, ws, 6, 3)
 
 
 @njit(**HOT_INTERNAL)

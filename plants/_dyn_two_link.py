@@ -251,17 +251,17 @@ def rhs_jac_plain(c, z, u, dz, F, G, pw):
 @njit(**HOT_INLINE)
 def _stage_offsets():
     """Where :func:`stage_jac_plain` reads and writes: stage state, k, controls, F, G."""
-    oz, ot, ok, oa, ou, om, of, og, oj, osum, od, oq, otmp, size = layout(4, 2)
+    oz, ot, ok, ou, om, of, og, oj, osum, od, size = layout(4, 2)
     return ot, ok, ou, of, og
 
 
 @njit(**HOT_INTERNAL, error_model="numpy")
-def stage_jac_plain(c, rhs_jac, w, ws, n, m):
+def stage_jac_plain(c, w, ws):
     """:func:`rhs_jac_plain` for a chunk of samples, the stage function of
-    :func:`plants._chunked.jacobian_chunks` (``rhs_jac``, ``ws``, ``n`` and ``m`` are not
-    used: the sizes are written in, so that the offsets are constants). The loop over the
-    samples vectorises: the trigonometry is :func:`plants._dyn_pendulum.sincos`, and elbow
-    angles beyond its range are done again with ``np.sin``/``np.cos``."""
+    :func:`plants._chunked.jacobian_chunks` (``ws`` is not used; the sizes are written in,
+    so that the offsets are constants). The loop over the samples vectorises: the
+    trigonometry is :func:`plants._dyn_pendulum.sincos`, and elbow angles beyond its range
+    are done again with ``np.sin``/``np.cos``."""
     on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
     zo, ko, uo, fo, go = _stage_offsets()
     CH = CHUNK

@@ -37,7 +37,7 @@ from . import _dyn_linear as linear
 from . import _dyn_pendulum as pendulum
 from . import _dyn_two_link as two_link
 from ._chunked import applies as chunked
-from ._chunked import jacobian_chunks, per_sample_stage_jac
+from ._chunked import jacobian_chunks
 from ._integrate import jacobian_rows, rollout_rows
 from ._layout import (
     CARTPOLE,
@@ -82,8 +82,8 @@ def rollout_cartpole(p, X0, U, W, noisy, X, o0, ws):
 def jacobians_cartpole(p, X, U, A, B, ws):
     """Jacobians of the step of the cart-pole; see the module docstring."""
     if chunked(p, X.shape[0]) and cartpole.plain(p):
-        return jacobian_chunks(cartpole.consts, cartpole.stage_jac_plain, cartpole.rhs_jac, p,
-                               X, U, A, B, ws, 4, 1)
+        return jacobian_chunks(cartpole.consts, cartpole.stage_jac_plain, p, X, U, A, B, ws, 4,
+                               1)
     return jacobian_rows(cartpole.consts, cartpole.rhs_jac, p, X, U, A, B, ws, 4, 1)
 
 
@@ -100,14 +100,12 @@ def rollout_two_link(p, X0, U, W, noisy, X, o0, ws):
 @njit(**HOT)
 def jacobians_two_link(p, X, U, A, B, ws):
     """Jacobians of the step of the closed-form two-link arm; see the module docstring.
-    (Batches run batch-major, :mod:`plants._chunked`, where the integrator allows.)"""
-    if chunked(p, X.shape[0]):
-        if two_link.plain(two_link.consts(p)):
-            return jacobian_chunks(two_link.consts, two_link.stage_jac_plain,
-                                   two_link.rhs_jac_plain, p, X, U, A, B, ws, 4, 2)
-        return jacobian_chunks(two_link.consts, per_sample_stage_jac, two_link.rhs_jac, p, X,
-                               U, A, B, ws, 4, 2)
+    (Batches without gravity or force field run batch-major, :mod:`plants._chunked`, where
+    the integrator allows.)"""
     if two_link.plain(two_link.consts(p)):
+        if chunked(p, X.shape[0]):
+            return jacobian_chunks(two_link.consts, two_link.stage_jac_plain, p, X, U, A, B,
+                                   ws, 4, 2)
         return jacobian_rows(two_link.consts, two_link.rhs_jac_plain, p, X, U, A, B, ws, 4, 2)
     return jacobian_rows(two_link.consts, two_link.rhs_jac, p, X, U, A, B, ws, 4, 2)
 
@@ -148,14 +146,12 @@ def rollout_three_link(p, X0, U, W, noisy, X, o0, ws):
 
 @njit(**HOT)
 def jacobians_three_link(p, X, U, A, B, ws):
-    """Jacobians of the step of a three-link chain; see the module docstring."""
-    if chunked(p, X.shape[0]):
-        if chain.plain(p):
-            return jacobian_chunks(chain.consts, per_sample_stage_jac, chain.rhs_jac3_plain, p,
-                                   X, U, A, B, ws, 6, 3)
-        return jacobian_chunks(chain.consts, per_sample_stage_jac, chain.rhs_jac3, p, X, U, A,
-                               B, ws, 6, 3)
+    """Jacobians of the step of a three-link chain; see the module docstring. (Batches without
+    a force field run batch-major, :mod:`plants._chunked`, where the integrator allows.)"""
     if chain.plain(p):
+        if chunked(p, X.shape[0]):
+            return jacobian_chunks(chain.consts, chain.stage_jac3_plain, p, X, U, A, B, ws, 6,
+                                   3)
         return jacobian_rows(chain.consts, chain.rhs_jac3_plain, p, X, U, A, B, ws, 6, 3)
     return jacobian_rows(chain.consts, chain.rhs_jac3, p, X, U, A, B, ws, 6, 3)
 
