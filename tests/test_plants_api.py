@@ -339,3 +339,29 @@ def test_batched_paths_equal_per_sample_kernels_bitwise(make):
         assert jacobians(params, x[b:b + 1], U[b:b + 1, 0].copy(), Ab, Bb, ws) == -1
         np.testing.assert_allclose(A[b], Ab[0], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(B[b], Bb[0], rtol=1e-12, atol=1e-14)
+
+
+def test_calls_from_several_threads_match_one_thread():
+    """The kernel scratch is reused per thread: calls from a thread pool, interleaving two
+    plants of different sizes, give what sequential calls give."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    arm, cart = TwoLinkArm(), CartPole()
+    rng = np.random.default_rng(8)
+    jobs = []
+    for k in range(16):
+        p = arm if k % 2 else cart
+        x = 0.5 * rng.standard_normal((40, p.state_dim))
+        u = 0.5 * rng.standard_normal((40, p.control_dim))
+        jobs.append((p, x, u))
+
+    def run(job):
+        p, x, u = job
+        return p.step(x, u), *p.jacobians(x, u)
+
+    expected = [run(job) for job in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(run, jobs))
+    for e, g in zip(expected, got, strict=True):
+        for a, b in zip(e, g, strict=True):
+            np.testing.assert_array_equal(a, b)
