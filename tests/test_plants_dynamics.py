@@ -269,3 +269,27 @@ def test_pendulum_fast_path_equals_the_generic_integrator():
     A, B = fast.jacobians(x, U[:, 0])
     clipped_u = np.abs(U[:, 0, 0]) > 2
     assert np.all(B[clipped_u] == 0) and np.any(B[~clipped_u] != 0)
+
+
+@pytest.mark.parametrize("n, m", [(1, 1), (2, 3), (3, 2), (4, 4), (5, 2), (7, 3)])
+def test_discrete_map_rollout_is_the_definition(n, m):
+    """The batch-major map (chunks of samples; sizes up to 4 moved sample by sample, larger
+    ones coordinate by coordinate) against the definition ``x' = A x + B(x) clip(u) + w``,
+    over several chunks and a short last one, with zero coefficients and process noise."""
+    rng = np.random.default_rng(n * 10 + m)
+    A = rng.standard_normal((n, n)) * (rng.random((n, n)) < 0.7) / n
+    B = rng.standard_normal((n, m)) * (rng.random((n, m)) < 0.7)
+    G = rng.standard_normal((n, m))
+    idx = rng.integers(-1, n, size=(n, m))
+    plant = LinearPlant(A, B, B_tanh=G, B_tanh_index=idx, control_limit=0.8,
+                        process_noise=0.01, seed=3)
+    nb, T = 600, 4
+    x0 = rng.standard_normal((nb, n))
+    U = rng.standard_normal((nb, T, m))
+    X = plant.rollout(x0, U)
+    W = 0.01 * np.random.default_rng(3).standard_normal((nb, T, n))  # the plant's draws
+    x = x0
+    for t in range(T):
+        Bx = B + np.where(idx >= 0, G, 0.0) * np.tanh(x[:, np.maximum(idx, 0)])
+        x = x @ A.T + np.einsum("bij,bj->bi", Bx, np.clip(U[:, t], -0.8, 0.8)) + W[:, t]
+        np.testing.assert_allclose(X[:, t + 1], x, rtol=1e-12, atol=1e-12)
