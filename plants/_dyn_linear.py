@@ -264,17 +264,19 @@ def map_rollout(p, X0, U, W, noisy, X, o0, ws):
 
 
 def map_workspace(n: int, m: int) -> int:
-    """Scratch (float64 elements) :func:`map_rollout` needs."""
-    return (2 * n + m) * map_chunk(n, m)
+    """Scratch (float64 elements) :func:`map_rollout` and :func:`map_jacobians` need."""
+    return max(2 * n + m, n * n + n * m + n + m) * map_chunk(n, m)
 
 
 @njit(**HOT_INTERNAL, error_model="numpy")
-def map_jacobians(p, X, U, A, B):
+def map_jacobians(p, X, U, A, B, ws):
     """Jacobians of the discrete map (arguments and result as ``jacobian_rows``):
     ``A[b] = A + sum_j dB/dx u_j`` and ``B[b] = B(x)``, zero columns where ``u`` is clipped.
 
-    The same numbers as :func:`rhs_jac` (through the per-sample path), without its loop
-    over one sample's entries.
+    The same numbers as :func:`rhs_jac` (through the per-sample path). Batch-major like
+    :func:`map_rollout`: each chunk's Jacobians are built coordinate-major in ``ws`` (the
+    loops over samples vectorise, :func:`tanh` included) and then moved out sample by
+    sample (:func:`from_rows`).
     """
     bad = first_bad_input(X, U)
     if bad >= 0:
@@ -285,33 +287,58 @@ def map_jacobians(p, X, U, A, B):
     a0, b0, g0, k0 = sections(p, n, m)
     lo = int(p[H_ULO])
     hi = int(p[H_UHI])
+    ch = map_chunk(n, m)
+    o = 0
+    Ab = ws[o:o + n * n * ch].reshape((n * n, ch))
+    o += n * n * ch
+    Bb = ws[o:o + n * m * ch].reshape((n * m, ch))
+    o += n * m * ch
+    Xs = ws[o:o + n * ch].reshape((n, ch))
+    o += n * ch
+    Us = ws[o:o + m * ch].reshape((m, ch))
+    A2 = A.reshape((nb, n * n))
+    B2 = B.reshape((nb, n * m))
+    for c0 in range(0, nb, ch):
+        nc = min(ch, nb - c0)
+        to_rows(X, c0, nc, Xs, n)
+        to_rows(U, c0, nc, Us, m)
+        for e in range(n * n):
+            a = p[a0 + e]
+            Ae = Ab[e]
+            for b in range(nc):
+                Ae[b] = a
+        for i in range(n):
+            for j in range(m):
+                c = p[b0 + i * m + j]
+                g = p[g0 + i * m + j]
+                k = int(p[k0 + i * m + j])
+                ulo = p[lo + j]
+                uhi = p[hi + j]
+                Uj = Us[j]
+                Be = Bb[i * m + j]
+                if k >= 0:
+                    Xk = Xs[k]
+                    Ae = Ab[i * n + k]
+                    for b in range(nc):
+                        u = Uj[b]
+                        free = ulo <= u <= uhi
+                        t = tanh(Xk[b])
+                        Ae[b] += g * (1.0 - t * t) * min(max(u, ulo), uhi)
+                        Be[b] = (c + g * t) if free else 0.0
+                else:
+                    for b in range(nc):
+                        u = Uj[b]
+                        Be[b] = c if ulo <= u <= uhi else 0.0
+        from_rows(Ab, A2, c0, nc, n * n)
+        from_rows(Bb, B2, c0, nc, n * m)
+    if all_finite(A):
+        return -1
     for b in range(nb):
         for i in range(n):
             for j in range(n):
-                A[b, i, j] = p[a0 + i * n + j]
-    for i in range(n):
-        for j in range(m):
-            c = p[b0 + i * m + j]
-            g = p[g0 + i * m + j]
-            k = int(p[k0 + i * m + j])
-            ulo = p[lo + j]
-            uhi = p[hi + j]
-            for b in range(nb):
-                u = U[b, j]
-                free = ulo <= u <= uhi
-                if k >= 0:
-                    t = tanh(X[b, k])
-                    if free:
-                        A[b, i, k] += g * (1.0 - t * t) * u
-                    elif u > uhi:
-                        A[b, i, k] += g * (1.0 - t * t) * uhi
-                    else:
-                        A[b, i, k] += g * (1.0 - t * t) * ulo
-                    B[b, i, j] = (c + g * t) if free else 0.0
-                else:
-                    B[b, i, j] = c if free else 0.0
-    if all_finite(A):
-        return -1
+                if not np.isfinite(A[b, i, j]):
+                    return -2 - b
+    return -1
     for b in range(nb):
         for i in range(n):
             for j in range(n):

@@ -134,7 +134,7 @@ def rollout_linear(p, X0, U, W, noisy, X, o0, ws):
 def jacobians_linear(p, X, U, A, B, ws):
     """Jacobians of the step of a linear plant; see the module docstring."""
     if int(p[H_INTEG]) == DISCRETE:
-        return linear.map_jacobians(p, X, U, A, B)
+        return linear.map_jacobians(p, X, U, A, B, ws)
     return jacobian_rows(linear.consts, linear.rhs_jac, p, X, U, A, B, ws, int(p[H_N]), int(p[H_M]))
 
 

@@ -293,3 +293,35 @@ def test_discrete_map_rollout_is_the_definition(n, m):
         Bx = B + np.where(idx >= 0, G, 0.0) * np.tanh(x[:, np.maximum(idx, 0)])
         x = x @ A.T + np.einsum("bij,bj->bi", Bx, np.clip(U[:, t], -0.8, 0.8)) + W[:, t]
         np.testing.assert_allclose(X[:, t + 1], x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, m", [(1, 1), (2, 2), (3, 2), (5, 3)])
+def test_discrete_map_jacobians_are_the_definition(n, m):
+    """``A + sum_j B_tanh[i, j] (1 - tanh^2 x_k) clip(u_j)`` at ``(i, k)`` and ``B(x)`` with
+    the columns of clipped controls zero, over several chunks and a short last one."""
+    rng = np.random.default_rng(n * 10 + m + 1)
+    A = rng.standard_normal((n, n))
+    B = rng.standard_normal((n, m)) * (rng.random((n, m)) < 0.7)
+    G = rng.standard_normal((n, m))
+    idx = rng.integers(-1, n, size=(n, m))
+    plant = LinearPlant(A, B, B_tanh=G, B_tanh_index=idx, control_limit=0.8)
+    nb = 600
+    x = rng.standard_normal((nb, n))
+    u = rng.standard_normal((nb, m))
+    Ab, Bb = plant.jacobians(x, u)
+    uc = np.clip(u, -0.8, 0.8)
+    free = np.abs(u) <= 0.8
+    th = np.tanh(x)
+    Ae = np.repeat(A[None], nb, axis=0)
+    Be = np.zeros((nb, n, m))
+    for i in range(n):
+        for j in range(m):
+            k = idx[i, j]
+            if k >= 0:
+                Ae[:, i, k] += G[i, j] * (1 - th[:, k] ** 2) * uc[:, j]
+                Be[:, i, j] = B[i, j] + G[i, j] * th[:, k]
+            else:
+                Be[:, i, j] = B[i, j]
+    Be *= free[:, None, :]
+    np.testing.assert_allclose(Ab, Ae, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(Bb, Be, rtol=1e-12, atol=1e-13)
