@@ -34,8 +34,10 @@ two agree to rounding (the tests check this).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
+from ._dyn_pendulum import sincos
 from ._integrate import first_bad_input, first_bad_sample, settings, views
 from ._layout import (
     EULER,
@@ -101,6 +103,35 @@ def layout(n, m):
     osum = oj + 2 * size
     od = osum + size
     return oz, ot, ok, ou, om, of, og, oj, osum, od, size
+
+
+@njit(**HOT_INLINE)
+def stage_offsets(n, m):
+    """Where a stage function reads and writes: ``(stage state, k, clipped controls, F,
+    G)``, constants for constant ``n`` and ``m``."""
+    oz, ot, ok, ou, om, of, og, oj, osum, od, size = layout(n, m)
+    return ot, ok, ou, of, og
+
+
+@njit(**HOT_INLINE, error_model="numpy")
+def sincos_row(w, src, dst):
+    """``w[dst + b] = sin(w[src + b])`` and ``w[dst + CHUNK + b] = cos(w[src + b])`` for a
+    chunk: :func:`plants._dyn_pendulum.sincos`, vectorised, then ``np.sin``/``np.cos``
+    again for the angles beyond its range (``|x| > 1e6``), if any."""
+    CH = CHUNK
+    big = 0
+    for b in range(CH):
+        x = w[src + b]
+        sn, cs = sincos(x)
+        big |= abs(x) > 1e6
+        w[dst + b] = sn
+        w[dst + CH + b] = cs
+    if big:
+        for b in range(CH):
+            x = w[src + b]
+            if abs(x) > 1e6:
+                w[dst + b] = np.sin(x)
+                w[dst + CH + b] = np.cos(x)
 
 
 @njit(**HOT_INLINE)

@@ -18,9 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._chunked import CHUNK, layout
-from ._dyn_pendulum import sincos
-from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
+from ._chunked import CHUNK, sincos_row, stage_offsets
+from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
 
 
 @njit(**HOT_INTERNAL)
@@ -153,39 +152,19 @@ def plain(p):
     return p[int(p[H_PLANT])] == 0.0
 
 
-@njit(**HOT_INLINE)
-def _stage_offsets():
-    """Where :func:`stage_jac_plain` reads and writes: stage state, k, control, F, G."""
-    oz, ot, ok, ou, om, of, og, oj, osum, od, size = layout(4, 1)
-    return ot, ok, ou, of, og
-
-
 @njit(**HOT_INTERNAL, error_model="numpy")
 def stage_jac_plain(c, w, ws):
     """:func:`rhs_jac` without a force field, for a chunk of samples: the stage function
     of :func:`plants._chunked.jacobian_chunks` (``ws`` is not used; the sizes are written
-    in, so that the offsets are constants). The same
-    operations as :func:`rhs_jac` with the field's terms zero; the loop over the samples
-    vectorises (:func:`plants._dyn_pendulum.sincos`, with ``np.sin``/``np.cos`` for
-    angles beyond its range)."""
+    in, so that the offsets are constants). The same operations as :func:`rhs_jac` with
+    the field's terms zero; the loop over the samples vectorises (the trigonometry:
+    :func:`plants._chunked.sincos_row`)."""
     on, f0x, f0y, k00, k01, k10, k11, g, mc, mp, l = c
-    zo, ko, uo, fo, go = _stage_offsets()
+    zo, ko, uo, fo, go = stage_offsets(4, 1)
     CH = CHUNK
     mt = mc + mp
     pml = mp * l
-    big = 0
-    for b in range(CH):
-        th = w[zo + 2 * CH + b]
-        s, co = sincos(th)
-        big |= abs(th) > 1e6
-        w[fo + b] = s  # F's first row is constant: scratch until the end
-        w[fo + CH + b] = co
-    if big:
-        for b in range(CH):
-            th = w[zo + 2 * CH + b]
-            if abs(th) > 1e6:
-                w[fo + b] = np.sin(th)
-                w[fo + CH + b] = np.cos(th)
+    sincos_row(w, zo + 2 * CH, fo)  # into F's first rows (constant: set at the end)
     for b in range(CH):
         s = w[fo + b]
         co = w[fo + CH + b]

@@ -20,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._chunked import CHUNK, layout
-from ._dyn_pendulum import sincos
+from ._chunked import CHUNK, sincos_row, stage_offsets
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
@@ -248,36 +247,16 @@ def rhs_jac_plain(c, z, u, dz, F, G, pw):
     _rhs_jac(c, z, u, dz, F, G, False)
 
 
-@njit(**HOT_INLINE)
-def _stage_offsets():
-    """Where :func:`stage_jac_plain` reads and writes: stage state, k, controls, F, G."""
-    oz, ot, ok, ou, om, of, og, oj, osum, od, size = layout(4, 2)
-    return ot, ok, ou, of, og
-
-
 @njit(**HOT_INTERNAL, error_model="numpy")
 def stage_jac_plain(c, w, ws):
     """:func:`rhs_jac_plain` for a chunk of samples, the stage function of
     :func:`plants._chunked.jacobian_chunks` (``ws`` is not used; the sizes are written in,
-    so that the offsets are constants). The loop over the samples vectorises: the
-    trigonometry is :func:`plants._dyn_pendulum.sincos`, and elbow angles beyond its range
-    are done again with ``np.sin``/``np.cos``."""
+    so that the offsets are constants). The loop over the samples vectorises (the
+    trigonometry: :func:`plants._chunked.sincos_row`)."""
     on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
-    zo, ko, uo, fo, go = _stage_offsets()
+    zo, ko, uo, fo, go = stage_offsets(4, 2)
     CH = CHUNK
-    big = 0
-    for b in range(CH):
-        q2 = w[zo + CH + b]
-        s2, c2 = sincos(q2)
-        big |= abs(q2) > 1e6
-        w[fo + b] = s2  # F's first row is constant: scratch until the end
-        w[fo + CH + b] = c2
-    if big:
-        for b in range(CH):
-            q2 = w[zo + CH + b]
-            if abs(q2) > 1e6:
-                w[fo + b] = np.sin(q2)
-                w[fo + CH + b] = np.cos(q2)
+    sincos_row(w, zo + CH, fo)  # sin, cos q2 into F's first rows (constant: set at the end)
     for b in range(CH):
         s2 = w[fo + b]
         c2 = w[fo + CH + b]
