@@ -161,27 +161,54 @@ def _forces_jac(c, q1, q2, v1, v2):
 
 
 @njit(**HOT_INLINE)
+def _residual(c, s2, c2, v1, v2, u1, u2):
+    """``r = tau - h - B v`` without gravity or field, and its partials by ``(q2, v1, v2)``
+    (none by ``q1``): ``(r1, r2, a12, a13, a14, a22, a23, a24)``, ``aik = d r_i / d y_k``
+    with ``y = (q1, q2, v1, v2)``."""
+    b11, b12, b21, b22, n11, n21, n22 = c[11:]
+    cor = 2.0 * v1 * v2 + v2 * v2
+    r1 = u1 - b11 * v1 - b12 * v2 + n21 * s2 * cor
+    r2 = u2 - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+    a12 = n21 * c2 * cor
+    a13 = -b11 + 2.0 * n21 * s2 * v2
+    a14 = -b12 + 2.0 * n21 * s2 * (v1 + v2)
+    a22 = -n21 * c2 * v1 * v1
+    a23 = -b21 - 2.0 * n21 * s2 * v1
+    a24 = -b22
+    return r1, r2, a12, a13, a14, a22, a23, a24
+
+
+@njit(**HOT_INLINE)
+def _accelerations(c, s2, c2, r1, r2, a12, a22):
+    """``M^-1`` (``i11, i12, i22``), ``qddot = M^-1 r`` and the partials by ``q2`` with
+    ``dM/dq2 qddot`` taken off: ``(acc1, acc2, i11, i12, i22, a12, a22)``."""
+    n11, n21, n22 = c[15:]
+    m11 = n11 + n22 + 2.0 * n21 * c2
+    m12 = n22 + n21 * c2
+    inv = 1.0 / (m11 * n22 - m12 * m12)  # one division: each costs ~15 multiplications
+    i11 = n22 * inv
+    i12 = -m12 * inv
+    i22 = m11 * inv
+    acc1 = i11 * r1 + i12 * r2
+    acc2 = i12 * r1 + i22 * r2
+    a12 -= -n21 * s2 * (2.0 * acc1 + acc2)
+    a22 -= -n21 * s2 * acc1
+    return acc1, acc2, i11, i12, i22, a12, a22
+
+
+@njit(**HOT_INLINE)
 def _rhs_jac(c, z, u, dz, F, G, forces):
     """:func:`_rhs` and its exact partials ``dqddot/dy = M^-1 (dr/dy - dM/dy qddot)``."""
-    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
     q1 = z[0]
     q2 = z[1]
     v1 = z[2]
     v2 = z[3]
     c2 = np.cos(q2)
     s2 = np.sin(q2)
-    cor = 2.0 * v1 * v2 + v2 * v2
-    r1 = u[0] - b11 * v1 - b12 * v2 + n21 * s2 * cor
-    r2 = u[1] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
     # partials of r by (q1, q2, v1, v2): a1k of r1, a2k of r2
+    r1, r2, a12, a13, a14, a22, a23, a24 = _residual(c, s2, c2, v1, v2, u[0], u[1])
     a11 = 0.0
-    a12 = n21 * c2 * cor
-    a13 = -b11 + 2.0 * n21 * s2 * v2
-    a14 = -b12 + 2.0 * n21 * s2 * (v1 + v2)
     a21 = 0.0
-    a22 = -n21 * c2 * v1 * v1
-    a23 = -b21 - 2.0 * n21 * s2 * v1
-    a24 = -b22
     if forces:
         dr1, dr2, d11, d12, d13, d14, d21, d22, d23, d24 = _forces_jac(c, q1, q2, v1, v2)
         r1 += dr1
@@ -194,17 +221,7 @@ def _rhs_jac(c, z, u, dz, F, G, forces):
         a22 += d22
         a23 += d23
         a24 += d24
-    m11 = n11 + n22 + 2.0 * n21 * c2
-    m12 = n22 + n21 * c2
-    inv = 1.0 / (m11 * n22 - m12 * m12)  # one division: each costs ~15 multiplications
-    i11 = n22 * inv
-    i12 = -m12 * inv
-    i22 = m11 * inv
-    acc1 = i11 * r1 + i12 * r2
-    acc2 = i12 * r1 + i22 * r2
-    # dM/dq2 qddot
-    a12 -= -n21 * s2 * (2.0 * acc1 + acc2)
-    a22 -= -n21 * s2 * acc1
+    acc1, acc2, i11, i12, i22, a12, a22 = _accelerations(c, s2, c2, r1, r2, a12, a22)
     dz[0] = v1
     dz[1] = v2
     dz[2] = acc1
@@ -253,7 +270,6 @@ def stage_jac_plain(c, w, ws):
     :func:`plants._chunked.jacobian_chunks` (``ws`` is not used; the sizes are written in,
     so that the offsets are constants). The loop over the samples vectorises (the
     trigonometry: :func:`plants._chunked.sincos_row`)."""
-    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
     zo, ko, uo, fo, go = stage_offsets(4, 2)
     CH = CHUNK
     sincos_row(w, zo + CH, fo)  # sin, cos q2 into F's first rows (constant: set at the end)
@@ -262,26 +278,9 @@ def stage_jac_plain(c, w, ws):
         c2 = w[fo + CH + b]
         v1 = w[zo + 2 * CH + b]
         v2 = w[zo + 3 * CH + b]
-        cor = 2.0 * v1 * v2 + v2 * v2
-        r1 = w[uo + b] - b11 * v1 - b12 * v2 + n21 * s2 * cor
-        r2 = w[uo + CH + b] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
-        # partials of r by (q2, v1, v2) (none by q1 without gravity or field)
-        a12 = n21 * c2 * cor
-        a13 = -b11 + 2.0 * n21 * s2 * v2
-        a14 = -b12 + 2.0 * n21 * s2 * (v1 + v2)
-        a22 = -n21 * c2 * v1 * v1
-        a23 = -b21 - 2.0 * n21 * s2 * v1
-        a24 = -b22
-        m11 = n11 + n22 + 2.0 * n21 * c2
-        m12 = n22 + n21 * c2
-        inv = 1.0 / (m11 * n22 - m12 * m12)
-        i11 = n22 * inv
-        i12 = -m12 * inv
-        i22 = m11 * inv
-        acc1 = i11 * r1 + i12 * r2
-        acc2 = i12 * r1 + i22 * r2
-        a12 -= -n21 * s2 * (2.0 * acc1 + acc2)
-        a22 -= -n21 * s2 * acc1
+        r1, r2, a12, a13, a14, a22, a23, a24 = _residual(c, s2, c2, v1, v2, w[uo + b],
+                                                         w[uo + CH + b])
+        acc1, acc2, i11, i12, i22, a12, a22 = _accelerations(c, s2, c2, r1, r2, a12, a22)
         w[ko + b] = v1
         w[ko + CH + b] = v2
         w[ko + 2 * CH + b] = acc1
