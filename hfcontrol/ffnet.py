@@ -5,19 +5,18 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, persistence
 from . import loss_funcs as lf
 from . import nonlinearities as nl
 from ._validation import as_dtype, as_rng, check_array, check_vector
+from .persistence import atomic_write_text
 
 Conn = tuple[int, int]
 
@@ -26,6 +25,7 @@ SPARSE_FAN_IN = 15  # Martens (2010): each unit gets 15 non-zero incoming weight
 RUNNERS_KEPT = 3  # compiled-kernel runners kept per network, one per recent batch shape
 
 
+@persistence.register
 class FFNet:
     """Feedforward network trained by Hessian-free optimisation or SGD.
 
@@ -289,6 +289,11 @@ class FFNet:
         for sd in lf._structural_dampings(self.loss):
             if sd.follow_optimizer:
                 sd.optimizer = opt
+
+    def undamped_curvature(self):
+        """Context manager: inside it :meth:`calc_G` leaves out structural damping (the
+        optimiser's undamped quadratic model; see :class:`hfcontrol.model.Model`)."""
+        return lf.without_structural_damping(self.loss)
 
     def set_mask(self, mask: np.ndarray | None) -> None:
         """Freeze the parameters where ``mask`` is False (``None`` unfreezes all)."""
@@ -725,8 +730,10 @@ class FFNet:
                    minibatch_size: int | None = None, test=None, test_err=None,
                    target_err: float = 1e-6, plotting: bool = False,
                    file_output: str | os.PathLike | None = None, print_period: int | None = 10,
-                   restore_best: bool = True) -> dict[str, list]:
-        """Train the network.
+                   restore_best: bool = False, *, progress: bool = False,
+                   checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 10,
+                   resume: bool = False, callbacks=()) -> dict[str, list]:
+        """Train the network (the reference API; the loop is :func:`hfcontrol.training.train`).
 
         Parameters
         ----------
@@ -742,8 +749,7 @@ class FFNet:
         test : tuple (inputs, targets), optional
             Held-out data for the test error; the weights with the lowest test error
             (training error when no test set is given) are kept in ``best_W`` and their
-            error in ``best_error``. The starting weights are candidates too: if no update
-            improves on them, they are the ones restored.
+            error in ``best_error``. The starting weights are candidates too.
         test_err : LossFunction, optional
             Loss used for the test error (default the training loss), e.g.
             :class:`~hfcontrol.loss_funcs.ClassificationError`.
@@ -758,7 +764,14 @@ class FFNet:
         print_period : int or None
             Print progress every this many updates (None: silent).
         restore_best : bool
-            Put the best weights back into ``W`` at the end.
+            Put the best weights back into ``W`` at the end. By default, as in the
+            reference package, ``W`` keeps the final weights and the best are in
+            ``best_W``.
+        progress : bool
+            Show a progress bar.
+        checkpoint, checkpoint_every, resume, callbacks
+            See :func:`hfcontrol.training.train`: a checkpoint file written every
+            ``checkpoint_every`` updates, resuming from it, and per-update callbacks.
 
         Returns
         -------
@@ -769,46 +782,25 @@ class FFNet:
             ``damping``, ``cg_iters`` (CG iterations run) and ``l_rate`` from the optimiser;
             and ``time`` (wall seconds since the start).
         """
+        from .training import stop_below, train
+
         self.optimizer = optimizer
         if int(max_epochs) < 1:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
         test_loss = self.loss if test_err is None else lf.from_spec(test_err)
         held_out = (inputs, targets) if test is None else self._check_test(test)
         data = self._training_data(inputs, targets, minibatch_size)
-        history: dict[str, list] = {k: [] for k in ("epoch", "train_err", "test_err", "damping",
-                                                    "cg_iters", "l_rate", "time")}
-        # the starting weights are the first candidate: an update that makes things worse
-        # must not be "restored" as the best weights
-        initial = self._plain_error(*held_out, test_loss)
-        self.best_W, self.best_error = self.W.copy(), initial if np.isfinite(initial) else np.inf
-        start = time.perf_counter()
-        for epoch in range(int(max_epochs)):
-            self.cache_minibatch(*next(data))
-            if self.debug:
-                self._debug_checks()
-            train_err = self.error()
-            update = optimizer.compute_update(printing=bool(print_period) and
-                                              epoch % print_period == 0)
-            if update is not None and np.all(np.isfinite(update)):
-                self.W = self.W + update.astype(self.dtype, copy=False)
-            err = self._plain_error(*held_out, test_loss)
-            if err < self.best_error:
-                self.best_error, self.best_W = err, self.W.copy()
-            stats = optimizer.stats()
-            history["epoch"].append(epoch)
-            history["train_err"].append(train_err)
-            history["test_err"].append(err)
-            history["damping"].append(stats.get("damping", np.nan))
-            history["cg_iters"].append(stats.get("cg_iters", 0))
-            history["l_rate"].append(stats.get("l_rate", np.nan))
-            history["time"].append(time.perf_counter() - start)
-            if print_period and epoch % print_period == 0:
-                print(f"epoch {epoch:4d}  train {train_err:.4e}  test {err:.4e}  " +
-                      "  ".join(f"{k} {v:.3g}" for k, v in stats.items()))
-            if err < target_err:
-                break
-        if restore_best:
-            self.W = self.best_W.copy()
+        if self.debug:
+            # derivatives checked on each update's minibatch, at the weights it was cached with
+            callbacks = [lambda state: self._debug_checks(), *callbacks]
+        result = train(self, optimizer, lambda k: next(data), updates=int(max_epochs),
+                       evaluate=lambda: self._plain_error(*held_out, test_loss),
+                       stop=[stop_below(target_err)], callbacks=callbacks,
+                       checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                       resume=resume, progress=progress, print_period=print_period,
+                       restore_best=restore_best)
+        self.best_W, self.best_error = result.best_W, result.best_error
+        history = result.history
         if file_output is not None:
             self.save(f"{file_output}.npz")
             atomic_write_text(f"{file_output}_history.json", json.dumps(history, default=float))
@@ -849,8 +841,8 @@ class FFNet:
 
     # ------------------------------------------------------------------ persistence
     def _config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON), for :mod:`hfcontrol.persistence`."""
         return {
-            "class": type(self).__name__,
             "shape": self.shape,
             "layers": [nl.spec_of(layer) for layer in self.layers],
             "conns": {str(k): v for k, v in self.conns.items()},
@@ -858,30 +850,32 @@ class FFNet:
             "dtype": self.dtype.name,
         }
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write architecture (JSON) and weights to an ``.npz`` file, atomically, without pickle."""
-        arrays = {"W": self.W, "config": np.array(json.dumps(self._config()))}
-        if self.mask is not None:
-            arrays["mask"] = self.mask
-        atomic_savez(path, **arrays)
+    def _arrays(self) -> dict[str, np.ndarray | None]:
+        return {"W": self.W, "mask": self.mask}
 
     @classmethod
-    def load(cls, path: str | os.PathLike, **kwargs) -> FFNet:
-        """Rebuild a network written by :meth:`save` (extra keyword arguments override)."""
-        from .rnnet import RNNet
-
-        with np.load(path, allow_pickle=False) as data:
-            config = json.loads(str(data["config"]))
-            W = data["W"].copy()
-            mask = data["mask"].copy() if "mask" in data else None
-        net_cls = {"FFNet": FFNet, "RNNet": RNNet}[config.pop("class")]
+    def _from_saved(cls, config: dict[str, Any], arrays: dict[str, np.ndarray], **overrides):
+        config = dict(config)
         config["conns"] = {int(k): v for k, v in config["conns"].items()}
         config["layers"] = [nl.from_spec(spec) for spec in config["layers"]]
         config["loss_type"] = lf.from_spec(config["loss_type"])
-        config.update(kwargs)
-        net = net_cls(load_weights=W, **config)
-        net.set_mask(mask)
+        config.update(overrides)
+        net = cls(load_weights=arrays["W"], **config)
+        net.set_mask(arrays.get("mask"))
         return net
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write architecture (JSON) and weights to an ``.npz`` file, atomically, without pickle."""
+        persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> FFNet:
+        """Rebuild a network written by :meth:`save` (extra keyword arguments override).
+
+        The file says which class it holds: ``FFNet.load`` of a saved ``RNNet`` gives an
+        ``RNNet``.
+        """
+        return persistence.load(path, **kwargs)
 
 
 def _is_index(value) -> bool:
@@ -912,25 +906,3 @@ def _static_curvature(loss) -> bool:
 def _relative_error(value: np.ndarray, reference: np.ndarray) -> float:
     scale = float(np.max(np.abs(reference)))
     return float(np.max(np.abs(value - reference))) / max(scale, 1e-30)
-
-
-def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """``np.savez`` to a temporary file, then rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temporary file, then rename it over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -1,20 +1,115 @@
 """Optimisers: Hessian-free (truncated Newton with Gauss-Newton curvature) and SGD.
 
-An optimiser is attached to a network (``net.optimizer = opt`` or
-``net.run_epochs(..., optimizer=opt)``), which sets ``opt.net``. Each call of
-:meth:`Optimizer.compute_update` returns a weight update for the minibatch the
-network has cached; the network adds it to its weights.
+An optimiser works on any model that follows the contract of
+:class:`hfcontrol.model.Model` (``W``, ``mask``, ``error``, ``calc_grad``, ``calc_G``)
+and on nothing else. It is attached to a model (``net.optimizer = opt``, or
+``net.run_epochs(..., optimizer=opt)``, or ``opt.net = model``), which sets ``opt.net``.
+Each call of :meth:`Optimizer.compute_update` returns a weight update for the minibatch
+the model has cached; the training loop adds it to the weights.
+
+:func:`conjugate_gradient` is a plain function of a matrix-vector product.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .loss_funcs import without_structural_damping
+from .model import undamped_curvature
 
-__all__ = ["Optimizer", "HessianFree", "SGD"]
+__all__ = ["Optimizer", "HessianFree", "SGD", "conjugate_gradient", "CGResult"]
+
+
+class CGResult(NamedTuple):
+    """What :func:`conjugate_gradient` returns."""
+
+    #: ``(iteration, x)`` pairs kept at geometrically spaced iterations; the last pair is
+    #: the final solution. Empty when the first direction has non-positive curvature.
+    iterates: list[tuple[int, np.ndarray]]
+    #: whether CG met a direction of non-positive (or non-finite) curvature and stopped
+    breakdown: bool
+
+
+def conjugate_gradient(matvec: Callable[[np.ndarray], np.ndarray], grad: np.ndarray,
+                       init_delta: np.ndarray | None = None, iters: int = 250, *,
+                       tolerance: float = 5e-4, store_ratio: float = 1.3) -> CGResult:
+    """Approximately minimise ``phi(x) = x.A x / 2 + grad.x``, i.e. solve ``A x = -grad``.
+
+    Conjugate gradient as used by Hessian-free optimisation (Martens 2010): it stops by
+    the relative-progress rule on ``phi`` (after iteration ``i``, stop when
+    ``(phi_i - phi_{i-k}) / phi_i < k * tolerance`` with ``k = max(10, i // 10)``), and
+    keeps iterates at geometrically spaced iterations (each about ``store_ratio`` times
+    the last), for backtracking. It stops early, at the last good iterate, on a
+    direction of non-positive or non-finite curvature.
+
+    Parameters
+    ----------
+    matvec : callable
+        ``v -> A v`` for a symmetric positive (semi-)definite ``A``; must return a new
+        array (not ``v`` itself).
+    grad : ndarray
+        The linear term (the gradient, for Hessian-free optimisation).
+    init_delta : ndarray, optional
+        Starting point (default zeros).
+    iters : int
+        Maximum number of iterations.
+    tolerance, store_ratio : float
+        The stopping rule's constant and the spacing of the stored iterates.
+
+    Returns
+    -------
+    CGResult
+        ``(iterates, breakdown)``.
+    """
+    grad = np.asarray(grad)
+    if grad.ndim != 1:
+        raise ValueError(f"grad must be a 1-D vector, got shape {grad.shape}")
+    dtype = grad.dtype
+    if init_delta is None:
+        x = np.zeros_like(grad)
+    else:
+        if np.shape(init_delta) != grad.shape:
+            raise ValueError(f"init_delta must have the shape of grad {grad.shape}, got "
+                             f"{np.shape(init_delta)}")
+        x = np.asarray(init_delta).astype(dtype, copy=True)
+    residual = -grad - matvec(x)
+    direction = residual.copy()
+    rr = float(residual @ residual)
+    grad64 = grad.astype(np.float64)
+    stored: list[tuple[int, np.ndarray]] = []
+    phis: list[float] = []
+    next_store = 1
+    breakdown = False
+    i = 0
+    for i in range(1, int(iters) + 1):
+        g_dir = matvec(direction)
+        curvature = float(direction @ g_dir)
+        if not (np.isfinite(curvature) and curvature > 0):
+            breakdown = True
+            i -= 1
+            break
+        alpha = rr / curvature
+        x += dtype.type(alpha) * direction
+        residual -= dtype.type(alpha) * g_dir
+        rr_new = float(residual @ residual)
+        direction = residual + dtype.type(rr_new / rr) * direction if rr > 0 else residual
+        rr = rr_new
+        # phi(x) = 0.5 x.(A x) + g.x, with A x = -g - residual
+        phis.append(0.5 * float(x @ (grad64 - residual)))
+        if i >= next_store:
+            stored.append((i, x.copy()))
+            next_store = max(i + 1, math.ceil(next_store * store_ratio))
+        k = max(10, i // 10)
+        if i > k and phis[-1] < 0 and (phis[-1] - phis[-1 - k]) / phis[-1] < k * tolerance:
+            break
+        if rr == 0:
+            break
+    if i > 0 and (not stored or stored[-1][0] != i):
+        stored.append((i, x.copy()))
+    return CGResult(stored, breakdown)
 
 
 class Optimizer:
@@ -22,12 +117,25 @@ class Optimizer:
 
     Attributes
     ----------
-    net : FFNet or RNNet
-        The network being optimised; set when the optimiser is attached.
+    net : Model
+        The model being optimised (an :class:`~hfcontrol.FFNet`, :class:`~hfcontrol.RNNet`
+        or anything following :class:`hfcontrol.model.Model`); set when the optimiser is
+        attached.
     """
 
     def __init__(self):
         self.net = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimiser's state between updates, for checkpoints: numbers, lists and
+        arrays (``None`` allowed). :meth:`load_state_dict` restores it exactly."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by :meth:`state_dict`."""
+        unknown = set(state) - set(self.state_dict())
+        if unknown:
+            raise ValueError(f"state: unknown keys {sorted(unknown)} for {type(self).__name__}")
 
     def compute_update(self, printing: bool = False) -> np.ndarray:
         """Compute a weight update for the network's cached minibatch.
@@ -50,7 +158,7 @@ class Optimizer:
 
     def _require_net(self):
         if self.net is None:
-            raise RuntimeError(f"{type(self).__name__} is not attached to a network: set "
+            raise RuntimeError(f"{type(self).__name__} is not attached to a model: set "
                                f"net.optimizer = opt or pass it to net.run_epochs")
         return self.net
 
@@ -136,6 +244,9 @@ class HessianFree(Optimizer):
                            iters: int = 250) -> list[tuple[int, np.ndarray]]:
         """Approximately solve ``(G + damping I) delta = -grad`` by conjugate gradient.
 
+        The reference API's entry point: :func:`conjugate_gradient` on the attached
+        model's damped Gauss-Newton product.
+
         Parameters
         ----------
         init_delta : ndarray
@@ -153,44 +264,13 @@ class HessianFree(Optimizer):
             the first direction already has non-positive curvature. Meeting
             non-positive (or non-finite) curvature sets :attr:`cg_breakdown`.
         """
-        net = self._require_net()
-        dtype = grad.dtype
+        model = self._require_net()
         damping = self.damping
-        x = init_delta.astype(dtype, copy=True)
-        residual = -grad - net.calc_G(x, damping=damping)
-        direction = residual.copy()
-        rr = float(residual @ residual)
-        stored: list[tuple[int, np.ndarray]] = []
-        phis: list[float] = []
-        next_store = 1
-        i = 0
-        self.cg_breakdown = False
-        for i in range(1, int(iters) + 1):
-            g_dir = net.calc_G(direction, damping=damping)
-            curvature = float(direction @ g_dir)
-            if not (np.isfinite(curvature) and curvature > 0):
-                self.cg_breakdown = True
-                i -= 1
-                break
-            alpha = rr / curvature
-            x += dtype.type(alpha) * direction
-            residual -= dtype.type(alpha) * g_dir
-            rr_new = float(residual @ residual)
-            direction = residual + dtype.type(rr_new / rr) * direction if rr > 0 else residual
-            rr = rr_new
-            # quadratic model phi(x) = 0.5 x.(A x) + g.x, with A x = -g - residual
-            phis.append(0.5 * float(x @ (grad.astype(np.float64) - residual)))
-            if i >= next_store:
-                stored.append((i, x.copy()))
-                next_store = max(i + 1, math.ceil(next_store * self.store_ratio))
-            k = max(10, i // 10)
-            if i > k and phis[-1] < 0 and (phis[-1] - phis[-1 - k]) / phis[-1] < k * self.cg_tolerance:
-                break
-            if rr == 0:
-                break
-        if i > 0 and (not stored or stored[-1][0] != i):
-            stored.append((i, x.copy()))
-        return stored
+        result = conjugate_gradient(lambda v: model.calc_G(v, damping=damping), grad,
+                                    init_delta, iters, tolerance=self.cg_tolerance,
+                                    store_ratio=self.store_ratio)
+        self.cg_breakdown = result.breakdown
+        return result.iterates
 
     # ------------------------------------------------------------------ update
     def compute_update(self, printing: bool = False) -> np.ndarray:
@@ -207,7 +287,7 @@ class HessianFree(Optimizer):
             return zero
 
         init = zero if self.init_delta is None or self.init_delta.shape != zero.shape else \
-            net.dtype.type(self.warm_start) * self.init_delta
+            net.W.dtype.type(self.warm_start) * self.init_delta
         if net.mask is not None:
             init = init * net.mask
         self.cg_breakdown = False
@@ -235,7 +315,7 @@ class HessianFree(Optimizer):
         # Levenberg-Marquardt: ratio of actual to predicted reduction, predicted by the
         # undamped quadratic model (no Tikhonov term, no structural damping)
         g_delta = float(grad @ best_delta)
-        with without_structural_damping(net.loss):
+        with undamped_curvature(net):
             curvature = float(best_delta @ net.calc_G(best_delta, damping=0))
         predicted = g_delta + 0.5 * curvature
         rho = (best_err - err) / predicted if predicted < 0 and np.isfinite(best_err) else -np.inf
@@ -254,11 +334,11 @@ class HessianFree(Optimizer):
             for attempt in range(self.armijo_tries):
                 if attempt:
                     step *= self.armijo_shrink
-                    trial = trial_error(net.dtype.type(step) * best_delta)
+                    trial = trial_error(net.W.dtype.type(step) * best_delta)
                 if trial <= err + self.armijo_c * step * g_delta:
                     l_rate, new_err = step, trial
                     break
-        update = (l_rate * best_delta).astype(net.dtype) if l_rate > 0 else zero
+        update = (l_rate * best_delta).astype(net.W.dtype) if l_rate > 0 else zero
         if not np.all(np.isfinite(update)):
             return self._reject("non-finite update", zero, printing)
         self._record(iterates[-1][0], best_i, l_rate, rho)
@@ -291,6 +371,20 @@ class HessianFree(Optimizer):
     def stats(self) -> dict[str, float]:
         return dict(self.last)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"damping": self.damping, "init_delta": self.init_delta,
+                "cg_breakdown": self.cg_breakdown, "last": dict(self.last),
+                "plots": {k: list(v) for k, v in self.plots.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.damping = float(state["damping"])
+        delta = state["init_delta"]
+        self.init_delta = None if delta is None else np.array(delta, copy=True)
+        self.cg_breakdown = bool(state["cg_breakdown"])
+        self.last = dict(state["last"])
+        self.plots = {k: list(v) for k, v in state["plots"].items()}
+
 
 class SGD(Optimizer):
     """First-order gradient descent, ``update = -l_rate * gradient``.
@@ -322,7 +416,15 @@ class SGD(Optimizer):
             self.plots["l_rate"].append(self.l_rate)
         if printing:
             print(f"  SGD: |gradient| {np.linalg.norm(grad):.4e}")
-        return (-self.l_rate * grad).astype(net.dtype)
+        return (-self.l_rate * grad).astype(net.W.dtype)
 
     def stats(self) -> dict[str, float]:
         return {"l_rate": self.l_rate}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"l_rate": self.l_rate, "plots": {k: list(v) for k, v in self.plots.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.l_rate = float(state["l_rate"])
+        self.plots = {k: list(v) for k, v in state["plots"].items()}

@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 
 from . import nonlinearities as nl
+from . import persistence
 from ._validation import check_array
 from .ffnet import FFNet
 
 __all__ = ["RNNet"]
 
 
+@persistence.register
 class RNNet(FFNet):
     """Recurrent network over sequences ``[batch, time, units]``.
 

@@ -369,10 +369,24 @@ def test_restored_best_weights_can_be_the_starting_ones():
     net = hf.FFNet([3, 6, 2], layers=["Linear", "Tanh", "Linear"], dtype=np.float64, rng=6)
     w0 = net.W.copy()
     before = net.error(inputs=x, targets=y)
-    history = net.run_epochs(x, y, hf.opt.SGD(l_rate=1e4), max_epochs=3, print_period=None)
+    history = net.run_epochs(x, y, hf.opt.SGD(l_rate=1e4), max_epochs=3, print_period=None,
+                             restore_best=True)
     assert min(history["test_err"]) > before  # every update made things worse ...
     np.testing.assert_array_equal(net.W, w0)  # ... so the starting weights are restored
     assert net.best_error == before
+
+
+def test_run_epochs_leaves_the_final_weights_by_default_as_the_reference_does():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20, 3))
+    y = np.tanh(x @ rng.standard_normal((3, 2)))
+    net = hf.FFNet([3, 6, 2], layers=["Linear", "Tanh", "Linear"], dtype=np.float64, rng=6)
+    w0 = net.W.copy()
+    history = net.run_epochs(x, y, hf.opt.SGD(l_rate=1e4), max_epochs=3, print_period=None)
+    # every update made things worse: the final weights stay, the best are kept aside
+    assert net.error(inputs=x, targets=y) == pytest.approx(history["test_err"][-1])
+    assert not np.array_equal(net.W, w0)
+    np.testing.assert_array_equal(net.best_W, w0)
 
 
 class _Recorder(nl.Plant):
