@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any

@@ -152,7 +152,8 @@ def train(model, optimizer: Optimizer, batches: Callable[[int], tuple], *, updat
         ``callback(state)`` after every update (after the checkpoint is written).
     checkpoint : path, optional
         Checkpoint file (``.npz``), written every ``checkpoint_every`` updates, at the
-        end, and on KeyboardInterrupt (the state after the last completed update).
+        end, and on KeyboardInterrupt (the state after the last completed update: one
+        interrupted half-way is redone when resuming).
     checkpoint_every : int
         Updates between checkpoints.
     resume : bool
@@ -241,7 +242,8 @@ def train(model, optimizer: Optimizer, batches: Callable[[int], tuple], *, updat
                    "l_rate": float(stats.get("l_rate", np.nan)), "time": elapsed}
             for key in HISTORY_KEYS:
                 history[key].append(row[key])
-            snapshot = None
+            # from here on the live state is the consistent one, after update k
+            snapshot = (k + 1, model, optimizer, rngs, history, best_W, best_error, elapsed)
             if checkpoint is not None and ((k + 1) % int(checkpoint_every) == 0
                                            or k + 1 == int(updates)):
                 _write(checkpoint, k + 1, model, optimizer, rngs, history, best_W,
