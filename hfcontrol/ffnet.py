@@ -11,16 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels, persistence
+from . import _kernels, fd_checks, parameters, persistence
 from . import loss_funcs as lf
 from . import nonlinearities as nl
 from ._validation import as_dtype, as_rng, check_array, check_vector
 from .persistence import atomic_write_text
 
-Conn = tuple[int, int]
+Conn = parameters.Conn
 
-DEFAULT_W_INIT = {"init_type": "sparse", "coeff": 1.0, "biases": 0.0}
-SPARSE_FAN_IN = 15  # Martens (2010): each unit gets 15 non-zero incoming weights
 RUNNERS_KEPT = 3  # compiled-kernel runners kept per network, one per recent batch shape
 
 
@@ -82,10 +80,10 @@ class FFNet:
             warnings.warn("debug=True checks the gradient and G v by finite differences, which "
                           "needs dtype=np.float64; on this float32 network they are skipped",
                           stacklevel=2)
-        self.shape = self._check_shape(shape)
+        self.shape = parameters.check_shape(shape)
         self.n_layers = len(self.shape)
         self.layers = self._check_layers(layers)
-        self.conns = self._check_conns(conns)
+        self.conns = parameters.check_conns(conns, self.n_layers)
         self.back_conns: dict[int, list[int]] = {post: [] for post in range(self.n_layers)}
         for pre, posts in self.conns.items():
             for post in posts:
@@ -106,18 +104,6 @@ class FFNet:
         self.best_error = np.inf
 
     # ------------------------------------------------------------------ construction
-    @staticmethod
-    def _check_shape(shape) -> list[int]:
-        try:
-            sizes = [int(s) for s in shape]
-        except TypeError as exc:
-            raise TypeError(f"shape must be a sequence of layer sizes, got {shape!r}") from exc
-        if len(sizes) < 2:
-            raise ValueError(f"shape must list at least an input and an output layer, got {shape}")
-        if any(s < 1 for s in sizes) or any(s != float(x) for s, x in zip(sizes, shape, strict=True)):
-            raise ValueError(f"shape must contain positive integers, got {list(shape)}")
-        return sizes
-
     def _check_layers(self, layers) -> list[nl.Nonlinearity]:
         if layers is None:
             layers = nl.Logistic()
@@ -142,55 +128,12 @@ class FFNet:
 
     _allows_stateful = False
 
-    def _check_conns(self, conns) -> dict[int, list[int]]:
-        if conns is None:
-            return {i: [i + 1] for i in range(self.n_layers - 1)}
-        if not isinstance(conns, Mapping):
-            raise TypeError(f"conns must be a dict {{pre: [post, ...]}}, got {conns!r}")
-        out: dict[int, list[int]] = {}
-        for pre, posts in conns.items():
-            if not _is_index(pre):
-                raise TypeError(f"conns: keys must be integer layer indices (pre-synaptic "
-                                f"layers), got {pre!r}")
-            pre = int(pre)
-            if not isinstance(posts, Sequence) or isinstance(posts, str):
-                raise TypeError(f"conns[{pre}] must be a list of post-synaptic layers, "
-                                f"got {posts!r}")
-            for post in posts:
-                if not _is_index(post):
-                    raise TypeError(f"conns[{pre}] must list integer layer indices, got "
-                                    f"{post!r}")
-                post = int(post)
-                if not (0 <= pre < self.n_layers and 0 <= post < self.n_layers):
-                    raise ValueError(f"conns: connection {pre} -> {post} names a layer outside "
-                                     f"0..{self.n_layers - 1}")
-                if post <= pre:
-                    raise ValueError(f"conns: connection {pre} -> {post} goes backward or to "
-                                     f"itself; connections must go from a lower to a higher "
-                                     f"layer (use RNNet rec_layers for recurrence)")
-                out.setdefault(pre, [])
-                if post in out[pre]:
-                    raise ValueError(f"conns: connection {pre} -> {post} is listed twice")
-                out[pre].append(post)
-        for posts in out.values():
-            posts.sort()
-        for layer in range(1, self.n_layers):
-            if not any(layer in posts for posts in out.values()):
-                raise ValueError(f"conns: layer {layer} receives no connection")
-        return dict(sorted(out.items()))
-
     def _all_conns(self) -> list[Conn]:
         """Every parameterised connection, in parameter-vector order."""
         return [(pre, post) for pre, posts in self.conns.items() for post in posts]
 
     def _layout_params(self) -> None:
-        self.offsets: dict[Conn, tuple[int, int, int]] = {}
-        offset = 0
-        for pre, post in self._all_conns():
-            n_w = self.shape[pre] * self.shape[post]
-            self.offsets[(pre, post)] = (offset, offset + n_w, offset + n_w + self.shape[post])
-            offset += n_w + self.shape[post]
-        self.n_params = offset
+        self.offsets, self.n_params = parameters.layout(self.shape, self._all_conns())
 
     def get_weights(self, params: np.ndarray, conn: Conn) -> tuple[np.ndarray, np.ndarray]:
         """Views ``(w [pre_units, post_units], b [post_units])`` of one connection in ``params``."""
@@ -199,67 +142,9 @@ class FFNet:
         return params[start:mid].reshape(self.shape[pre], self.shape[post]), params[mid:end]
 
     def _init_weights(self, W_init_params) -> np.ndarray:
-        return self._init_conn_weights(self._all_conns(), W_init_params,
-                                       np.zeros(self.n_params, self.dtype), "W_init_params")
-
-    @staticmethod
-    def _init_spec(params_spec, name: str) -> tuple[str, float, float]:
-        """``(init_type, coeff, biases)`` of a weight-initialisation dict, checked."""
-        spec = dict(DEFAULT_W_INIT)
-        if params_spec is not None:
-            if not isinstance(params_spec, Mapping):
-                raise TypeError(f"{name} must be a dict with keys {sorted(DEFAULT_W_INIT)}, "
-                                f"got {params_spec!r}")
-            unknown = set(params_spec) - set(DEFAULT_W_INIT)
-            if unknown:
-                raise ValueError(f"{name}: unknown keys {sorted(unknown)}; expected "
-                                 f"{sorted(DEFAULT_W_INIT)}")
-            spec.update(params_spec)
-        init_type = spec["init_type"]
-        if init_type not in ("sparse", "uniform", "gaussian"):
-            raise ValueError(f"{name}: init_type must be 'sparse', 'uniform' or 'gaussian', "
-                             f"got {init_type!r}")
-        values = []
-        for key in ("coeff", "biases"):
-            value = spec[key]
-            if isinstance(value, bool) or not isinstance(value, int | float | np.integer
-                                                        | np.floating):
-                raise TypeError(f"{name}: {key} must be a real number, got {value!r}")
-            if not np.isfinite(value):
-                raise ValueError(f"{name}: {key} must be finite, got {value!r}")
-            values.append(float(value))
-        return init_type, values[0], values[1]
-
-    def _init_conn_weights(self, conns, params_spec, W, name: str) -> np.ndarray:
-        """Initialise the weights and biases of ``conns`` in ``W`` from ``params_spec``.
-
-        Martens' sparse initialisation is per unit: each unit of a layer gets
-        ``SPARSE_FAN_IN`` non-zero weights drawn from all its incoming connections
-        in ``conns`` together (all of them if it has fewer inputs).
-        """
-        init_type, coeff, biases = self._init_spec(params_spec, name)
-        if init_type == "sparse":
-            by_post: dict[int, list[Conn]] = {}
-            for conn in conns:
-                by_post.setdefault(conn[1], []).append(conn)
-            for post, group in by_post.items():
-                blocks = [self.get_weights(W, conn)[0] for conn in group]
-                starts = np.cumsum([0] + [w.shape[0] for w in blocks])
-                fan_in = int(starts[-1])
-                for j in range(self.shape[post]):
-                    rows = self.rng.choice(fan_in, size=min(SPARSE_FAN_IN, fan_in), replace=False)
-                    values = coeff * self.rng.standard_normal(len(rows))
-                    which = np.searchsorted(starts, rows, side="right") - 1
-                    for block, row, value in zip(which, rows, values, strict=True):
-                        blocks[block][row - starts[block], j] = value
-        for conn in conns:
-            w, b = self.get_weights(W, conn)
-            fan_in = w.shape[0]
-            if init_type == "uniform":
-                w[:] = coeff * self.rng.uniform(-1, 1, w.shape) / np.sqrt(fan_in)
-            elif init_type == "gaussian":
-                w[:] = coeff * self.rng.standard_normal(w.shape) / np.sqrt(fan_in)
-            b[:] = biases
+        W = np.zeros(self.n_params, self.dtype)
+        parameters.init_weights(W, self._all_conns(), self.get_weights, W_init_params, self.rng,
+                                "W_init_params")
         return W
 
     def _load_weight_vector(self, source) -> np.ndarray:
@@ -666,15 +551,8 @@ class FFNet:
                 losses = self.loss.loss(activations_at(w), self.targets)
                 return sum(float(np.sum(restrict(x))) for x in losses if x is not None) / batch
 
-            for i in range(self.n_params):
-                if self.mask is not None and not self.mask[i]:
-                    continue
-                w = self._cached_W.copy()
-                w[i] += eps
-                plus = piece_error(w)
-                w[i] -= 2 * eps
-                fd[i] += (plus - piece_error(w)) / (2 * eps)
-        return _relative_error(grad, fd)
+            fd += fd_checks.central_gradient(piece_error, self._cached_W, eps, self.mask)
+        return fd_checks.relative_error(grad, fd)
 
     def check_G(self, v: np.ndarray | None = None, inputs=None, targets=None,
                 eps: float = 1e-6) -> float:
@@ -705,15 +583,8 @@ class FFNet:
                 return sum(float(np.sum(a * ci)) for a, ci in zip(activations_at(w), c,
                                                                  strict=True) if ci is not None)
 
-            for i in range(self.n_params):
-                if self.mask is not None and not self.mask[i]:
-                    continue
-                w = w0.copy()
-                w[i] += eps
-                up = contracted(w)
-                w[i] -= 2 * eps
-                fd[i] += (up - contracted(w)) / (2 * eps)
-        return _relative_error(self.calc_G(v), fd)
+            fd += fd_checks.central_gradient(contracted, w0, eps, self.mask)
+        return fd_checks.relative_error(self.calc_G(v), fd)
 
     def _fd_pieces(self):
         """``(activations as a function of W, restriction of the curvature)`` pairs whose
@@ -877,11 +748,6 @@ class FFNet:
         return persistence.load(path, **kwargs)
 
 
-def _is_index(value) -> bool:
-    """True for an integer (Python or NumPy) that is not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
 def _curvature_key(loss) -> tuple:
     """Identity and settings of a loss (and of a LossSet's members) that its curvature uses."""
     if type(loss) is lf.LossSet:
@@ -900,8 +766,3 @@ def _static_curvature(loss) -> bool:
     if type(loss) is lf.LossSet:
         return all(_static_curvature(item) for item in loss.set)
     return type(loss) in (lf.SquaredError, lf.CrossEntropy, lf.SparseL1, lf.SparseL2)
-
-
-def _relative_error(value: np.ndarray, reference: np.ndarray) -> float:
-    scale = float(np.max(np.abs(reference)))
-    return float(np.max(np.abs(value - reference))) / max(scale, 1e-30)

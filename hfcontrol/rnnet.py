@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import nonlinearities as nl
-from . import persistence
+from . import parameters, persistence
 from ._validation import check_array
 from .ffnet import FFNet
 
@@ -137,11 +137,12 @@ class RNNet(FFNet):
 
     def _init_weights(self, W_init_params) -> np.ndarray:
         W = np.zeros(self.n_params, self.dtype)
-        self._init_conn_weights(FFNet._all_conns(self), W_init_params, W, "W_init_params")
+        parameters.init_weights(W, FFNet._all_conns(self), self.get_weights, W_init_params,
+                                self.rng, "W_init_params")
         # the recurrent weights are initialised on their own: a sparse init gives each
         # recurrent unit its own 15 non-zero recurrent weights
-        self._init_conn_weights([(layer, layer) for layer in self.rec_layers],
-                                self._W_rec_params, W, "W_rec_params")
+        parameters.init_weights(W, [(layer, layer) for layer in self.rec_layers],
+                                self.get_weights, self._W_rec_params, self.rng, "W_rec_params")
         return W
 
     def _config(self):
