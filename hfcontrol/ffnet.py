@@ -118,15 +118,18 @@ class FFNet:
                                  f"for shape {self.shape}), got {len(layers)}")
             out = [nl.from_spec(layer) for layer in layers]
         for i, layer in enumerate(out):
-            if layer.stateful and not self._allows_stateful:
-                raise ValueError(f"layers[{i}] is stateful ({layer!r}); stateful nonlinearities "
-                                 f"need a recurrent network (RNNet)")
+            self._check_layer(i, layer)
             if layer.stateful and any(other is layer for other in out[:i]):
                 raise ValueError(f"layers[{i}] is the same stateful {type(layer).__name__} object "
                                  f"as an earlier layer; give each layer its own instance")
         return out
 
-    _allows_stateful = False
+    @staticmethod
+    def _check_layer(i: int, layer: nl.Nonlinearity) -> None:
+        """Refuse a nonlinearity this kind of network cannot run (here: a stateful one)."""
+        if layer.stateful:
+            raise ValueError(f"layers[{i}] is stateful ({layer!r}); stateful nonlinearities "
+                             f"need a recurrent network (RNNet)")
 
     def _all_conns(self) -> list[Conn]:
         """Every parameterised connection, in parameter-vector order."""

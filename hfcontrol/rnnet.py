@@ -63,7 +63,9 @@ class RNNet(FFNet):
     step's error is injected once and no step is dropped.
     """
 
-    _allows_stateful = True
+    @staticmethod
+    def _check_layer(i: int, layer: nl.Nonlinearity) -> None:
+        """Every nonlinearity runs in a recurrent network, stateful ones included."""
     _recurrent = True
 
     def __init__(self, shape: Sequence[int], rec_layers: Sequence[int] | None = None,
