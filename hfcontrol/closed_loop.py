@@ -1,0 +1,559 @@
+"""Closed-loop control: a recurrent network drives a plant that it senses.
+
+At each step ``t`` of an episode the network reads the task's inputs (for a reach,
+the goal) and an observation of the plant, ``o_t = obs(x_{t - delay}) + noise_t``; its
+output layer, times a control scale, is the control ``u_t``; the plant steps,
+``x_{t+1} = f(x_t, u_t)``. The cost is the task's (:mod:`hfcontrol.task_cost`):
+weighted squares of smooth outputs of the states and controls.
+
+:class:`ClosedLoop` is a model (:class:`hfcontrol.model.Model`): the optimisers and
+the training loop train it like a network. Its gradient and Gauss-Newton product
+follow the feedback path: a control at ``t`` moves the state at ``t + 1`` and with it
+what the network senses at ``t + 1 + delay``. They use the plant's step Jacobians
+``A_t = df/dx``, ``B_t = df/du`` along the cached rollout (central finite differences
+for a plant without ``jacobians``), the observation's Jacobian, and the cost's exact
+curvature, so ``G = J^T H J`` over the whole loop is symmetric positive semi-definite.
+With ``feedback="data"`` the observations are held fixed at their cached values, as
+the reference package does with a plant that feeds the network: then the error, the
+gradient and ``G v`` all describe that open-loop objective.
+
+Notation of the recursions below (per sample; ``W_in``, ``W_rec``, ``W_out`` and their
+biases are the network's; ``f``, ``g`` its hidden and output nonlinearities; ``c`` the
+control scale; ``e = [goal, o]`` the network input)::
+
+    z_t = e_t W_in + b_in + (s_{t-1} W_rec  if t > 0  else  b_rec)
+    s_t = f(z_t),   y_t = s_t W_out + b_out,   u_t = c * g(y_t),   x_{t+1} = f(x_t, u_t)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import fd_checks
+from ._validation import as_dtype, as_rng, check_vector
+from .observation import Observation
+from .rnnet import RNNet
+from .task_cost import TaskCost
+
+__all__ = ["ClosedLoop", "Rollout"]
+
+FEEDBACK_MODES = ("exact", "data")
+INPUT_MODES = ("goal", "targets", "none")
+
+
+@dataclass
+class Rollout:
+    """An episode batch run through the closed loop."""
+
+    states: np.ndarray  #: ``[B, T + 1, n]``, float64
+    controls: np.ndarray  #: ``[B, T, m]``, float64 (as sent to the plant, before its limits)
+    hidden: np.ndarray  #: ``[B, T, H]``, the recurrent layer's activations
+    observations: np.ndarray  #: ``[B, T, p]``, what the network sensed (noise included)
+    cost: np.ndarray  #: per-episode task cost ``[B]`` (inf where the plant blew up)
+    finite: bool = True  #: False if the rollout met a non-finite state or control
+
+
+class _Trajectory:
+    """Everything one rollout at given weights leaves for the derivatives."""
+
+    def __init__(self, B, T, n, m, H, n_in, dtype):
+        self.X = np.zeros((B, T + 1, n))
+        self.U = np.zeros((B, T, m))
+        self.E = np.zeros((B, T, n_in), dtype)  # network inputs
+        self.Z = np.zeros((B, T, H), dtype)
+        self.S = np.zeros((B, T, H), dtype)
+        self.Yo = np.zeros((B, T, m), dtype)  # output-layer inputs
+        self.Ao = np.zeros((B, T, m), dtype)  # output-layer activations
+        self.finite = True
+
+
+class ClosedLoop:
+    """A recurrent controller in a closed loop with a plant, as a trainable model.
+
+    Parameters
+    ----------
+    plant : plants.Dynamics, optional
+        The plant (default: ``task.plant``). Any object with ``state_dim``,
+        ``control_dim``, ``step(x, u)`` works; ``jacobians(x, u)`` is used when present,
+        central finite differences of ``step`` otherwise.
+    task : plants.tasks.Task
+        Initial states, targets and cost (``task.sample``, ``outputs``, ``velocity``
+        and their Jacobians, ``weights``).
+    net : RNNet, optional
+        The controller: an ``RNNet([inputs, hidden, controls])`` whose hidden layer is
+        recurrent and whose layers are element-wise and stateless. Default: one with
+        ``hidden`` Tanh units and a Linear output.
+    hidden : int
+        Recurrent units of the default network.
+    feedback : {"exact", "data"}
+        Differentiate through the fed-back observations (``"exact"``) or treat them
+        as data (``"data"``, the reference package's behaviour).
+    delay : int
+        Sensory delay in steps: the network at step ``t`` senses ``x_{t - delay}``
+        (``x_0`` before the start).
+    obs_noise : float
+        Standard deviation of Gaussian noise added to every observation; drawn once per
+        cached minibatch, so that the error, gradient and ``G v`` describe one objective.
+    observation : "state", list of int, matrix or dict
+        What the network senses (see :class:`hfcontrol.observation.Observation`), e.g.
+        ``{"linear": [1], "angles": [0]}`` for a pendulum's ``(theta_dot, cos, sin)``.
+    inputs : {"goal", "targets", "none"}
+        Task inputs: ``"goal"``, each episode's last target, at every step;
+        ``"targets"``, the target of the current step (the last one before it where
+        there is none, zeros before the first); ``"none"``.
+    control_scale : float or array of shape (m,)
+        The control is this times the output layer's activation.
+    rng : numpy.random.Generator or int, optional
+        For the default network's initialisation and the observation noise.
+    dtype : float32 or float64
+        The network's dtype (the plant always runs in float64).
+    W_init_params, W_rec_params : dict, optional
+        Initialisation of the default network (see :class:`~hfcontrol.RNNet`); default
+        Gaussian with ``coeff`` 1 for the feedforward and 0.5 for the recurrent weights.
+    backend : {"auto", "numba", "numpy"}
+        The compiled loop (built-in plants and nonlinearities) or the NumPy reference.
+    """
+
+    def __init__(self, plant=None, task=None, net: RNNet | None = None, *, hidden: int = 32,
+                 feedback: str = "exact", delay: int = 0, obs_noise: float = 0.0,
+                 observation: Any = "state", inputs: str = "goal", control_scale: Any = 1.0,
+                 rng: Any = None, dtype: Any = np.float32,
+                 W_init_params: dict | None = None, W_rec_params: dict | None = None,
+                 backend: str = "auto"):
+        if task is None:
+            raise TypeError("task is required: a plants.tasks task (initial states, targets, "
+                            "cost)")
+        self.task = task
+        self.cost_fn = TaskCost(task)
+        self.plant = task.plant if plant is None else plant
+        for attr in ("state_dim", "control_dim", "step"):
+            if not hasattr(self.plant, attr):
+                raise TypeError(f"plant must follow the plants.Dynamics protocol; "
+                                f"{type(self.plant).__name__} has no {attr}")
+        task_plant = getattr(task, "plant", None)
+        if task_plant is not None and (task_plant.state_dim, task_plant.control_dim) != (
+                self.plant.state_dim, self.plant.control_dim):
+            raise ValueError(f"plant has state and control sizes ({self.plant.state_dim}, "
+                             f"{self.plant.control_dim}) but the task's plant has "
+                             f"({task_plant.state_dim}, {task_plant.control_dim})")
+        self.n, self.m = int(self.plant.state_dim), int(self.plant.control_dim)
+        if feedback not in FEEDBACK_MODES:
+            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
+        self.feedback = feedback
+        if isinstance(delay, bool) or not isinstance(delay, int | np.integer) or delay < 0:
+            raise ValueError(f"delay must be a non-negative integer number of steps, got "
+                             f"{delay!r}")
+        self.delay = int(delay)
+        if not (np.isfinite(obs_noise) and obs_noise >= 0):
+            raise ValueError(f"obs_noise must be a finite standard deviation >= 0, got "
+                             f"{obs_noise!r}")
+        self.obs_noise = float(obs_noise)
+        self.observation = Observation.from_spec(observation, self.n)
+        if inputs not in INPUT_MODES:
+            raise ValueError(f"inputs must be one of {INPUT_MODES}, got {inputs!r}")
+        self.inputs = inputs
+        self.k = 0 if inputs == "none" else self._output_size()
+        scale = np.asarray(control_scale, dtype=np.float64)
+        if scale.ndim == 0:
+            scale = np.full(self.m, float(scale))
+        if scale.shape != (self.m,) or not np.isfinite(scale).all():
+            raise ValueError(f"control_scale must be a finite number or an array of {self.m} "
+                             f"(the plant's controls), got {control_scale!r}")
+        self.control_scale = scale
+        self.rng = as_rng(rng)
+        self.dtype = as_dtype(dtype)
+        self.n_inputs = self.k + self.observation.size
+        self.net = self._check_net(net, hidden, W_init_params, W_rec_params)
+        self.mask: np.ndarray | None = None
+        self.optimizer = None
+        self.backend = backend
+        self._cache: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ construction
+    def _output_size(self) -> int:
+        x0 = np.zeros((1, self.n))
+        return int(np.asarray(self.task.outputs(x0)).shape[-1])
+
+    def _check_net(self, net, hidden, W_init_params, W_rec_params) -> RNNet:
+        need = f"RNNet([{self.n_inputs}, hidden, {self.m}])"
+        if net is None:
+            if isinstance(hidden, bool) or not isinstance(hidden, int | np.integer) or hidden < 1:
+                raise ValueError(f"hidden must be a positive number of units, got {hidden!r}")
+            return RNNet([self.n_inputs, int(hidden), self.m],
+                         layers=["Linear", "Tanh", "Linear"], rng=self.rng, dtype=self.dtype,
+                         W_init_params=W_init_params or {"init_type": "gaussian", "coeff": 1.0},
+                         W_rec_params=W_rec_params or {"init_type": "gaussian", "coeff": 0.5})
+        if not isinstance(net, RNNet):
+            raise TypeError(f"net must be an {need}, got {type(net).__name__}")
+        if len(net.shape) != 3 or net.shape[0] != self.n_inputs or net.shape[2] != self.m:
+            raise ValueError(f"net must have shape [{self.n_inputs}, hidden, {self.m}]: "
+                             f"{self.k} task inputs + {self.observation.size} observations in, "
+                             f"{self.m} controls out; got shape {net.shape}")
+        if net.rec_layers != [1] or net.conns != {0: [1], 1: [2]}:
+            raise ValueError(f"net must be a chain {need} with only the hidden layer "
+                             f"recurrent; got rec_layers {net.rec_layers}, conns {net.conns}")
+        for i in (1, 2):
+            layer = net.layers[i]
+            if layer.stateful or not layer.elementwise:
+                raise ValueError(f"net.layers[{i}] must be element-wise and stateless in a "
+                                 f"closed loop, got {layer!r}")
+        if net.dtype != self.dtype:
+            raise ValueError(f"net has dtype {net.dtype}, the loop was asked for {self.dtype}")
+        if net.truncation is not None:
+            raise ValueError("net.truncation must be None: the closed loop back-propagates "
+                             "through the whole episode")
+        return net
+
+    # ------------------------------------------------------------------ model contract
+    @property
+    def W(self) -> np.ndarray:
+        """The network's parameters (the model's ``W``)."""
+        return self.net.W
+
+    @W.setter
+    def W(self, value: np.ndarray) -> None:
+        self.net.W = check_vector(value, "W", self.net.n_params, self.dtype)
+
+    @property
+    def n_params(self) -> int:
+        return self.net.n_params
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        """Freeze the parameters where ``mask`` is False (``None`` unfreezes all)."""
+        self.net.set_mask(mask)
+        self.mask = self.net.mask
+
+    def cache_minibatch(self, batch) -> None:
+        """Roll out ``batch`` (a :class:`plants.tasks.TaskBatch`) at the current weights and
+        keep what the gradient and ``G v`` need: the trajectory, the plant's step
+        Jacobians, the observation's Jacobian and the cost's derivatives. The observation
+        noise is drawn here."""
+        x0, targets = self._check_batch(batch)
+        B, T = targets.shape[:2]
+        goals = self._task_inputs(targets)
+        noise = (self.obs_noise * self.rng.standard_normal((B, T, self.observation.size))
+                 if self.obs_noise else np.zeros((B, T, self.observation.size)))
+        W = self.W.copy()
+        traj = self._simulate(W, x0, goals, noise)
+        cache = {"W": W, "x0": x0, "targets": targets, "goals": goals, "noise": noise,
+                 "traj": traj, "B": B, "T": T}
+        if traj.finite:
+            terms = self.cost_fn.evaluate(traj.X, traj.U, targets)
+            A, Bm = self._plant_jacobians(traj.X[:, :-1], traj.U)
+            cache.update(terms=terms, error=float(np.mean(terms.value)), A=A, Bm=Bm,
+                         Jo=self.observation.jacobian(traj.X))
+        else:
+            cache.update(terms=None, error=np.nan)
+        self._cache = cache
+
+    def error(self, W: np.ndarray | None = None) -> float:
+        """Mean task cost of the cached minibatch's episodes at ``W`` (default: the current
+        weights), with the cached noise; ``inf`` where the plant blows up. With
+        ``feedback="data"`` the observations are the cached ones."""
+        c = self._require_cache()
+        if W is None:
+            W = self.W
+        W = check_vector(W, "W", self.n_params, self.dtype)
+        if np.array_equal(W, c["W"]):
+            return c["error"]
+        fixed = c["traj"].E if self.feedback == "data" else None
+        traj = self._simulate(W, c["x0"], c["goals"], c["noise"], fixed_inputs=fixed)
+        if not traj.finite:
+            return np.inf
+        return float(np.mean(self.cost_fn.evaluate(traj.X, traj.U, c["targets"],
+                                                   derivatives=False).value))
+
+    def calc_grad(self) -> np.ndarray:
+        """Gradient of :meth:`error` at the cached weights (NaN if the rollout blew up)."""
+        c = self._require_cache()
+        if c["terms"] is None:
+            return np.full(self.n_params, np.nan, self.dtype)
+        terms, B = c["terms"], c["B"]
+        grad = self._backward(c, terms.gx / B, terms.gu / B)
+        return grad if self.mask is None else grad * self.mask
+
+    def calc_G(self, v: np.ndarray, damping: float = 0, out: np.ndarray | None = None
+               ) -> np.ndarray:
+        """``(G + damping I) v``, ``G = J^T H J`` through the whole loop, at the cached weights."""
+        c = self._require_cache()
+        v = check_vector(v, "v", self.n_params, self.dtype)
+        if self.mask is not None:
+            v = v * self.mask
+        if c["terms"] is None:
+            gv = np.full(self.n_params, np.nan, self.dtype)
+        else:
+            RX, RU = self._r_forward(c, v)
+            terms, B = c["terms"], c["B"]
+            ex = np.einsum("btnm,btm->btn", terms.hx, RX) / B
+            gv = self._backward(c, ex, terms.hu * RU / B)
+        if damping:
+            gv = gv + self.dtype.type(damping) * v
+        if self.mask is not None:
+            gv = gv * self.mask
+        if out is not None:
+            out[:] = gv
+            return out
+        return gv
+
+    # ------------------------------------------------------------------ public helpers
+    def rollout(self, batch, W: np.ndarray | None = None, noise: bool = True) -> Rollout:
+        """Run ``batch`` through the closed loop at ``W`` (default: the current weights),
+        with fresh observation noise unless ``noise`` is False."""
+        x0, targets = self._check_batch(batch)
+        B, T = targets.shape[:2]
+        W = self.W if W is None else check_vector(W, "W", self.n_params, self.dtype)
+        eps = np.zeros((B, T, self.observation.size))
+        if noise and self.obs_noise:
+            eps = self.obs_noise * self.rng.standard_normal(eps.shape)
+        traj = self._simulate(W, x0, self._task_inputs(targets), eps)
+        if traj.finite:
+            cost = self.cost_fn.evaluate(traj.X, traj.U, targets, derivatives=False).value
+        else:
+            cost = np.full(B, np.inf)
+        return Rollout(traj.X, traj.U, traj.S, traj.E[..., self.k:].astype(np.float64), cost,
+                       traj.finite)
+
+    def check_grad(self, batch=None, eps: float = 1e-6) -> float:
+        """Max relative error of :meth:`calc_grad` against central differences of
+        :meth:`error` (float64 loops only; caches ``batch`` first if given)."""
+        self._fd_setup(batch)
+        c = self._cache
+        fd = fd_checks.central_gradient(self.error, c["W"], eps, self.mask)
+        return fd_checks.relative_error(self.calc_grad(), fd)
+
+    def check_G(self, v: np.ndarray | None = None, batch=None, eps: float = 1e-6) -> float:
+        """Max relative error of :meth:`calc_G` against ``J^T H J v`` computed with central
+        differences of the rollout's states and controls (float64 loops only)."""
+        self._fd_setup(batch)
+        c = self._cache
+        if v is None:
+            v = self.rng.standard_normal(self.n_params)
+        v = check_vector(np.asarray(v, self.dtype), "v", self.n_params, self.dtype)
+        if self.mask is not None:
+            v = v * self.mask
+        W0, terms, B = c["W"], c["terms"], c["B"]
+        fixed = c["traj"].E if self.feedback == "data" else None
+
+        def states_controls(W):
+            traj = self._simulate(W, c["x0"], c["goals"], c["noise"], fixed_inputs=fixed)
+            return traj.X, traj.U
+
+        Xp, Up = states_controls(W0 + eps * v)
+        Xm, Um = states_controls(W0 - eps * v)
+        hx = np.einsum("btnm,btm->btn", terms.hx, (Xp - Xm) / (2 * eps)) / B
+        hu = terms.hu * (Up - Um) / (2 * eps) / B
+
+        def contracted(W):
+            X, U = states_controls(W)
+            return float(np.sum(X * hx) + np.sum(U * hu))
+
+        fd = fd_checks.central_gradient(contracted, W0, eps, self.mask)
+        return fd_checks.relative_error(self.calc_G(v), fd)
+
+    # ------------------------------------------------------------------ internals
+    def _fd_setup(self, batch) -> None:
+        if batch is not None:
+            self.cache_minibatch(batch)
+        self._require_cache()
+        if self.dtype != np.float64:
+            raise TypeError("finite-difference checks need a float64 loop (dtype=np.float64)")
+
+    def _require_cache(self) -> dict[str, Any]:
+        if self._cache is None:
+            raise RuntimeError("no minibatch is cached: call cache_minibatch(batch) with a "
+                               "plants.tasks.TaskBatch first")
+        return self._cache
+
+    def _check_batch(self, batch) -> tuple[np.ndarray, np.ndarray]:
+        x0 = getattr(batch, "x0", None)
+        targets = getattr(batch, "targets", None)
+        if x0 is None or targets is None:
+            raise TypeError(f"batch must be a plants.tasks.TaskBatch (x0, targets), got "
+                            f"{type(batch).__name__}")
+        x0 = np.asarray(x0, dtype=np.float64)
+        targets = np.asarray(targets, dtype=np.float64)
+        if x0.ndim != 2 or x0.shape[1] != self.n or x0.shape[0] == 0:
+            raise ValueError(f"batch.x0 must have shape [batch, {self.n}] (the plant's state), "
+                             f"got {x0.shape}")
+        if not np.isfinite(x0).all():
+            raise ValueError("batch.x0 must be finite (no NaN or inf in the initial states)")
+        k = self._output_size()
+        if targets.ndim != 3 or targets.shape[0] != x0.shape[0] or targets.shape[2] != k:
+            raise ValueError(f"batch.targets must have shape [{x0.shape[0]}, horizon, {k}] "
+                             f"(batch, steps, the task's {k} outputs; NaN: no target), got "
+                             f"{targets.shape}")
+        if targets.shape[1] < 1:
+            raise ValueError("batch.targets must have at least one step")
+        if np.isinf(targets).any():
+            raise ValueError("batch.targets must not contain inf (NaN marks 'no target')")
+        if self.delay >= targets.shape[1]:
+            raise ValueError(f"delay ({self.delay} steps) must be shorter than the horizon "
+                             f"({targets.shape[1]} steps)")
+        return np.ascontiguousarray(x0), np.ascontiguousarray(targets)
+
+    def _task_inputs(self, targets: np.ndarray) -> np.ndarray:
+        """The task inputs ``[B, T, k]`` derived from the targets."""
+        B, T, k = targets.shape
+        if self.inputs == "none":
+            return np.zeros((B, T, 0))
+        has = ~np.isnan(targets).any(axis=2)
+        if self.inputs == "goal":
+            last = T - 1 - np.argmax(has[:, ::-1], axis=1)
+            goal = np.where(has.any(axis=1)[:, None], targets[np.arange(B), last], 0.0)
+            return np.repeat(goal[:, None, :], T, axis=1)
+        # "targets": the current target, carried forward over steps without one
+        idx = np.where(has, np.arange(T), -1)
+        idx = np.maximum.accumulate(idx, axis=1)
+        out = targets[np.arange(B)[:, None], np.maximum(idx, 0)]
+        return np.where((idx >= 0)[..., None], out, 0.0)
+
+    def _weights(self, W):
+        net = self.net
+        w_in, b_in = net.get_weights(W, (0, 1))
+        w_out, b_out = net.get_weights(W, (1, 2))
+        w_rec, b_rec = net.get_weights(W, (1, 1))
+        return w_in, b_in, w_rec, b_rec, w_out, b_out
+
+    def _simulate(self, W, x0, goals, noise, fixed_inputs=None) -> _Trajectory:
+        """Roll the loop out at ``W`` (the NumPy reference path); with ``fixed_inputs``
+        the network reads those instead of fresh observations."""
+        B, T = goals.shape[:2]
+        H = self.net.shape[1]
+        traj = _Trajectory(B, T, self.n, self.m, H, self.n_inputs, self.dtype)
+        traj.X[:, 0] = x0
+        w_in, b_in, w_rec, b_rec, w_out, b_out = self._weights(W)
+        hidden, output = self.net.layers[1], self.net.layers[2]
+        d, k = self.delay, self.k
+        for t in range(T):
+            if fixed_inputs is not None:
+                traj.E[:, t] = fixed_inputs[:, t]
+            else:
+                traj.E[:, t, :k] = goals[:, t]
+                traj.E[:, t, k:] = self.observation(traj.X[:, max(t - d, 0)]) + noise[:, t]
+            z = traj.E[:, t] @ w_in + b_in + (traj.S[:, t - 1] @ w_rec if t else b_rec)
+            traj.Z[:, t] = z
+            traj.S[:, t] = hidden.activation(z)
+            traj.Yo[:, t] = traj.S[:, t] @ w_out + b_out
+            traj.Ao[:, t] = output.activation(traj.Yo[:, t])
+            u = self.control_scale * traj.Ao[:, t].astype(np.float64)
+            traj.U[:, t] = u
+            if not np.isfinite(u).all():
+                traj.finite = False
+                break
+            try:
+                x_next = np.asarray(self.plant.step(traj.X[:, t], u), dtype=np.float64)
+            except (ValueError, FloatingPointError):  # the plants refuse non-finite results
+                traj.finite = False
+                break
+            if not np.isfinite(x_next).all():
+                traj.finite = False
+                break
+            traj.X[:, t + 1] = x_next
+        return traj
+
+    def _plant_jacobians(self, X: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``A[B, T, n, n]``, ``B[B, T, n, m]`` at every step, in one call over all steps."""
+        B, T = U.shape[:2]
+        xs, us = X.reshape(B * T, self.n), U.reshape(B * T, self.m)
+        if hasattr(self.plant, "jacobians"):
+            A, Bm = self.plant.jacobians(xs, us)
+        else:
+            A, Bm = _fd_jacobians(self.plant.step, xs, us)
+        return (np.asarray(A, np.float64).reshape(B, T, self.n, self.n),
+                np.asarray(Bm, np.float64).reshape(B, T, self.n, self.m))
+
+    def _derivs(self, traj):
+        hidden, output = self.net.layers[1], self.net.layers[2]
+        return (hidden.d_activation(traj.Z, traj.S), output.d_activation(traj.Yo, traj.Ao))
+
+    def _r_forward(self, c, v) -> tuple[np.ndarray, np.ndarray]:
+        """Directional derivatives ``R{x_t}``, ``R{u_t}`` of the rollout along ``v``."""
+        traj, A, Bm, Jo = c["traj"], c["A"], c["Bm"], c["Jo"]
+        B, T, k, d = c["B"], c["T"], self.k, self.delay
+        W = c["W"]
+        w_in, _, w_rec, _, w_out, _ = self._weights(W)
+        v_in, vb_in, v_rec, vb_rec, v_out, vb_out = self._weights(v)
+        fd, gd = self._derivs(traj)
+        RX = np.zeros((B, T + 1, self.n))
+        RU = np.zeros((B, T, self.m))
+        rs = None
+        exact = self.feedback == "exact"
+        for t in range(T):
+            rz = traj.E[:, t] @ v_in + vb_in
+            if exact and t - d >= 0:
+                ro = np.einsum("bpn,bn->bp", Jo[:, t - d], RX[:, t - d])
+                rz = rz + ro @ w_in[k:]
+            rz = rz + (traj.S[:, t - 1] @ v_rec + rs @ w_rec if t else vb_rec)
+            rs = fd[:, t] * rz
+            ry = traj.S[:, t] @ v_out + vb_out + rs @ w_out
+            RU[:, t] = self.control_scale * (gd[:, t] * ry)
+            RX[:, t + 1] = (np.einsum("bij,bj->bi", A[:, t], RX[:, t])
+                            + np.einsum("bij,bj->bi", Bm[:, t], RU[:, t]))
+        return RX, RU
+
+    def _backward(self, c, ex: np.ndarray, eu: np.ndarray) -> np.ndarray:
+        """``J^T e`` for an error ``ex`` on every state and ``eu`` on every control."""
+        traj, A, Bm, Jo = c["traj"], c["A"], c["Bm"], c["Jo"]
+        B, T, k, d = c["B"], c["T"], self.k, self.delay
+        W = c["W"]
+        w_in, _, w_rec, _, w_out, _ = self._weights(W)
+        grad = np.zeros(self.n_params, np.float64)
+        g_in, gb_in, g_rec, gb_rec, g_out, gb_out = self._weights(grad)
+        fd, gd = self._derivs(traj)
+        lam = ex[:, T].copy()
+        obs_adj = np.zeros((B, T + 1, self.n))
+        dz_next = None
+        exact = self.feedback == "exact"
+        for t in range(T - 1, -1, -1):
+            du = eu[:, t] + np.einsum("bij,bi->bj", Bm[:, t], lam)
+            dy = gd[:, t] * (self.control_scale * du)
+            ds = dy @ w_out.T
+            if dz_next is not None:
+                ds = ds + dz_next @ w_rec.T
+            dz = fd[:, t] * ds
+            if exact and t - d >= 0:
+                do = dz @ w_in[k:].T
+                obs_adj[:, t - d] += np.einsum("bpn,bp->bn", Jo[:, t - d], do)
+            g_in += traj.E[:, t].T @ dz
+            gb_in += dz.sum(axis=0)
+            if t:
+                g_rec += traj.S[:, t - 1].T @ dz
+            else:
+                gb_rec += dz.sum(axis=0)
+            g_out += traj.S[:, t].T @ dy
+            gb_out += dy.sum(axis=0)
+            lam = ex[:, t] + obs_adj[:, t] + np.einsum("bij,bi->bj", A[:, t], lam)
+            dz_next = dz
+        return grad.astype(self.dtype)
+
+    # ------------------------------------------------------------------ misc
+    def undamped_curvature(self):
+        """No structural damping in a closed loop (see :class:`hfcontrol.model.Model`)."""
+        return self.net.undamped_curvature()
+
+    def __repr__(self) -> str:
+        return (f"ClosedLoop({type(self.plant).__name__}, {type(self.task).__name__}, "
+                f"net={self.net.shape}, feedback={self.feedback!r}, delay={self.delay}, "
+                f"obs_noise={self.obs_noise})")
+
+
+def _fd_jacobians(step, x: np.ndarray, u: np.ndarray, eps: float = 1e-6
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference Jacobians of ``step(x, u)`` for a plant without ``jacobians``."""
+    N, n = x.shape
+    m = u.shape[1]
+    A = np.empty((N, n, n))
+    Bm = np.empty((N, n, m))
+    for j in range(n):
+        dx = np.zeros(n)
+        dx[j] = eps
+        A[:, :, j] = (np.asarray(step(x + dx, u)) - np.asarray(step(x - dx, u))) / (2 * eps)
+    for j in range(m):
+        du = np.zeros(m)
+        du[j] = eps
+        Bm[:, :, j] = (np.asarray(step(x, u + du)) - np.asarray(step(x, u - du))) / (2 * eps)
+    return A, Bm
+
