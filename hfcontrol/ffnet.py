@@ -56,10 +56,14 @@ class FFNet:
     debug : bool
         If True, check the gradient and ``G v`` against finite differences at
         every training update and warn when they disagree.
-    rng : numpy.random.Generator or int, optional
-        Random generator or seed for initialisation and minibatches.
+    rng : numpy.random.Generator, numpy.random.RandomState or int, optional
+        Random generator or seed for initialisation and minibatches. A RandomState
+        (as in ``hessianfree``) is used through a Generator sharing its stream.
     dtype : float32 or float64
         Dtype of parameters and activations (float32 by default).
+    use_GPU : bool
+        Accepted for ``hessianfree`` compatibility: only False (the default) is
+        supported, as there is no GPU path; True raises a ValueError.
 
     Attributes
     ----------
@@ -75,7 +79,10 @@ class FFNet:
                  conns: Mapping[int, Sequence[int]] | None = None,
                  loss_type: Any = None, W_init_params: Mapping[str, Any] | None = None,
                  load_weights: Any = None, debug: bool = False, rng: Any = None,
-                 dtype: Any = np.float32):
+                 dtype: Any = np.float32, use_GPU: bool = False):
+        if use_GPU:
+            raise ValueError(f"use_GPU={use_GPU!r}: hfcontrol has no GPU path; use "
+                             f"use_GPU=False (the CPU path is compiled with numba)")
         self.dtype = as_dtype(dtype)
         self.rng = as_rng(rng)
         self.debug = bool(debug)

@@ -43,7 +43,8 @@ class RNNet(FFNet):
         batch is cached). Default: full backprop through time.
     **ffnet_args
         The other arguments of :class:`~hfcontrol.FFNet` (``layers``, ``conns``,
-        ``loss_type``, ``W_init_params``, ``load_weights``, ``debug``, ``rng``, ``dtype``).
+        ``loss_type``, ``W_init_params``, ``load_weights``, ``debug``, ``rng``, ``dtype``,
+        ``use_GPU``, which must be False).
         Stateful nonlinearities such as :class:`~hfcontrol.nonlinearities.Continuous` are allowed.
 
     Notes
