@@ -472,17 +472,22 @@ class FFNet:
     # ------------------------------------------------------------------ reference kernels
     @staticmethod
     def _apply_jacobian_T(layer: nl.Nonlinearity, delta: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """Back-propagate ``dE/da`` through a stateless nonlinearity to ``dE/dx``."""
-        if layer.elementwise:
-            return delta * d
-        return np.einsum("...i,...ij->...j", delta, d)
+        """Back-propagate ``dE/da`` through a stateless nonlinearity to ``dE/dx``.
+
+        ``d`` is the diagonal (element-wise) or the full Jacobian ``d[..., i, j] = da_i/dx_j``
+        (see :func:`_full_jacobian`); this is ``dE/dx_j = sum_i dE/da_i d[..., i, j]``.
+        """
+        if _full_jacobian(layer, delta, d):
+            return np.einsum("...i,...ij->...j", delta, d)
+        return delta * d
 
     @staticmethod
     def _apply_jacobian(layer: nl.Nonlinearity, rx: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """Push a directional derivative ``R{x}`` through a stateless nonlinearity to ``R{a}``."""
-        if layer.elementwise:
-            return d * rx
-        return np.einsum("...ij,...j->...i", d, rx)
+        """Push a directional derivative ``R{x}`` through a stateless nonlinearity to ``R{a}``:
+        ``R{a}_i = sum_j d[..., i, j] R{x}_j`` for a full Jacobian."""
+        if _full_jacobian(layer, rx, d):
+            return np.einsum("...ij,...j->...i", d, rx)
+        return d * rx
 
     def forward(self, inputs, params: np.ndarray | None = None, deriv: bool = False):
         """Run the network.
@@ -889,6 +894,25 @@ class FFNet:
         net = net_cls(load_weights=W, **config)
         net.set_mask(mask)
         return net
+
+
+def _full_jacobian(layer: nl.Nonlinearity, vec: np.ndarray, d) -> bool:
+    """True if ``d`` is a full Jacobian ``[..., units, units]`` for the vector ``vec``
+    ``[..., units]``, False if it is element-wise (``vec``'s shape, or broadcastable to it).
+
+    Decided from the number of dimensions, as in ``hessianfree``: a user nonlinearity that
+    returns a full Jacobian works whether or not it declares ``elementwise = False``.
+    """
+    ndim = np.ndim(d)
+    if ndim <= vec.ndim:
+        return False
+    units = vec.shape[-1]
+    if ndim == vec.ndim + 1 and np.shape(d)[-2:] == (units, units):
+        return True
+    raise ValueError(f"d_activation of {layer!r} returned shape {np.shape(d)}: expected the "
+                     f"element-wise derivative {vec.shape} or the full Jacobian "
+                     f"{vec.shape + (units,)} (output unit first, input unit last), per time "
+                     f"step and, for a stateful nonlinearity, per entry of its last axis of 3")
 
 
 def _is_index(value) -> bool:

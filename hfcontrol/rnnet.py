@@ -77,6 +77,17 @@ class RNNet(FFNet):
         self._init_states: list[np.ndarray | None] = []
         self._plant: nl.Plant | None = None
         super().__init__(shape, **ffnet_args)
+        self._check_time_constants()
+
+    def _check_time_constants(self) -> None:
+        """Per-unit ``tau`` of every :class:`~hfcontrol.nonlinearities.Continuous` layer has
+        one entry per unit of its layer."""
+        for i, layer in enumerate(self.layers):
+            units = getattr(layer, "units", None) if isinstance(layer, nl.Continuous) else None
+            if units is not None and units != self.shape[i]:
+                raise ValueError(f"layers[{i}]: Continuous tau has {units} per-unit time "
+                                 f"constants but layer {i} has {self.shape[i]} units "
+                                 f"(shape {self.shape})")
 
     @staticmethod
     def _check_rec_layers(rec_layers, n_layers: int) -> list[int]:
