@@ -1042,6 +1042,8 @@ def layer_params(layer) -> tuple[int, int, list[float]] | None:
     coeff = 0.0
     if type(layer) is nl.Continuous:
         stateful, coeff, layer = 1, layer.coeff, layer.base
+        if np.ndim(coeff) != 0:
+            return None  # per-unit time constants: the NumPy path
     code = _builtin_code(layer)
     if code is None and _user_kernels(layer) is not None:
         code = USER

@@ -5,13 +5,39 @@ from __future__ import annotations
 import numpy as np
 
 
-def as_rng(rng) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a Generator, a seed or None."""
+def as_rng(rng: np.random.Generator | np.random.RandomState | int | None
+           ) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a Generator, a legacy RandomState, a seed or None.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator, numpy.random.RandomState, int or None
+        A Generator is used as it is. A ``RandomState`` (what the ``hessianfree``
+        reference package takes, e.g. ``np.random.RandomState(0)``) is wrapped in a
+        Generator on the same bit generator: the two share one stream, so the
+        RandomState advances as the network draws from it and the same seed gives
+        the same network. An int (or NumPy integer) seeds a new Generator; None
+        seeds one from fresh OS entropy.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    TypeError
+        For anything else (a bool, a float, a string, ...).
+    """
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, int | np.integer):
+    if isinstance(rng, np.random.RandomState):
+        # RandomState keeps its bit generator as `_bit_generator` (numpy >= 1.17); a
+        # Generator built on it draws from, and advances, the same state
+        return np.random.Generator(rng._bit_generator)
+    if rng is None or (isinstance(rng, int | np.integer) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {rng!r}")
+    raise TypeError(f"rng must be a numpy.random.Generator, a numpy.random.RandomState, an int "
+                    f"seed or None, got {rng!r}")
 
 
 def as_dtype(dtype) -> np.dtype:

@@ -53,10 +53,14 @@ class FFNet:
     debug : bool
         If True, check the gradient and ``G v`` against finite differences at
         every training update and warn when they disagree.
-    rng : numpy.random.Generator or int, optional
-        Random generator or seed for initialisation and minibatches.
+    rng : numpy.random.Generator, numpy.random.RandomState or int, optional
+        Random generator or seed for initialisation and minibatches. A RandomState
+        (as in ``hessianfree``) is used through a Generator sharing its stream.
     dtype : float32 or float64
         Dtype of parameters and activations (float32 by default).
+    use_GPU : bool
+        Accepted for ``hessianfree`` compatibility: only False (the default) is
+        supported, as there is no GPU path; True raises a ValueError.
 
     Attributes
     ----------
@@ -72,7 +76,10 @@ class FFNet:
                  conns: Mapping[int, Sequence[int]] | None = None,
                  loss_type: Any = None, W_init_params: Mapping[str, Any] | None = None,
                  load_weights: Any = None, debug: bool = False, rng: Any = None,
-                 dtype: Any = np.float32):
+                 dtype: Any = np.float32, use_GPU: bool = False):
+        if use_GPU:
+            raise ValueError(f"use_GPU={use_GPU!r}: hfcontrol has no GPU path; use "
+                             f"use_GPU=False (the CPU path is compiled with numba)")
         self.dtype = as_dtype(dtype)
         self.rng = as_rng(rng)
         self.debug = bool(debug)
@@ -357,17 +364,22 @@ class FFNet:
     # ------------------------------------------------------------------ reference kernels
     @staticmethod
     def _apply_jacobian_T(layer: nl.Nonlinearity, delta: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """Back-propagate ``dE/da`` through a stateless nonlinearity to ``dE/dx``."""
-        if layer.elementwise:
-            return delta * d
-        return np.einsum("...i,...ij->...j", delta, d)
+        """Back-propagate ``dE/da`` through a stateless nonlinearity to ``dE/dx``.
+
+        ``d`` is the diagonal (element-wise) or the full Jacobian ``d[..., i, j] = da_i/dx_j``
+        (see :func:`_full_jacobian`); this is ``dE/dx_j = sum_i dE/da_i d[..., i, j]``.
+        """
+        if _full_jacobian(layer, delta, d):
+            return np.einsum("...i,...ij->...j", delta, d)
+        return delta * d
 
     @staticmethod
     def _apply_jacobian(layer: nl.Nonlinearity, rx: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """Push a directional derivative ``R{x}`` through a stateless nonlinearity to ``R{a}``."""
-        if layer.elementwise:
-            return d * rx
-        return np.einsum("...ij,...j->...i", d, rx)
+        """Push a directional derivative ``R{x}`` through a stateless nonlinearity to ``R{a}``:
+        ``R{a}_i = sum_j d[..., i, j] R{x}_j`` for a full Jacobian."""
+        if _full_jacobian(layer, rx, d):
+            return np.einsum("...ij,...j->...i", d, rx)
+        return d * rx
 
     def forward(self, inputs, params: np.ndarray | None = None, deriv: bool = False):
         """Run the network.
@@ -749,6 +761,26 @@ class FFNet:
         ``RNNet``.
         """
         return persistence.load(path, **kwargs)
+
+
+def _full_jacobian(layer: nl.Nonlinearity, vec: np.ndarray, d) -> bool:
+    """True if ``d`` is a full Jacobian ``[..., units, units]`` for the vector ``vec``
+    ``[..., units]``, False if it is element-wise (``vec``'s shape, or broadcastable to it).
+
+    Decided from the number of dimensions, as in ``hessianfree``: a user nonlinearity that
+    returns a full Jacobian works whether or not it declares ``elementwise = False``.
+    """
+    ndim = np.ndim(d)
+    if ndim <= vec.ndim:
+        return False
+    units = vec.shape[-1]
+    if ndim == vec.ndim + 1 and np.shape(d)[-2:] == (units, units):
+        return True
+    raise ValueError(f"d_activation of {layer!r} returned shape {np.shape(d)}: expected the "
+                     f"element-wise derivative {vec.shape} or the full Jacobian "
+                     f"{vec.shape + (units,)} (output unit first, input unit last), per time "
+                     f"step and, for a stateful nonlinearity, per entry of its last axis of 3")
+
 
 
 def _curvature_key(loss) -> tuple:

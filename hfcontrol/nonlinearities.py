@@ -6,13 +6,23 @@ product:
 
 * element-wise nonlinearities (``elementwise = True``) return ``da/dx`` with the
   shape of ``x``;
-* non-element-wise ones (:class:`Softmax`, :class:`Plant`) return the full
-  Jacobian ``J[..., i, j] = da_i / dx_j``;
+* non-element-wise ones (:class:`Softmax`, :class:`Plant`, or a user's nonlinearity
+  that mixes units) return the full Jacobian ``J[..., i, j] = da_i / dx_j``: the
+  output unit on the second-to-last axis, the input unit on the last, so that
+  ``J @ dx`` is ``da``. This is the layout of ``hessianfree``, and it matters for a
+  Jacobian that is not symmetric (e.g. ``activation(x) = np.roll(x, 1, axis=-1)``
+  has ``J = np.roll(np.eye(n), 1, axis=0)``);
 * stateful ones (:class:`Continuous`, :class:`Plant`) return ``(ds/dx,
   ds/ds_prev, da/ds)`` stacked on a last axis of size 3: the derivatives of the
   internal state with respect to the input and to the previous state, and of the
   output with respect to the state. Element-wise ones give ``[..., units, 3]``,
-  others full Jacobians ``[..., units, units, 3]``.
+  others full Jacobians ``[..., units, units, 3]``, each in the layout above.
+
+The networks tell the two forms apart by the number of dimensions of the
+derivative, as ``hessianfree`` does, so a user nonlinearity that returns a full
+Jacobian works without declaring anything; declaring ``elementwise = False`` is
+still good practice, since compiled kernels (user ``njit_*`` kernels) and the base
+of a :class:`Continuous` must be element-wise and are checked by that flag.
 
 Built-in nonlinearities carry a small integer ``code`` and a parameter vector
 so that compiled kernels can evaluate them (see ``../shared/DESIGN.md``).
@@ -257,15 +267,32 @@ class Continuous(Nonlinearity):
     ----------
     base : Nonlinearity or str
         Element-wise output nonlinearity applied to the state.
-    tau : float
-        Time constant of the input filter (same units as ``dt``); must satisfy ``tau >= dt``.
+    tau : float or array_like of float
+        Time constant of the input filter (same units as ``dt``): one for every unit,
+        or a 1-D array of per-unit time constants, as in continuous-time RNN models
+        of motor cortex (its length must then be the layer's number of units, which
+        the network checks). Every entry must be finite and satisfy ``tau >= dt``.
     dt : float
         Simulation time step.
+
+    Attributes
+    ----------
+    tau : float or ndarray
+        A float if a scalar was given, otherwise a read-only 1-D float64 array.
+    coeff : float or ndarray
+        ``dt / tau``, the fraction of the way the state moves to the input each
+        step (an array for per-unit time constants).
+
+    Notes
+    -----
+    Compiled kernels take a scalar ``tau`` only: a network with per-unit time
+    constants runs on the NumPy path.
     """
 
     code = 7
 
-    def __init__(self, base: Nonlinearity | str, tau: float = 1.0, dt: float = 1.0):
+    def __init__(self, base: Nonlinearity | str, tau: float | np.ndarray | list[float] = 1.0,
+                 dt: float = 1.0):
         super().__init__(stateful=True)
         base = from_spec(base)
         if base.stateful or not base.elementwise:
@@ -273,40 +300,92 @@ class Continuous(Nonlinearity):
                              f"got {base!r}")
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"Continuous: dt must be a finite number > 0, got {dt!r}")
-        if not (np.isfinite(tau) and tau >= dt):
-            raise ValueError(f"Continuous: tau must be a finite number >= dt ({dt}), got {tau!r}")
         self.base = base
-        self.tau = float(tau)
         self.dt = float(dt)
+        self.tau = _check_tau(tau, self.dt)
         self.coeff = self.dt / self.tau
+        if not isinstance(self.coeff, float):
+            self.coeff.flags.writeable = False
         self.state: np.ndarray | None = None
+
+    @property
+    def units(self) -> int | None:
+        """Number of per-unit time constants, or None for a single scalar ``tau``."""
+        return None if isinstance(self.tau, float) else int(self.tau.size)
 
     def reset(self, init: np.ndarray | None = None) -> None:
         """Reset the filter state to ``init`` (zeros, sized on first use, if None)."""
         self.state = None if init is None else np.array(init, copy=True)
 
+    def _coeff(self, dtype):
+        """``coeff`` in the activations' dtype (a float32 net stays float32)."""
+        if isinstance(self.coeff, float):
+            return self.coeff
+        return self.coeff.astype(dtype, copy=False)
+
     def activation(self, x):
+        if self.units is not None and x.shape[-1] != self.units:
+            raise ValueError(f"Continuous: tau has {self.units} per-unit time constants but the "
+                             f"layer input has {x.shape[-1]} units (shape {x.shape})")
         if self.state is None:
             self.state = np.zeros_like(x)
         elif self.state.shape != x.shape:
             raise ValueError(f"Continuous: the layer input has shape {x.shape} but the filter "
                              f"state has shape {self.state.shape}; pass init of that shape")
-        self.state = self.state + self.coeff * (x - self.state)
+        self.state = self.state + self._coeff(x.dtype) * (x - self.state)
         return self.base.activation(self.state)
 
     def d_activation(self, x, a):
         d_out = self.base.d_activation(self.state, a)
+        if np.ndim(d_out) > x.ndim:
+            raise ValueError(f"Continuous: base {self.base!r} returned a derivative of shape "
+                             f"{np.shape(d_out)} for input {x.shape}; the base must be "
+                             f"element-wise")
+        coeff = self._coeff(a.dtype)
         out = np.empty(x.shape + (3,), dtype=a.dtype)
-        out[..., 0] = self.coeff
-        out[..., 1] = 1 - self.coeff
+        out[..., 0] = coeff
+        out[..., 1] = 1 - coeff
         out[..., 2] = d_out
         return out
 
     def get_config(self):
-        return {"base": spec_of(self.base), "tau": self.tau, "dt": self.dt}
+        tau = self.tau if isinstance(self.tau, float) else self.tau.tolist()
+        return {"base": spec_of(self.base), "tau": tau, "dt": self.dt}
 
     def __repr__(self) -> str:
-        return f"Continuous({self.base!r}, tau={self.tau!r}, dt={self.dt!r})"
+        tau = self.tau if isinstance(self.tau, float) else self.tau.tolist()
+        return f"Continuous({self.base!r}, tau={tau!r}, dt={self.dt!r})"
+
+
+def _check_tau(tau, dt: float) -> float | np.ndarray:
+    """``tau`` of :class:`Continuous`: a float for a scalar, else a read-only 1-D array."""
+    if isinstance(tau, bool | np.bool_):
+        raise TypeError(f"Continuous: tau must be a number or a 1-D array of numbers, got "
+                        f"{tau!r}")
+    if np.ndim(tau) == 0:
+        try:
+            value = float(tau)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"Continuous: tau must be a number or a 1-D array of numbers, got "
+                            f"{tau!r}") from exc
+        if not (np.isfinite(value) and value >= dt):
+            raise ValueError(f"Continuous: tau must be a finite number >= dt ({dt}), got {tau!r}")
+        return value
+    try:
+        values = np.array(tau, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Continuous: tau must be a number or a 1-D array of numbers, got "
+                        f"{tau!r}") from exc
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"Continuous: tau must be a number or a non-empty 1-D array of "
+                         f"per-unit time constants, got shape {values.shape}")
+    bad = ~(np.isfinite(values) & (values >= dt) & (values > 0))
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(f"Continuous: every entry of tau must be finite, positive and >= dt "
+                         f"({dt}); tau[{first}] = {float(values[first])!r}")
+    values.flags.writeable = False
+    return values
 
 
 class Plant(Nonlinearity):

@@ -59,3 +59,48 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def plot_signals(panels: Mapping[str, np.ndarray], path: str | os.PathLike,
+                 title: str | None = None, targets: Mapping[str, np.ndarray] | None = None,
+                 max_lines: int = 20) -> None:
+    """Save a figure of sequences ``[batch, time]`` (or ``[batch, time, 1]``), one panel each.
+
+    Parameters
+    ----------
+    panels : dict of str to ndarray
+        Panel title to the sequences drawn in it, one line per batch entry (the first
+        ``max_lines`` of them).
+    path : path
+        Where to write the PNG.
+    title : str, optional
+        Figure title.
+    targets : dict of str to ndarray, optional
+        For a panel title, target values ``[batch, time]`` (NaN where there is no target),
+        drawn as markers in the colour of their sequence's line.
+    max_lines : int
+        Number of sequences drawn per panel.
+    """
+    if not panels:
+        raise ValueError("panels must name at least one array of sequences")
+    fig = Figure(figsize=(4.5 * len(panels), 3.5))
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (name, values) in zip(axes, panels.items(), strict=True):
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 3 and values.shape[-1] == 1:
+            values = values[..., 0]
+        if values.ndim != 2:
+            raise ValueError(f"panels[{name!r}] must have shape [batch, time], got {values.shape}")
+        lines = ax.plot(values[:max_lines].T, lw=1)
+        if targets is not None and name in targets:
+            marks = np.asarray(targets[name], dtype=float).reshape(values.shape)[:max_lines]
+            steps = np.arange(values.shape[1])
+            for line, row in zip(lines, marks, strict=False):
+                ax.plot(steps, row, "o", color=line.get_color(), ms=4)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

@@ -45,7 +45,8 @@ class RNNet(FFNet):
         batch is cached). Default: full backprop through time.
     **ffnet_args
         The other arguments of :class:`~hfcontrol.FFNet` (``layers``, ``conns``,
-        ``loss_type``, ``W_init_params``, ``load_weights``, ``debug``, ``rng``, ``dtype``).
+        ``loss_type``, ``W_init_params``, ``load_weights``, ``debug``, ``rng``, ``dtype``,
+        ``use_GPU``, which must be False).
         Stateful nonlinearities such as :class:`~hfcontrol.nonlinearities.Continuous` are allowed.
 
     Notes
@@ -80,6 +81,17 @@ class RNNet(FFNet):
         self._init_states: list[np.ndarray | None] = []
         self._plant: nl.Plant | None = None
         super().__init__(shape, **ffnet_args)
+        self._check_time_constants()
+
+    def _check_time_constants(self) -> None:
+        """Per-unit ``tau`` of every :class:`~hfcontrol.nonlinearities.Continuous` layer has
+        one entry per unit of its layer."""
+        for i, layer in enumerate(self.layers):
+            units = getattr(layer, "units", None) if isinstance(layer, nl.Continuous) else None
+            if units is not None and units != self.shape[i]:
+                raise ValueError(f"layers[{i}]: Continuous tau has {units} per-unit time "
+                                 f"constants but layer {i} has {self.shape[i]} units "
+                                 f"(shape {self.shape})")
 
     @staticmethod
     def _check_rec_layers(rec_layers, n_layers: int) -> list[int]:

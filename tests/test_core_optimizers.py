@@ -54,7 +54,7 @@ def test_hf_solves_xor_within_40_updates():
 
 
 def test_hf_controls_the_demo_plant():
-    net, history, metrics = demos.plant(np.random.default_rng(0), print_period=None)
+    net, history, metrics = demos.plant(rng=np.random.default_rng(0), print_period=None)
     assert metrics["final_step_squared_error"] < 1e-3
     # re-simulate the closed loop by hand from the trained weights and the plant equations
     plant = net.layers[-1]
