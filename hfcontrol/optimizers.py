@@ -241,7 +241,8 @@ class HessianFree(Optimizer):
 
     # ------------------------------------------------------------------ CG
     def conjugate_gradient(self, init_delta: np.ndarray, grad: np.ndarray,
-                           iters: int = 250) -> list[tuple[int, np.ndarray]]:
+                           iters: int = 250, printing: bool = False
+                           ) -> list[tuple[int, np.ndarray]]:
         """Approximately solve ``(G + damping I) delta = -grad`` by conjugate gradient.
 
         The reference API's entry point: :func:`conjugate_gradient` on the attached
@@ -255,6 +256,8 @@ class HessianFree(Optimizer):
             Gradient of the error.
         iters : int
             Maximum number of iterations.
+        printing : bool
+            Print the number of iterations run and whether CG met non-positive curvature.
 
         Returns
         -------
@@ -270,6 +273,10 @@ class HessianFree(Optimizer):
                                     init_delta, iters, tolerance=self.cg_tolerance,
                                     store_ratio=self.store_ratio)
         self.cg_breakdown = result.breakdown
+        if printing:
+            last = result.iterates[-1][0] if result.iterates else 0
+            print(f"  CG: {last} iterations" + (" (stopped at non-positive curvature)"
+                                                if result.breakdown else ""))
         return result.iterates
 
     # ------------------------------------------------------------------ update

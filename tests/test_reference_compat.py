@@ -372,3 +372,34 @@ def test_profile_rejects_what_it_cannot_do():
         demos.profile("mnist")
     with pytest.raises(ValueError, match="use_GPU=True"):
         demos.profile("xor", use_GPU=True)
+
+
+# ---------------------------------------------------------------- run_epochs and CG as in the reference
+def test_run_epochs_keeps_the_final_weights_and_the_best_aside():
+    rng = np.random.RandomState(0)
+    ff = hf.FFNet([2, 5, 1], rng=rng)
+    ff.run_epochs(XOR_IN, XOR_OUT, optimizer=hf.opt.HessianFree(CG_iter=2), max_epochs=40,
+                  test=(XOR_IN, XOR_OUT), test_err=hf.loss_funcs.ClassificationError(),
+                  target_err=-1, print_period=None)
+    # the classification error reaches zero early, but training goes on to a low loss: W is
+    # the final weights, best_W the first with the lowest classification error
+    assert ff.loss.batch_loss(ff.forward(XOR_IN, ff.W), XOR_OUT) < 1e-4
+    assert ff.best_error == 0
+    assert ff.loss.batch_loss(ff.forward(XOR_IN, ff.best_W), XOR_OUT) > \
+        ff.loss.batch_loss(ff.forward(XOR_IN, ff.W), XOR_OUT)
+
+
+def test_conjugate_gradient_takes_the_reference_arguments(capsys):
+    ff = hf.FFNet([2, 5, 1], rng=np.random.RandomState(0), dtype=np.float64)
+    opt = hf.opt.HessianFree(CG_iter=20)
+    ff.optimizer = opt
+    ff.cache_minibatch(XOR_IN, XOR_OUT)
+    grad = ff.calc_grad()
+    deltas = opt.conjugate_gradient(np.zeros_like(ff.W), grad, iters=20, printing=False)
+    assert capsys.readouterr().out == ""
+    assert deltas[-1][0] <= 20
+    # a descent direction that lowers the quadratic model
+    delta = deltas[-1][1]
+    assert grad @ delta < 0
+    opt.conjugate_gradient(np.zeros_like(ff.W), grad, iters=20, printing=True)
+    assert "CG:" in capsys.readouterr().out
