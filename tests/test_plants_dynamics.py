@@ -128,7 +128,7 @@ def test_demo_linear_plant_is_the_specified_map():
 def test_two_link_mass_matrix_is_todorovs():
     arm = TwoLinkArm()
     q = np.array([[0.3, 1.1, 0.0, 0.0], [-0.5, 2.0, 0.0, 0.0]])
-    i1, i2, m2, l1, s2 = 0.025, 0.045, 1.1, 0.30, 0.16
+    i1, i2, m2, l1, s2 = 0.025, 0.045, 1.0, 0.30, 0.16
     c = np.cos(q[:, 1])
     M = np.array([[[i1 + i2 + m2 * l1**2 + 2 * m2 * l1 * s2 * cc, i2 + m2 * l1 * s2 * cc],
                    [i2 + m2 * l1 * s2 * cc, i2]] for cc in c])
