@@ -225,6 +225,26 @@ class PlanarArm(PlantBase):
         x = V.as_finite_array(x, "x", (None, self.state_dim))
         return np.einsum("bij,bj->bi", self.hand_jacobian(x), x[:, self.n_links:])
 
+    def hand_velocity_jacobian(self, x) -> np.ndarray:
+        """``d (J(q) qdot) / d x`` for states ``x[B, 2N]``, shape ``[B, 2, 2N]``.
+
+        With ``phi_a = q_1 + ... + q_a`` the hand velocity is
+        ``sum_a l_a phidot_a (-sin phi_a, cos phi_a)``, and ``phi_a`` depends on ``q_k`` for
+        ``k <= a`` only, so::
+
+            d v / d q_k    = -sum_{a >= k} l_a phidot_a (cos phi_a, sin phi_a)
+            d v / d qdot_k = J(q)[:, k]
+
+        (the first block is the derivative of the hand Jacobian along ``qdot``).
+        """
+        x = V.as_finite_array(x, "x", (None, self.state_dim))
+        N = self.n_links
+        phi = np.cumsum(x[:, :N], axis=1)
+        w = self.lengths * np.cumsum(x[:, N:], axis=1)  # l_a phidot_a
+        dq_x = -np.cumsum((w * np.cos(phi))[:, ::-1], axis=1)[:, ::-1]
+        dq_y = -np.cumsum((w * np.sin(phi))[:, ::-1], axis=1)[:, ::-1]
+        return np.concatenate([np.stack([dq_x, dq_y], axis=1), self.hand_jacobian(x)], axis=2)
+
     def energy(self, x) -> np.ndarray:
         """Kinetic plus potential energy ``1/2 qdot^T M(q) qdot + V(q)`` for ``x[B, 2N]``."""
         x = V.as_finite_array(x, "x", (None, self.state_dim))
