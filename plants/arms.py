@@ -225,7 +225,7 @@ class PlanarArm(PlantBase):
         x = V.as_finite_array(x, "x", (None, self.state_dim))
         return np.einsum("bij,bj->bi", self.hand_jacobian(x), x[:, self.n_links:])
 
-    def hand_velocity_jacobian(self, x) -> np.ndarray:
+    def hand_velocity_jacobian(self, x: np.ndarray) -> np.ndarray:
         """``d (J(q) qdot) / d x`` for states ``x[B, 2N]``, shape ``[B, 2, 2N]``.
 
         With ``phi_a = q_1 + ... + q_a`` the hand velocity is

@@ -47,8 +47,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validation as V
 from .arms import PlanarArm
@@ -169,23 +171,23 @@ class Task:
     def _states(self, x) -> np.ndarray:
         return V.as_float_array(x, "x", (None, self.plant.state_dim))
 
-    def outputs(self, x) -> np.ndarray:
+    def outputs(self, x: ArrayLike) -> np.ndarray:
         """Outputs ``y[B, k]`` (the space of the targets) of states ``x[B, n]``."""
         return self._outputs(self._states(x))
 
-    def outputs_jacobian(self, x) -> np.ndarray:
+    def outputs_jacobian(self, x: ArrayLike) -> np.ndarray:
         """Exact ``dy/dx`` of :meth:`outputs` at states ``x[B, n]``, shape ``[B, k, n]``."""
         return self._outputs_jacobian(self._states(x))
 
-    def velocity(self, x) -> np.ndarray:
+    def velocity(self, x: ArrayLike) -> np.ndarray:
         """Velocity ``v[B, q]`` penalised by the final-velocity term, for states ``x[B, n]``."""
         return self._velocity(self._states(x))
 
-    def velocity_jacobian(self, x) -> np.ndarray:
+    def velocity_jacobian(self, x: ArrayLike) -> np.ndarray:
         """Exact ``dv/dx`` of :meth:`velocity` at states ``x[B, n]``, shape ``[B, q, n]``."""
         return self._velocity_jacobian(self._states(x))
 
-    def observe(self, X) -> np.ndarray:
+    def observe(self, X: ArrayLike) -> np.ndarray:
         """:meth:`outputs` of every state of ``X[B, T + 1, n]``: ``[B, T + 1, k]``."""
         X = V.as_float_array(X, "X", (None, None, self.plant.state_dim))
         B, T1, n = X.shape
@@ -204,7 +206,7 @@ class Task:
         raise NotImplementedError
 
     # -- cost ------------------------------------------------------------------------------
-    def step_weights(self, targets) -> np.ndarray:
+    def step_weights(self, targets: ArrayLike) -> np.ndarray:
         """Coefficient ``c[B, T]`` of each step's weighted squared error ``E_t`` in the cost.
 
         ``c[b, t - 1]`` multiplies ``E_t = sum_i w_i (y_i(x_t) - targets[b, t - 1, i])^2``:
@@ -225,7 +227,7 @@ class Task:
             c[rows, last] += self.weights.final_error
         return c
 
-    def cost(self, X, U, targets) -> np.ndarray:
+    def cost(self, X: ArrayLike, U: ArrayLike, targets: ArrayLike) -> np.ndarray:
         """Per-sample cost ``[B]`` of states ``X[B, T+1, n]``, controls ``U[B, T, m]``.
 
         ``targets[B, T, k]`` as from :meth:`sample` (NaN = no target); the formula is in the
@@ -631,8 +633,9 @@ class StateTarget(Task):
         Default final error 1, nothing else.
     """
 
-    def __init__(self, plant: Dynamics, target, *, horizon: int,
-                 steps: Sequence[int] | None = None, spread=0.5, centre=None, x0=None,
+    def __init__(self, plant: Dynamics, target: ArrayLike, *, horizon: int,
+                 steps: Sequence[int] | None = None, spread: float | ArrayLike = 0.5,
+                 centre: ArrayLike | None = None, x0: ArrayLike | None = None,
                  velocity_index: Sequence[int] | None = None,
                  weights: CostWeights = CostWeights(1.0, 0.0, 0.0, 0.0)) -> None:
         if not isinstance(plant, Dynamics):
@@ -683,7 +686,7 @@ class StateTarget(Task):
         return tuple(out)
 
     @classmethod
-    def demo(cls, **kwargs) -> StateTarget:
+    def demo(cls, **kwargs: Any) -> StateTarget:
         """The project's demo task on :meth:`plants.LinearPlant.demo`.
 
         Initial states uniform in ``(-0.5, 0.5)^2`` (the draws of the reference package's
