@@ -25,13 +25,16 @@ Gravity (optional, along -y: a vertical-plane arm) derives from
 
 Parameter sources
 -----------------
-* TwoLinkArm: Li & Todorov (2004), "Iterative linear quadratic regulator design for
-  nonlinear biological movement systems", ICINCO; Todorov & Li (2005), ACC: masses 1.4,
-  1.1 kg; lengths 0.30, 0.33 m; CoM 0.11, 0.16 m; inertias 0.025, 0.045 kg m^2. The joint
-  viscosity ``[[0.5, 0.1], [0.1, 0.5]]`` N m s/rad is the value this project's issue
-  specifies, ten times the ``[[0.05, 0.025], [0.025, 0.05]]`` that independent
-  re-implementations of Li & Todorov's arm use (some with m2 = 1.0 kg); not checked against
-  the paper's text. Pass ``viscosity=`` (and ``masses=``) to change them.
+* TwoLinkArm: Li, W. & Todorov, E. (2004), "Iterative linear quadratic regulator design for
+  nonlinear biological movement systems", Proc. 1st ICINCO; Todorov, E. & Li, W. (2005), "A
+  generalized iterative LQG method for locally-optimal feedback control of constrained
+  nonlinear stochastic systems", Proc. ACC: masses 1.4, 1.0 kg; lengths 0.30, 0.33 m; CoM
+  0.11, 0.16 m; inertias 0.025, 0.045 kg m^2; joint viscosity
+  ``[[0.05, 0.025], [0.025, 0.05]]`` N m s/rad, as given by the independent
+  re-implementations of that arm listed in docs/plants.md (a minority take a forearm of
+  1.1 kg; the paper's parameter section itself was not checked here). Until this version
+  the defaults had a 1.1 kg forearm and a viscosity of ``[[0.5, 0.1], [0.1, 0.5]]``; pass
+  ``masses=`` and ``viscosity=`` to use other values.
 * ThreeLinkArm: Winter, D. A. (2009), *Biomechanics and Motor Control of Human Movement*,
   4th ed., Wiley, Table 4.1 (Dempster's segment mass fractions 0.028/0.016/0.006 of body
   mass; CoM at 0.436/0.430/0.506 of segment length from the proximal joint; radius of
@@ -47,8 +50,9 @@ Parameter sources
   inertia somewhat further out than Dempster's data (docs/plants.md quantifies this). Pass
   ``com=`` and ``inertias=`` to override.
 
-  The joint viscosity ``[[0.5, 0.1, 0], [0.1, 0.5, 0.05], [0, 0.05, 0.1]]`` is an
-  assumption extending Todorov's two-joint values (not from Winter).
+  The joint viscosity ``[[0.5, 0.1, 0], [0.1, 0.5, 0.05], [0, 0.05, 0.1]]`` N m s/rad is an
+  assumption, not a measured quantity and not from Winter (its shoulder-elbow block is ten
+  times Li & Todorov's two-joint values).
 """
 
 from __future__ import annotations
@@ -221,6 +225,26 @@ class PlanarArm(PlantBase):
         x = V.as_finite_array(x, "x", (None, self.state_dim))
         return np.einsum("bij,bj->bi", self.hand_jacobian(x), x[:, self.n_links:])
 
+    def hand_velocity_jacobian(self, x: np.ndarray) -> np.ndarray:
+        """``d (J(q) qdot) / d x`` for states ``x[B, 2N]``, shape ``[B, 2, 2N]``.
+
+        With ``phi_a = q_1 + ... + q_a`` the hand velocity is
+        ``sum_a l_a phidot_a (-sin phi_a, cos phi_a)``, and ``phi_a`` depends on ``q_k`` for
+        ``k <= a`` only, so::
+
+            d v / d q_k    = -sum_{a >= k} l_a phidot_a (cos phi_a, sin phi_a)
+            d v / d qdot_k = J(q)[:, k]
+
+        (the first block is the derivative of the hand Jacobian along ``qdot``).
+        """
+        x = V.as_finite_array(x, "x", (None, self.state_dim))
+        N = self.n_links
+        phi = np.cumsum(x[:, :N], axis=1)
+        w = self.lengths * np.cumsum(x[:, N:], axis=1)  # l_a phidot_a
+        dq_x = -np.cumsum((w * np.cos(phi))[:, ::-1], axis=1)[:, ::-1]
+        dq_y = -np.cumsum((w * np.sin(phi))[:, ::-1], axis=1)[:, ::-1]
+        return np.concatenate([np.stack([dq_x, dq_y], axis=1), self.hand_jacobian(x)], axis=2)
+
     def energy(self, x) -> np.ndarray:
         """Kinetic plus potential energy ``1/2 qdot^T M(q) qdot + V(q)`` for ``x[B, 2N]``."""
         x = V.as_finite_array(x, "x", (None, self.state_dim))
@@ -255,13 +279,14 @@ class PlanarArm(PlantBase):
 class TwoLinkArm(PlanarArm):
     """Todorov's planar shoulder-elbow arm (Li & Todorov 2004), state ``[q1, q2, q1dot, q2dot]``.
 
-    All keyword arguments of :class:`PlanarArm`; defaults: masses (1.4, 1.1) kg, lengths
+    All keyword arguments of :class:`PlanarArm`; defaults (Li & Todorov 2004, ICINCO, and the
+    independent re-implementations listed in docs/plants.md): masses (1.4, 1.0) kg, lengths
     (0.30, 0.33) m, com (0.11, 0.16) m, inertias (0.025, 0.045) kg m^2 about the joints,
-    viscosity ``[[0.5, 0.1], [0.1, 0.5]]``, horizontal plane (no gravity).
+    viscosity ``[[0.05, 0.025], [0.025, 0.05]]`` N m s/rad, horizontal plane (no gravity).
     """
 
-    def __init__(self, *, masses=(1.4, 1.1), lengths=(0.30, 0.33), com=(0.11, 0.16),
-                 inertias=(0.025, 0.045), viscosity=((0.5, 0.1), (0.1, 0.5)),
+    def __init__(self, *, masses=(1.4, 1.0), lengths=(0.30, 0.33), com=(0.11, 0.16),
+                 inertias=(0.025, 0.045), viscosity=((0.05, 0.025), (0.025, 0.05)),
                  **kwargs) -> None:
         self._remember(locals())
         super().__init__(masses=masses, lengths=lengths, com=com, inertias=inertias,

@@ -91,11 +91,18 @@ class LinearPlant(PlantBase):
 
     @classmethod
     def demo(cls, **kwargs) -> LinearPlant:
-        """The project's demo plant: state ``[position, velocity]``, control dim 2::
+        """The reference package's demo plant: state ``[p, v]`` (position, velocity), control dim 2::
 
-            s' = A s + B(s) u,   A = [[1, 0], [0.2, 1]],   B(s) = [[0, 0], [0, tanh(position)]]
+            p' = p + 0.2 v
+            v' = v + tanh(p) u_1
+
+        The reference package writes it for row vectors, ``s' = s A_row + u B_row(s)`` with
+        ``A_row = [[1, 0], [0.2, 1]]`` and ``B_row(s) = [[0, 0], [0, tanh(p)]]``. This class uses
+        column vectors, ``x' = A x + B(x) u``, so ``A`` is the transpose,
+        ``A = [[1, 0.2], [0, 1]]``, and ``B(x) = [[0, 0], [0, tanh(p)]]`` (symmetric, so the same).
+        ``u_0`` has no effect. Keyword arguments are passed to the constructor.
         """
-        return cls(np.array([[1.0, 0.0], [0.2, 1.0]]), np.zeros((2, 2)),
+        return cls(np.array([[1.0, 0.2], [0.0, 1.0]]), np.zeros((2, 2)),
                    B_tanh=np.array([[0.0, 0.0], [0.0, 1.0]]),
                    B_tanh_index=np.array([[-1, -1], [-1, 0]]), **kwargs)
 

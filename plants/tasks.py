@@ -4,48 +4,95 @@ A task describes *what* to do with a plant; it never steps the plant itself. Eve
 
 * ``plant`` - the (possibly modified, e.g. perturbed) plant to control;
 * ``horizon`` - number of control steps ``T``;
-* ``weights`` - :class:`CostWeights` (final error, effort, final velocity, tracking);
-* ``observe(X)`` - maps states ``X[B, T + 1, n]`` to the space the targets live in
-  (hand position for arms, ``(cos, sin, theta_dot)`` for the pendulum, the state for the
-  cart-pole);
+* ``weights`` - :class:`CostWeights` (final error, effort, final velocity, tracking, and
+  optional per-output weights);
+* ``outputs(x)`` -> ``y[B, k]`` and ``outputs_jacobian(x)`` -> ``dy/dx [B, k, n]`` for a batch
+  of states ``x[B, n]``: the space the targets live in (hand position for arms,
+  ``(cos theta, sin theta, theta_dot)`` for the pendulum, the state for the cart-pole and
+  :class:`StateTarget`); ``output_names`` names the ``k`` outputs;
+* ``velocity(x)`` -> ``v[B, q]`` and ``velocity_jacobian(x)`` -> ``dv/dx [B, q, n]``: what the
+  final-velocity term penalises (hand velocity ``J(q) qdot`` for arms, ``theta_dot`` for the
+  pendulum, ``(x_dot, theta_dot)`` for the cart-pole); ``velocity_names`` names them;
+* ``observe(X)`` - ``outputs`` applied to states ``X[B, T + 1, n]``: ``[B, T + 1, k]``;
 * ``sample(batch, rng=None, seed=None)`` -> :class:`TaskBatch` with ``x0[B, n]`` and
-  ``targets[B, T, k]``, where ``targets[:, t]`` is the goal for ``observe(X)[:, t + 1]``
-  and NaN means "no target at this step";
-* ``cost(X, U, targets)`` - per-sample cost ``[B]``::
+  ``targets[B, T, k]``, where ``targets[:, t]`` is the goal for ``observe(X)[:, t + 1]`` (the
+  state *after* step ``t``) and NaN means "no target at this step";
+* ``cost(X, U, targets)`` - per-sample cost ``[B]`` of states ``X[B, T + 1, n]`` and controls
+  ``U[B, T, m]``::
 
-      J = final_error    * |y_T - target_T|^2          (last step with a target)
-        + final_velocity * |v_T|^2                     (hand / state velocity at the end)
-        + effort         * dt * sum_t |u_t|^2
-        + tracking       * mean over targeted steps of |y_t - target_t|^2
+      J = final_error    * E_last                           (E at the last targeted state)
+        + tracking       * (1 / n_targeted) * sum_{targeted t} E_t
+        + final_velocity * |v(x_T)|^2
+        + effort         * dt * sum_{t=0}^{T-1} |u_t|^2
+
+      E_t = sum_i w_i (y_i(x_t) - target_i(t))^2             (t = 1 .. T; x_t = X[:, t])
+
+  with ``w = weights.output_weights`` (default all ones) and ``target(t) = targets[:, t - 1]``.
+  A step is targeted when none of its target entries is NaN; a sample without any targeted
+  step has no error terms. ``step_weights(targets)`` gives the coefficient ``c[B, T]`` of
+  each ``E_t`` in ``J`` (``final_error`` at the last targeted step plus
+  ``tracking / n_targeted`` at every targeted one), so that
+
+      J = sum_t c[:, t - 1] E_t + final_velocity |v(x_T)|^2 + effort dt sum_t |u_t|^2.
+
+Every term is a weighted square of a differentiable function of one state (``y``, ``v``) or
+of the controls, so the Gauss-Newton matrix built from ``outputs_jacobian`` and
+``velocity_jacobian`` is the exact curvature of the squares: for a state ``x_t`` the
+gradient is ``2 c_t dy^T W (y - target)`` (plus ``2 final_velocity dv^T v`` at ``t = T``)
+and the Gauss-Newton block ``2 c_t dy^T W dy`` (plus ``2 final_velocity dv^T dv``), with
+``W = diag(w)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validation as V
 from .arms import PlanarArm
 from .cartpole import CartPole
+from .linear import LinearPlant
 from .pendulum import Pendulum
+from .protocol import Dynamics
 
-__all__ = ["Balance", "CostWeights", "Hold", "Reach", "SwingUp", "Task", "TaskBatch", "Track",
-           "reach_radii"]
+__all__ = ["Balance", "CostWeights", "Hold", "PendulumV1", "Reach", "StateTarget", "SwingUp",
+           "Task", "TaskBatch", "Track", "reach_radii"]
 
 
 @dataclass(frozen=True)
 class CostWeights:
-    """Weights of the cost terms (see the module docstring)."""
+    """Weights of the cost terms (see the module docstring).
+
+    Parameters
+    ----------
+    final_error, effort, final_velocity, tracking : float
+        Non-negative weights of the four terms.
+    output_weights : sequence of float, optional
+        One non-negative weight per output dimension of the task (``w_i`` in the module
+        docstring), scaling that dimension's squared error in the final-error and tracking
+        terms. Default ``None``: all ones. Stored as a tuple of floats; its length is checked
+        against the task's number of outputs when the task is made.
+    """
 
     final_error: float = 1.0
     effort: float = 0.0
     final_velocity: float = 0.0
     tracking: float = 0.0
+    output_weights: tuple[float, ...] | None = None
 
     def __post_init__(self):
         for name in ("final_error", "effort", "final_velocity", "tracking"):
             V.nonnegative(getattr(self, name), f"weights.{name}")
+        if self.output_weights is not None:
+            w = V.as_finite_array(self.output_weights, "weights.output_weights", (None,))
+            if w.size == 0 or np.any(w < 0):
+                raise ValueError("weights.output_weights must be a non-empty sequence of "
+                                 f"non-negative numbers, got {w}")
+            object.__setattr__(self, "output_weights", tuple(float(v) for v in w))
 
 
 @dataclass(frozen=True)
@@ -60,13 +107,26 @@ class TaskBatch:
         return self.targets.shape[1]
 
 
+def _selection(B: int, rows: Sequence[int], n: int) -> np.ndarray:
+    """``[B, len(rows), n]`` matrices picking the coordinates ``rows`` of a state."""
+    S = np.zeros((len(rows), n))
+    S[np.arange(len(rows)), list(rows)] = 1.0
+    return np.broadcast_to(S, (B, len(rows), n)).copy()
+
+
 class Task:
-    """Base class; subclasses set ``plant``, ``horizon``, ``weights`` and implement
-    :meth:`_initial_states`, :meth:`_targets` and :meth:`observe`."""
+    """Base class of the tasks (see the module docstring for the interface and the cost).
+
+    Subclasses set ``output_names`` and ``velocity_names``, call :meth:`_common` and
+    implement ``_sample``, ``_outputs``, ``_outputs_jacobian``, ``_velocity`` and
+    ``_velocity_jacobian`` on checked state batches ``x[B, n]``.
+    """
 
     plant = None
     horizon: int
     weights: CostWeights
+    output_names: tuple[str, ...] = ()
+    velocity_names: tuple[str, ...] = ()
 
     def _common(self, plant, cls, horizon, weights) -> None:
         if not isinstance(plant, cls):
@@ -75,43 +135,118 @@ class Task:
         self.horizon = V.integer(horizon, "horizon")
         if not isinstance(weights, CostWeights):
             raise TypeError(f"weights must be a CostWeights, got {type(weights).__name__}")
+        ow = weights.output_weights
+        if ow is not None and len(ow) != self.output_dim:
+            raise ValueError(
+                f"weights.output_weights must have {self.output_dim} entries, one per output of "
+                f"{type(self).__name__} ({', '.join(self.output_names)}), got {len(ow)}")
         self.weights = weights
 
-    def sample(self, batch: int, *, rng=None, seed=None) -> TaskBatch:
-        """Draw ``batch`` episodes from a seeded generator."""
+    @property
+    def output_dim(self) -> int:
+        """Number of outputs ``k`` (the last axis of ``targets``)."""
+        return len(self.output_names)
+
+    @property
+    def velocity_dim(self) -> int:
+        """Number of velocity components ``q`` penalised by the final-velocity term."""
+        return len(self.velocity_names)
+
+    @property
+    def output_weights(self) -> np.ndarray:
+        """The per-output weights ``w`` as an array ``(k,)`` (all ones by default)."""
+        ow = self.weights.output_weights
+        return np.ones(self.output_dim) if ow is None else np.array(ow)
+
+    def sample(self, batch: int, *, rng: np.random.Generator | None = None,
+               seed: int | None = None) -> TaskBatch:
+        """Draw ``batch`` episodes from a seeded generator (``rng`` or ``seed``, not both)."""
         batch = V.integer(batch, "batch")
         gen = V.make_rng(rng, seed)
         x0, targets = self._sample(batch, gen)
         return TaskBatch(np.ascontiguousarray(x0, dtype=float),
                          np.ascontiguousarray(targets, dtype=float))
 
-    def observe(self, X) -> np.ndarray:  # pragma: no cover - abstract
+    # -- outputs, velocities and their exact Jacobians -----------------------------------
+    def _states(self, x) -> np.ndarray:
+        return V.as_float_array(x, "x", (None, self.plant.state_dim))
+
+    def outputs(self, x: ArrayLike) -> np.ndarray:
+        """Outputs ``y[B, k]`` (the space of the targets) of states ``x[B, n]``."""
+        return self._outputs(self._states(x))
+
+    def outputs_jacobian(self, x: ArrayLike) -> np.ndarray:
+        """Exact ``dy/dx`` of :meth:`outputs` at states ``x[B, n]``, shape ``[B, k, n]``."""
+        return self._outputs_jacobian(self._states(x))
+
+    def velocity(self, x: ArrayLike) -> np.ndarray:
+        """Velocity ``v[B, q]`` penalised by the final-velocity term, for states ``x[B, n]``."""
+        return self._velocity(self._states(x))
+
+    def velocity_jacobian(self, x: ArrayLike) -> np.ndarray:
+        """Exact ``dv/dx`` of :meth:`velocity` at states ``x[B, n]``, shape ``[B, q, n]``."""
+        return self._velocity_jacobian(self._states(x))
+
+    def observe(self, X: ArrayLike) -> np.ndarray:
+        """:meth:`outputs` of every state of ``X[B, T + 1, n]``: ``[B, T + 1, k]``."""
+        X = V.as_float_array(X, "X", (None, None, self.plant.state_dim))
+        B, T1, n = X.shape
+        return self._outputs(X.reshape(B * T1, n)).reshape(B, T1, self.output_dim)
+
+    def _outputs(self, x) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _velocity(self, X) -> np.ndarray:  # pragma: no cover - abstract
+    def _outputs_jacobian(self, x) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def cost(self, X, U, targets) -> np.ndarray:
-        """Per-sample cost ``[B]`` of states ``X[B, T+1, n]``, controls ``U[B, T, m]``."""
+    def _velocity(self, x) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _velocity_jacobian(self, x) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- cost ------------------------------------------------------------------------------
+    def step_weights(self, targets: ArrayLike) -> np.ndarray:
+        """Coefficient ``c[B, T]`` of each step's weighted squared error ``E_t`` in the cost.
+
+        ``c[b, t - 1]`` multiplies ``E_t = sum_i w_i (y_i(x_t) - targets[b, t - 1, i])^2``:
+        ``tracking / n_targeted`` at every targeted step of sample ``b`` plus
+        ``final_error`` at its last targeted step; 0 where the target is NaN.
+        """
+        targets = V.as_float_array(targets, "targets", (None, None, self.output_dim),
+                                   allow_nan=True)
+        has = ~np.isnan(targets).any(axis=2)
+        B, T = has.shape
+        c = np.zeros((B, T))
+        if self.weights.tracking:
+            cnt = np.maximum(has.sum(axis=1), 1)
+            c += self.weights.tracking * has / cnt[:, None]
+        if self.weights.final_error:
+            rows = np.flatnonzero(has.any(axis=1))
+            last = T - 1 - np.argmax(has[rows, ::-1], axis=1)
+            c[rows, last] += self.weights.final_error
+        return c
+
+    def cost(self, X: ArrayLike, U: ArrayLike, targets: ArrayLike) -> np.ndarray:
+        """Per-sample cost ``[B]`` of states ``X[B, T+1, n]``, controls ``U[B, T, m]``.
+
+        ``targets[B, T, k]`` as from :meth:`sample` (NaN = no target); the formula is in the
+        module docstring.
+        """
         n, m = self.plant.state_dim, self.plant.control_dim
         X = V.as_finite_array(X, "X", (None, None, n))
         B, T1 = X.shape[0], X.shape[1]
         U = V.as_finite_array(U, "U", (B, T1 - 1, m))
+        targets = V.as_float_array(targets, "targets", (B, T1 - 1, self.output_dim),
+                                   allow_nan=True)
         Y = self.observe(X)[:, 1:]
-        k = Y.shape[2]
-        targets = V.as_float_array(targets, "targets", (B, T1 - 1, k), allow_nan=True)
-        err = ((Y - targets) ** 2).sum(axis=2)  # NaN where no target
+        c = self.step_weights(targets)
         has = ~np.isnan(targets).any(axis=2)
+        err = (self.output_weights * (Y - np.where(has[:, :, None], targets, 0.0)) ** 2).sum(axis=2)
         J = self.weights.effort * self.plant.dt * (U**2).sum(axis=(1, 2))
-        if self.weights.final_error:
-            last = np.where(has.any(axis=1), T1 - 2 - np.argmax(has[:, ::-1], axis=1), -1)
-            fe = np.where(last >= 0, err[np.arange(B), np.maximum(last, 0)], 0.0)
-            J = J + self.weights.final_error * fe
+        J = J + (c * np.where(has, err, 0.0)).sum(axis=1)
         if self.weights.final_velocity:
             J = J + self.weights.final_velocity * (self._velocity(X[:, -1]) ** 2).sum(axis=1)
-        if self.weights.tracking:
-            cnt = np.maximum(has.sum(axis=1), 1)
-            J = J + self.weights.tracking * np.where(has, err, 0.0).sum(axis=1) / cnt
         return J
 
 
@@ -137,14 +272,25 @@ def _default_posture(arm: PlanarArm) -> np.ndarray:
 
 
 class _ArmTask(Task):
-    def observe(self, X) -> np.ndarray:
-        """Hand position ``[B, T + 1, 2]``."""
-        X = V.as_float_array(X, "X", (None, None, self.plant.state_dim))
-        B, T1, n = X.shape
-        return self.plant.hand_position(X.reshape(B * T1, n)).reshape(B, T1, 2)
+    """Arm tasks: outputs are the hand position, the velocity is the hand velocity."""
+
+    output_names = ("hand_x", "hand_y")
+    velocity_names = ("hand_vx", "hand_vy")
+
+    def _outputs(self, x) -> np.ndarray:
+        return self.plant.hand_position(x)
+
+    def _outputs_jacobian(self, x) -> np.ndarray:
+        N = self.plant.n_links
+        J = np.zeros((x.shape[0], 2, 2 * N))
+        J[:, :, :N] = self.plant.hand_jacobian(x)
+        return J
 
     def _velocity(self, x) -> np.ndarray:
         return self.plant.hand_velocity(x)
+
+    def _velocity_jacobian(self, x) -> np.ndarray:
+        return self.plant.hand_velocity_jacobian(x)
 
     def _posture(self, posture) -> np.ndarray:
         if posture is None:
@@ -307,12 +453,36 @@ class Track(_ArmTask):
 
 
 # -- pendulum and cart-pole ----------------------------------------------------------------
-class SwingUp(Task):
+class _PendulumTask(Task):
+    """Pendulum tasks: outputs ``(cos theta, sin theta, theta_dot)``, velocity ``theta_dot``."""
+
+    output_names = ("cos_theta", "sin_theta", "theta_dot")
+    velocity_names = ("theta_dot",)
+
+    def _outputs(self, x) -> np.ndarray:
+        return np.stack([np.cos(x[:, 0]), np.sin(x[:, 0]), x[:, 1]], axis=1)
+
+    def _outputs_jacobian(self, x) -> np.ndarray:
+        J = np.zeros((x.shape[0], 3, 2))
+        J[:, 0, 0] = -np.sin(x[:, 0])
+        J[:, 1, 0] = np.cos(x[:, 0])
+        J[:, 2, 1] = 1.0
+        return J
+
+    def _velocity(self, x) -> np.ndarray:
+        return x[:, 1:2].copy()
+
+    def _velocity_jacobian(self, x) -> np.ndarray:
+        return _selection(x.shape[0], [1], 2)
+
+
+class SwingUp(_PendulumTask):
     """Swing the pendulum up from hanging (theta = pi) and balance it upright.
 
-    Observations ``(cos theta, sin theta, theta_dot)``; target ``(1, 0, 0)`` over the last
+    Outputs ``(cos theta, sin theta, theta_dot)``; target ``(1, 0, 0)`` over the last
     ``balance_steps`` steps (default half the horizon), NaN before. Initial angle
     ``pi + noise * N(0, 1)`` (default noise 0.1 rad), velocity 0. Default horizon 200 steps.
+    For Gymnasium's ``Pendulum-v1`` objective see :class:`PendulumV1`.
     """
 
     def __init__(self, plant: Pendulum, *, horizon: int = 200, balance_steps: int | None = None,
@@ -325,14 +495,6 @@ class SwingUp(Task):
             raise ValueError(f"balance_steps must be <= horizon, got {bs}")
         self.noise = V.nonnegative(noise, "noise")
 
-    def observe(self, X) -> np.ndarray:
-        """``(cos theta, sin theta, theta_dot)``, shape ``[B, T + 1, 3]``."""
-        X = V.as_float_array(X, "X", (None, None, 2))
-        return np.stack([np.cos(X[..., 0]), np.sin(X[..., 0]), X[..., 1]], axis=-1)
-
-    def _velocity(self, x):
-        return x[:, 1:2]
-
     def _sample(self, B, rng):
         x0 = np.zeros((B, 2))
         x0[:, 0] = np.pi + self.noise * rng.standard_normal(B)
@@ -341,25 +503,221 @@ class SwingUp(Task):
         return x0, targets
 
 
+class PendulumV1(_PendulumTask):
+    r"""Gymnasium's ``Pendulum-v1`` objective in weighted squares of smooth outputs.
+
+    ``Pendulum-v1`` charges ``theta_n^2 + 0.1 theta_dot^2 + 0.001 u^2`` at each of its 200
+    steps (``theta_n``: theta wrapped to ``[-pi, pi)``; ``u`` the torque clipped to ±2) and
+    starts from ``theta ~ U(-pi, pi)``, ``theta_dot ~ U(-1, 1)``. This task keeps the cost a
+    sum of squares: the angle term becomes the residuals ``(1 - cos theta, sin theta)``,
+    whose squares add up to ``2 - 2 cos theta`` (smooth, periodic, ``= theta_n^2 -
+    theta_n^4 / 12 + ...``: equal to ``theta_n^2`` to fourth order; 4 rather than
+    ``pi^2`` when hanging). Concretely: targets ``(1, 0, 0)`` on ``(cos theta, sin theta,
+    theta_dot)`` at every step, ``output_weights = (1, 1, 0.1)``, ``tracking = 1``,
+    ``final_error = final_velocity = 0`` and ``effort = 0.001 / (T dt)``, so that
+    (``T = horizon``, ``dt = plant.dt``)::
+
+        cost(X, U, targets) = (1 / T) sum_{t=0}^{T-1} [ (2 - 2 cos theta_{t+1})
+                                                       + 0.1 theta_dot_{t+1}^2
+                                                       + 0.001 u_t^2 ]
+
+    i.e. Gymnasium's per-step cost, averaged over the episode (the return of an episode is
+    about ``-T`` times this). Which state each term uses: Gymnasium's reward at step ``t``
+    charges the state *before* the step, ``(theta_t, theta_dot_t)``, with ``u_t``; here, as in
+    every task, the targets apply to the state *after* each step, ``x_{t+1} = X[:, t + 1]``,
+    with ``u_t``. Over an episode the two sums of state terms differ by the final state's
+    term minus the initial state's, and the initial state does not depend on the controls.
+    ``cost`` charges ``U`` as given, before the plant's clipping to ±``max_torque``; keep the
+    controls in range (e.g. a bounded output layer) for the effort term to equal
+    Gymnasium's.
+
+    Parameters
+    ----------
+    plant : Pendulum
+        Use the default ``Pendulum()`` (Gymnasium's constants and update) for
+        ``Pendulum-v1``'s dynamics.
+    horizon : int
+        Steps per episode; default 200 (``Pendulum-v1``'s time limit).
+    """
+
+    def __init__(self, plant: Pendulum, *, horizon: int = 200) -> None:
+        if not isinstance(plant, Pendulum):
+            raise TypeError(f"plant must be a Pendulum, got {type(plant).__name__}")
+        T = V.integer(horizon, "horizon")
+        weights = CostWeights(final_error=0.0, effort=0.001 / (T * plant.dt), final_velocity=0.0,
+                              tracking=1.0, output_weights=(1.0, 1.0, 0.1))
+        self._common(plant, Pendulum, T, weights)
+
+    def _sample(self, B, rng):
+        # the draw of Pendulum-v1's reset: uniform(low=-high, high=high), high = (pi, 1)
+        high = np.array([np.pi, 1.0])
+        x0 = rng.uniform(low=-high, high=high, size=(B, 2))
+        return x0, np.broadcast_to((1.0, 0.0, 0.0), (B, self.horizon, 3)).copy()
+
+
 class Balance(Task):
     """Keep the cart-pole upright and centred: target state 0 at every step.
 
+    Outputs: the state ``(x, x_dot, theta, theta_dot)``; velocity ``(x_dot, theta_dot)``.
     Initial states uniform in ``[-spread, spread]^4`` (default 0.05, Gymnasium's reset).
     Default horizon 500 steps.
     """
+
+    output_names = ("x", "x_dot", "theta", "theta_dot")
+    velocity_names = ("x_dot", "theta_dot")
 
     def __init__(self, plant: CartPole, *, horizon: int = 500, spread: float = 0.05,
                  weights: CostWeights = CostWeights(1.0, 1e-4, 0.0, 1.0)) -> None:
         self._common(plant, CartPole, horizon, weights)
         self.spread = V.nonnegative(spread, "spread")
 
-    def observe(self, X) -> np.ndarray:
-        """The state itself, ``[B, T + 1, 4]``."""
-        return V.as_float_array(X, "X", (None, None, 4))
+    def _outputs(self, x) -> np.ndarray:
+        return x.copy()
 
-    def _velocity(self, x):
+    def _outputs_jacobian(self, x) -> np.ndarray:
+        return _selection(x.shape[0], range(4), 4)
+
+    def _velocity(self, x) -> np.ndarray:
         return x[:, [1, 3]]
+
+    def _velocity_jacobian(self, x) -> np.ndarray:
+        return _selection(x.shape[0], [1, 3], 4)
 
     def _sample(self, B, rng):
         x0 = rng.uniform(-self.spread, self.spread, size=(B, 4))
         return x0, np.zeros((B, self.horizon, 4))
+
+
+# -- any plant -------------------------------------------------------------------------------
+def _default_velocity_index(plant) -> list[int]:
+    """Velocity coordinates of the built-in mechanical plants; none for other plants."""
+    if isinstance(plant, Pendulum):
+        return [1]
+    if isinstance(plant, CartPole):
+        return [1, 3]
+    if isinstance(plant, PlanarArm):
+        return list(range(plant.n_links, 2 * plant.n_links))
+    return []
+
+
+class StateTarget(Task):
+    """Bring any plant to a target state at chosen steps.
+
+    Outputs are the state itself (``output_names = ("x[0]", ..., "x[n-1]")``); the target
+    state applies at the states ``X[:, s]`` for ``s`` in ``steps`` (NaN elsewhere). Initial
+    states are drawn uniformly from the box ``centre ± spread`` or given.
+
+    Parameters
+    ----------
+    plant : Dynamics
+        Any object satisfying :class:`plants.Dynamics`.
+    target : array_like, shape (n,)
+        The target state (finite; use ``output_weights`` of 0 to ignore coordinates).
+    horizon : int
+        Number of control steps ``T``.
+    steps : sequence of int, optional
+        State indices ``s`` in ``1 .. horizon`` (the state after ``s`` steps) at which the
+        target applies; default ``(horizon,)``, the last state only.
+    spread : float or array_like (n,)
+        Half-widths of the box of initial states; default 0.5.
+    centre : array_like (n,), optional
+        Centre of the box; default the origin.
+    x0 : array_like (n,) or (B, n), optional
+        Given initial states (then ``spread`` and ``centre`` are not used): one state for
+        every sample, or one per sample, in which case ``sample`` must ask for ``B``.
+    velocity_index : sequence of int, optional
+        State coordinates penalised by the final-velocity term; default the velocity
+        coordinates of the built-in mechanical plants (``Pendulum``, ``CartPole``, the arms)
+        and none otherwise (a ``final_velocity`` weight then raises).
+    weights : CostWeights
+        Default final error 1, nothing else.
+    """
+
+    def __init__(self, plant: Dynamics, target: ArrayLike, *, horizon: int,
+                 steps: Sequence[int] | None = None, spread: float | ArrayLike = 0.5,
+                 centre: ArrayLike | None = None, x0: ArrayLike | None = None,
+                 velocity_index: Sequence[int] | None = None,
+                 weights: CostWeights = CostWeights(1.0, 0.0, 0.0, 0.0)) -> None:
+        if not isinstance(plant, Dynamics):
+            raise TypeError("plant must satisfy the plants.Dynamics protocol, got "
+                            f"{type(plant).__name__}")
+        n = int(plant.state_dim)
+        self.output_names = tuple(f"x[{i}]" for i in range(n))
+        vi = _default_velocity_index(plant) if velocity_index is None else velocity_index
+        self.velocity_index = self._indices(vi, "velocity_index", 0, n - 1)
+        self.velocity_names = tuple(f"x[{i}]" for i in self.velocity_index)
+        self._common(plant, object, horizon, weights)
+        if self.weights.final_velocity and not self.velocity_index:
+            raise ValueError("weights.final_velocity needs velocity coordinates: pass "
+                             f"velocity_index (this {type(plant).__name__} has none by default)")
+        self.target = V.as_finite_array(target, "target", (n,))
+        st = (self.horizon,) if steps is None else steps
+        self.steps = tuple(sorted(set(self._indices(st, "steps", 1, self.horizon))))
+        if not self.steps:
+            raise ValueError("steps must name at least one step in 1 .. horizon, got none")
+        if x0 is None:
+            self.spread = V.noise_std(spread, "spread", n)
+            self.centre = (np.zeros(n) if centre is None
+                           else V.as_finite_array(centre, "centre", (n,)))
+            self.x0 = None
+        else:
+            try:
+                ndim = np.ndim(x0)
+            except (TypeError, ValueError):  # ragged: let the check below name the argument
+                ndim = 2
+            if ndim == 1:
+                self.x0 = V.as_finite_array(x0, "x0", (n,))[None]
+            else:
+                self.x0 = V.as_finite_array(x0, "x0", (None, n))
+
+    @staticmethod
+    def _indices(values, name: str, low: int, high: int) -> tuple[int, ...]:
+        try:
+            items = list(values)
+        except TypeError:
+            raise TypeError(f"{name} must be a sequence of integers, got {values!r}") from None
+        out = []
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name} must be a sequence of integers, got {values!r}")
+            if not low <= int(v) <= high:
+                raise ValueError(f"{name} entries must be in {low} .. {high}, got {int(v)}")
+            out.append(int(v))
+        return tuple(out)
+
+    @classmethod
+    def demo(cls, **kwargs: Any) -> StateTarget:
+        """The project's demo task on :meth:`plants.LinearPlant.demo`.
+
+        Initial states uniform in ``(-0.5, 0.5)^2`` (the draws of the reference package's
+        ``default_rng(seed).uniform(-0.5, 0.5, (batch, 2))``), target position 1 and velocity
+        0 at step 15 only (final error), horizon 15. Keyword arguments override these.
+        """
+        kwargs.setdefault("horizon", 15)
+        kwargs.setdefault("spread", 0.5)
+        return cls(LinearPlant.demo(), (1.0, 0.0), **kwargs)
+
+    def _outputs(self, x) -> np.ndarray:
+        return x.copy()
+
+    def _outputs_jacobian(self, x) -> np.ndarray:
+        n = self.plant.state_dim
+        return _selection(x.shape[0], range(n), n)
+
+    def _velocity(self, x) -> np.ndarray:
+        return x[:, list(self.velocity_index)]
+
+    def _velocity_jacobian(self, x) -> np.ndarray:
+        return _selection(x.shape[0], self.velocity_index, self.plant.state_dim)
+
+    def _sample(self, B, rng):
+        n = self.plant.state_dim
+        if self.x0 is None:
+            x0 = rng.uniform(self.centre - self.spread, self.centre + self.spread, size=(B, n))
+        elif self.x0.shape[0] in (1, B):
+            x0 = np.broadcast_to(self.x0, (B, n)).copy()
+        else:
+            raise ValueError(f"batch must be {self.x0.shape[0]} for the given x0, got {B}")
+        targets = np.full((B, self.horizon, n), np.nan)
+        targets[:, [s - 1 for s in self.steps]] = self.target
+        return x0, targets

