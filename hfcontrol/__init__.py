@@ -12,6 +12,7 @@ import sys as _sys
 from . import loss_funcs, nonlinearities, optimizers
 from . import nonlinearities as nl
 from . import optimizers as opt
+from .closed_loop import ClosedLoop
 from .ffnet import FFNet
 from .rnnet import RNNet
 
@@ -19,5 +20,5 @@ from .rnnet import RNNet
 _sys.modules.setdefault(__name__ + ".nl", nonlinearities)
 _sys.modules.setdefault(__name__ + ".opt", optimizers)
 
-__all__ = ["FFNet", "RNNet", "loss_funcs", "nonlinearities", "nl", "optimizers", "opt"]
+__all__ = ["ClosedLoop", "FFNet", "RNNet", "loss_funcs", "nonlinearities", "nl", "optimizers", "opt"]
 __version__ = "0.1.0"

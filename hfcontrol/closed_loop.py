@@ -169,8 +169,17 @@ class ClosedLoop:
         self.net = self._check_net(net, hidden, W_init_params, W_rec_params)
         self.mask: np.ndarray | None = None
         self.optimizer = None
-        self.backend = backend
+        if backend not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
+        self._backend = backend
+        self._engines: dict[tuple[int, int], Any] = {}
         self._cache: dict[str, Any] | None = None
+        for attr in ("_has_cnoise", "_has_pnoise"):
+            if getattr(self.plant, attr, False):
+                raise ValueError("plant has its own control or process noise, which it would "
+                                 "draw anew at every step and so change the objective between "
+                                 "the error, the gradient and G v; use a noiseless plant (and "
+                                 "obs_noise for sensory noise)")
 
     # ------------------------------------------------------------------ construction
     def _output_size(self) -> int:
@@ -207,6 +216,50 @@ class ClosedLoop:
                              "through the whole episode")
         return net
 
+    # ------------------------------------------------------------------ backend
+    @property
+    def backend(self) -> str:
+        """``"numba"`` (the compiled loop: a built-in plant and built-in element-wise
+        nonlinearities) or ``"numpy"`` (the reference path). Set ``"numpy"`` to force the
+        reference, ``"numba"`` to insist on the compiled loop, or ``"auto"``."""
+        if self._backend == "numpy":
+            return "numpy"
+        if self._compiled_loop_class().spec(self) is None:
+            if self._backend == "numba":
+                raise ValueError("backend='numba': this loop has no compiled kernels (a plant "
+                                 "without CompiledDynamics kernels, or a nonlinearity without "
+                                 "one)")
+            return "numpy"
+        return "numba"
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {value!r}")
+        self._backend = value
+        self._engines.clear()
+        if value == "numba":
+            self.backend  # noqa: B018 - raises if the loop cannot be compiled
+        self._cache = None
+
+    @staticmethod
+    def _compiled_loop_class():
+        from .kernels.closed_loop import CompiledLoop
+
+        return CompiledLoop
+
+    def _engine(self, B: int, T: int):
+        """The compiled loop for batch shape ``(B, T)``, or None on the reference path."""
+        if self.backend == "numpy":
+            return None
+        engine = self._engines.get((B, T))
+        if engine is None:
+            engine = self._compiled_loop_class().for_loop(self, B, T)
+            if len(self._engines) >= 3:  # a training minibatch and a test batch alternate
+                self._engines.pop(next(iter(self._engines)))
+            self._engines[(B, T)] = engine
+        return engine
+
     # ------------------------------------------------------------------ model contract
     @property
     def W(self) -> np.ndarray:
@@ -237,16 +290,22 @@ class ClosedLoop:
         noise = (self.obs_noise * self.rng.standard_normal((B, T, self.observation.size))
                  if self.obs_noise else np.zeros((B, T, self.observation.size)))
         W = self.W.copy()
-        traj = self._simulate(W, x0, goals, noise)
         cache = {"W": W, "x0": x0, "targets": targets, "goals": goals, "noise": noise,
-                 "traj": traj, "B": B, "T": T}
+                 "B": B, "T": T, "terms": None, "error": np.nan}
+        engine = self._engine(B, T)
+        if engine is None:
+            traj = self._simulate(W, x0, goals, noise)
+        else:
+            traj = self._compiled_simulate(engine, W, x0, goals, noise, deriv=True)
+        cache["traj"] = traj
         if traj.finite:
             terms = self.cost_fn.evaluate(traj.X, traj.U, targets)
-            A, Bm = self._plant_jacobians(traj.X[:, :-1], traj.U)
-            cache.update(terms=terms, error=float(np.mean(terms.value)), A=A, Bm=Bm,
-                         Jo=self.observation.jacobian(traj.X))
-        else:
-            cache.update(terms=None, error=np.nan)
+            cache.update(terms=terms, error=float(np.mean(terms.value)))
+            if engine is None:
+                A, Bm = self._plant_jacobians(traj.X[:, :-1], traj.U)
+                cache.update(A=A, Bm=Bm, Jo=self.observation.jacobian(traj.X))
+            else:
+                cache["tm"] = self._compiled_derivatives(engine, terms, B, T)
         self._cache = cache
 
     def error(self, W: np.ndarray | None = None) -> float:
@@ -259,8 +318,7 @@ class ClosedLoop:
         W = check_vector(W, "W", self.n_params, self.dtype)
         if np.array_equal(W, c["W"]):
             return c["error"]
-        fixed = c["traj"].E if self.feedback == "data" else None
-        traj = self._simulate(W, c["x0"], c["goals"], c["noise"], fixed_inputs=fixed)
+        traj = self._trial(c, W)
         if not traj.finite:
             return np.inf
         return float(np.mean(self.cost_fn.evaluate(traj.X, traj.U, c["targets"],
@@ -272,7 +330,11 @@ class ClosedLoop:
         if c["terms"] is None:
             return np.full(self.n_params, np.nan, self.dtype)
         terms, B = c["terms"], c["B"]
-        grad = self._backward(c, terms.gx / B, terms.gu / B)
+        if "tm" in c:
+            grad = self._engine(B, c["T"]).backward(c["W"], None, c["tm"], gv=False)
+            grad = grad.astype(self.dtype)
+        else:
+            grad = self._backward(c, terms.gx / B, terms.gu / B)
         return grad if self.mask is None else grad * self.mask
 
     def calc_G(self, v: np.ndarray, damping: float = 0, out: np.ndarray | None = None
@@ -284,6 +346,9 @@ class ClosedLoop:
             v = v * self.mask
         if c["terms"] is None:
             gv = np.full(self.n_params, np.nan, self.dtype)
+        elif "tm" in c:
+            gv = self._engine(c["B"], c["T"]).backward(c["W"], v, c["tm"], gv=True)
+            gv = gv.astype(self.dtype)
         else:
             RX, RU = self._r_forward(c, v)
             terms, B = c["terms"], c["B"]
@@ -308,7 +373,12 @@ class ClosedLoop:
         eps = np.zeros((B, T, self.observation.size))
         if noise and self.obs_noise:
             eps = self.obs_noise * self.rng.standard_normal(eps.shape)
-        traj = self._simulate(W, x0, self._task_inputs(targets), eps)
+        goals = self._task_inputs(targets)
+        engine = self._engine(B, T)
+        if engine is None:
+            traj = self._simulate(W, x0, goals, eps)
+        else:
+            traj = self._compiled_simulate(engine, W, x0, goals, eps, deriv=False)
         if traj.finite:
             cost = self.cost_fn.evaluate(traj.X, traj.U, targets, derivatives=False).value
         else:
@@ -335,10 +405,9 @@ class ClosedLoop:
         if self.mask is not None:
             v = v * self.mask
         W0, terms, B = c["W"], c["terms"], c["B"]
-        fixed = c["traj"].E if self.feedback == "data" else None
 
         def states_controls(W):
-            traj = self._simulate(W, c["x0"], c["goals"], c["noise"], fixed_inputs=fixed)
+            traj = self._trial(c, W)
             return traj.X, traj.U
 
         Xp, Up = states_controls(W0 + eps * v)
@@ -416,6 +485,47 @@ class ClosedLoop:
         w_out, b_out = net.get_weights(W, (1, 2))
         w_rec, b_rec = net.get_weights(W, (1, 1))
         return w_in, b_in, w_rec, b_rec, w_out, b_out
+
+    def _trial(self, c, W) -> _Trajectory:
+        """The cached minibatch rolled out at other weights (the same noise; in ``"data"``
+        mode the cached network inputs)."""
+        engine = self._engine(c["B"], c["T"])
+        data = self.feedback == "data"
+        if engine is None:
+            return self._simulate(W, c["x0"], c["goals"], c["noise"],
+                                  fixed_inputs=c["traj"].E if data else None)
+        return self._compiled_simulate(engine, W, c["x0"], c["goals"], c["noise"],
+                                       fixed=c["tm"]["E"] if data else None, deriv=False)
+
+    def _compiled_simulate(self, engine, W, x0, goals, noise, fixed=None, deriv=False
+                           ) -> _Trajectory:
+        """A rollout by the compiled loop, as a (sample-major) trajectory; with ``deriv``
+        the engine's buffers then hold what the derivatives need."""
+        status = engine.run(W, x0, goals, noise, fixed=fixed, deriv=deriv)
+        B, T, H = engine.B, engine.T, self.net.shape[1]
+        traj = _Trajectory.__new__(_Trajectory)
+        traj.X = np.ascontiguousarray(engine.states().transpose(1, 0, 2))
+        traj.U = np.ascontiguousarray(engine.controls().transpose(1, 0, 2))
+        traj.E = engine.E.reshape(T, B, self.n_inputs).transpose(1, 0, 2)
+        traj.S = engine.S.reshape(T, B, H).transpose(1, 0, 2)
+        traj.finite = status == -1
+        return traj
+
+    def _compiled_derivatives(self, engine, terms, B: int, T: int) -> dict[str, Any]:
+        """What the compiled gradient and ``G v`` need, time-major and flat (copies: the
+        engine's buffers are reused by trial rollouts)."""
+        n, m = self.n, self.m
+        A, Bm = self.plant.jacobians(engine.X[:T * B * n].reshape(T * B, n),
+                                     engine.U.reshape(T * B, m))
+
+        def flat(a, axes):
+            return np.ascontiguousarray(a.transpose(axes)).reshape(-1)
+
+        return {"E": engine.E.copy(), "S": engine.S.copy(), "FD": engine.FD.copy(),
+                "GD": engine.GD.copy(), "A": A.reshape(-1), "Bm": Bm.reshape(-1),
+                "Jo": self.observation.jacobian(engine.states()).reshape(-1),
+                "hx": flat(terms.hx / B, (1, 0, 2, 3)), "hu": terms.hu / B,
+                "gx": flat(terms.gx / B, (1, 0, 2)), "gu": flat(terms.gu / B, (1, 0, 2))}
 
     def _simulate(self, W, x0, goals, noise, fixed_inputs=None) -> _Trajectory:
         """Roll the loop out at ``W`` (the NumPy reference path); with ``fixed_inputs``

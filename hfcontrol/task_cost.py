@@ -47,17 +47,14 @@ class TaskCost:
     """
 
     def __init__(self, task):
-        for attr in ("weights", "outputs", "outputs_jacobian", "velocity", "velocity_jacobian"):
+        for attr in ("weights", "outputs", "outputs_jacobian", "velocity", "velocity_jacobian",
+                     "step_weights", "output_weights"):
             if not hasattr(task, attr):
                 raise TypeError(f"task must be a plants.tasks task with {attr}; "
                                 f"{type(task).__name__} has none")
         self.task = task
         self.weights = task.weights
         self.dt = float(task.plant.dt)
-
-    def _output_weights(self, k: int) -> np.ndarray:
-        w = getattr(self.weights, "output_weights", None)
-        return np.ones(k) if w is None else np.asarray(w, dtype=np.float64)
 
     def evaluate(self, X: np.ndarray, U: np.ndarray, targets: np.ndarray,
                  derivatives: bool = True) -> CostTerms:
@@ -70,17 +67,11 @@ class TaskCost:
         after = X[:, 1:].reshape(B * T, n)
         Y = self.task.outputs(after).reshape(B, T, -1)
         k = Y.shape[2]
-        w = self._output_weights(k)
+        w = np.asarray(self.task.output_weights, dtype=np.float64)
         has = ~np.isnan(targets).any(axis=2)
         r = np.where(has[..., None], Y - np.nan_to_num(targets), 0.0)
         err = (w * r * r).sum(axis=2)
-        cnt = np.maximum(has.sum(axis=1), 1)
-        omega = wts.tracking * has / cnt[:, None]
-        if wts.final_error:
-            any_target = has.any(axis=1)
-            last = T - 1 - np.argmax(has[:, ::-1], axis=1)
-            rows = np.flatnonzero(any_target)
-            omega[rows, last[rows]] += wts.final_error
+        omega = self.task.step_weights(targets)  # the weight of each step's error
         value = (omega * err).sum(axis=1) + wts.effort * self.dt * (U * U).sum(axis=(1, 2))
         v = None
         if wts.final_velocity:

@@ -114,6 +114,12 @@ def _selection(B: int, rows: Sequence[int], n: int) -> np.ndarray:
     return np.broadcast_to(S, (B, len(rows), n)).copy()
 
 
+def _remember(task, loc: dict) -> None:
+    """Record the outermost constructor's arguments (for :func:`plants.to_spec`)."""
+    if not hasattr(task, "_init_kwargs"):
+        task._init_kwargs = {k: v for k, v in loc.items() if k not in ("self", "__class__")}
+
+
 class Task:
     """Base class of the tasks (see the module docstring for the interface and the cost).
 
@@ -335,6 +341,7 @@ class Reach(_ArmTask):
                  distance: float = 0.10, posture=None, horizon: int | None = None,
                  hold_steps: int = 1,
                  weights: CostWeights = CostWeights(1.0, 1e-4, 0.1, 0.0)) -> None:
+        _remember(self, locals())
         if horizon is None:
             horizon = max(1, int(round(0.5 / plant.dt))) if isinstance(plant, PlanarArm) else 1
         self._common(plant, PlanarArm, horizon, weights)
@@ -393,6 +400,7 @@ class Hold(_ArmTask):
     def __init__(self, plant: PlanarArm, *, force=(0.0, 5.0), posture=None,
                  horizon: int | None = None,
                  weights: CostWeights = CostWeights(1.0, 1e-4, 0.1, 1.0)) -> None:
+        _remember(self, locals())
         if not isinstance(plant, PlanarArm):
             raise TypeError(f"plant must be a PlanarArm, got {type(plant).__name__}")
         if horizon is None:
@@ -419,6 +427,7 @@ class Track(_ArmTask):
 
     def __init__(self, plant: PlanarArm, trajectory=None, *,
                  weights: CostWeights = CostWeights(0.0, 1e-4, 0.0, 1.0)) -> None:
+        _remember(self, locals())
         if not isinstance(plant, PlanarArm):
             raise TypeError(f"plant must be a PlanarArm, got {type(plant).__name__}")
         if trajectory is None:
@@ -488,6 +497,7 @@ class SwingUp(_PendulumTask):
     def __init__(self, plant: Pendulum, *, horizon: int = 200, balance_steps: int | None = None,
                  noise: float = 0.1,
                  weights: CostWeights = CostWeights(1.0, 1e-3, 0.1, 1.0)) -> None:
+        _remember(self, locals())
         self._common(plant, Pendulum, horizon, weights)
         bs = self.horizon // 2 if balance_steps is None else balance_steps
         self.balance_steps = V.integer(bs, "balance_steps")
@@ -541,6 +551,7 @@ class PendulumV1(_PendulumTask):
     """
 
     def __init__(self, plant: Pendulum, *, horizon: int = 200) -> None:
+        _remember(self, locals())
         if not isinstance(plant, Pendulum):
             raise TypeError(f"plant must be a Pendulum, got {type(plant).__name__}")
         T = V.integer(horizon, "horizon")
@@ -568,6 +579,7 @@ class Balance(Task):
 
     def __init__(self, plant: CartPole, *, horizon: int = 500, spread: float = 0.05,
                  weights: CostWeights = CostWeights(1.0, 1e-4, 0.0, 1.0)) -> None:
+        _remember(self, locals())
         self._common(plant, CartPole, horizon, weights)
         self.spread = V.nonnegative(spread, "spread")
 
@@ -638,6 +650,7 @@ class StateTarget(Task):
                  centre: ArrayLike | None = None, x0: ArrayLike | None = None,
                  velocity_index: Sequence[int] | None = None,
                  weights: CostWeights = CostWeights(1.0, 0.0, 0.0, 0.0)) -> None:
+        _remember(self, locals())
         if not isinstance(plant, Dynamics):
             raise TypeError("plant must satisfy the plants.Dynamics protocol, got "
                             f"{type(plant).__name__}")
