@@ -13,6 +13,7 @@ from . import loss_funcs, nonlinearities, optimizers
 from . import nonlinearities as nl
 from . import optimizers as opt
 from .closed_loop import ClosedLoop
+from .controller import Controller
 from .ffnet import FFNet
 from .rnnet import RNNet
 
@@ -20,5 +21,5 @@ from .rnnet import RNNet
 _sys.modules.setdefault(__name__ + ".nl", nonlinearities)
 _sys.modules.setdefault(__name__ + ".opt", optimizers)
 
-__all__ = ["ClosedLoop", "FFNet", "RNNet", "loss_funcs", "nonlinearities", "nl", "optimizers", "opt"]
+__all__ = ["ClosedLoop", "Controller", "FFNet", "RNNet", "loss_funcs", "nonlinearities", "nl", "optimizers", "opt"]
 __version__ = "0.1.0"

@@ -212,3 +212,62 @@ def test_a_plant_that_blows_up_mid_training_rejects_the_step_and_keeps_the_weigh
     loop.cache_minibatch(batch)
     assert np.isnan(loop.error()) and np.isnan(loop.calc_grad()).all()
     assert not np.any(opt.compute_update())
+
+
+# ---------------------------------------------------------------- Controller
+@pytest.mark.parametrize("delay", [0, 3])
+def test_controller_steps_reproduce_the_rollout(delay):
+    plant = plants.TwoLinkArm()
+    task = Reach(plant, horizon=12)
+    loop = hf.ClosedLoop(plant, task, hidden=6, rng=1, delay=delay, backend="numpy",
+                         control_scale=0.5)
+    ctrl = hf.Controller(loop)
+    batch = task.sample(5, seed=2)
+    run = ctrl.rollout(batch)
+    goal = batch.targets[:, -1]
+    ctrl.reset(goal=goal, batch=5)
+    x = batch.x0
+    for t in range(task.horizon):
+        u = ctrl.act(ctrl.observe(x))
+        np.testing.assert_allclose(u, run.controls[:, t], rtol=1e-5, atol=1e-6)
+        x = plant.step(x, u)
+    np.testing.assert_allclose(x, run.states[:, -1], rtol=1e-5, atol=1e-6)
+    # one episode at a time, with a 1-D observation
+    ctrl.reset(goal=goal[0])
+    u0 = ctrl.act(ctrl.observe(batch.x0[0]))
+    assert u0.shape == (2,)
+    np.testing.assert_allclose(u0, run.controls[0, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_controller_save_and_load(tmp_path):
+    plant = plants.Pendulum()
+    task = PendulumV1(plant, horizon=15)
+    loop = hf.ClosedLoop(plant, task, hidden=5, rng=1, delay=2, obs_noise=0.01,
+                         observation={"linear": [1], "angles": [0]}, control_scale=2.0,
+                         backend="numpy")
+    ctrl = hf.Controller(loop)
+    ctrl.save(tmp_path / "ctrl.npz")
+    back = hf.Controller.load(tmp_path / "ctrl.npz", backend="numpy")
+    batch = task.sample(4, seed=0)
+    np.testing.assert_array_equal(back.rollout(batch).states, ctrl.rollout(batch).states)
+    assert (back.loop.delay, back.loop.obs_noise, back.loop.inputs) == (2, 0.01, "goal")
+    assert type(back.plant) is plants.Pendulum and type(back.task) is PendulumV1
+    with pytest.raises(TypeError, match="holds a Controller, not a FFNet"):
+        hf.persistence.load(tmp_path / "ctrl.npz", expected=hf.FFNet)
+
+
+def test_controller_argument_checks():
+    plant = plants.TwoLinkArm()
+    task = Reach(plant, horizon=5)
+    ctrl = hf.Controller(hf.ClosedLoop(plant, task, hidden=3, backend="numpy"))
+    with pytest.raises(RuntimeError, match="call reset"):
+        ctrl.act(np.zeros(4))
+    with pytest.raises(ValueError, match="goal is required"):
+        ctrl.reset()
+    ctrl.reset(goal=[0.0, 0.4], batch=2)
+    with pytest.raises(ValueError, match=r"obs must have shape \[4\] or \[2, 4\]"):
+        ctrl.act(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="obs must be finite"):
+        ctrl.act(np.full((2, 4), np.nan))
+    with pytest.raises(TypeError, match="loop must be a hfcontrol.ClosedLoop"):
+        hf.Controller(task)
