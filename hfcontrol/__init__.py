@@ -21,5 +21,6 @@ from .rnnet import RNNet
 _sys.modules.setdefault(__name__ + ".nl", nonlinearities)
 _sys.modules.setdefault(__name__ + ".opt", optimizers)
 
-__all__ = ["ClosedLoop", "Controller", "FFNet", "RNNet", "loss_funcs", "nonlinearities", "nl", "optimizers", "opt"]
+__all__ = ["ClosedLoop", "Controller", "FFNet", "RNNet", "loss_funcs", "nonlinearities", "nl",
+           "optimizers", "opt"]
 __version__ = "0.1.0"
