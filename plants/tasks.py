@@ -315,18 +315,20 @@ class Reach(_ArmTask):
     Parameters
     ----------
     plant : TwoLinkArm or ThreeLinkArm
-    targets : {"centre_out", "random"}
+    targets : {"centre_out", "disc", "random"}
         "centre_out": ``n_targets`` (default 8) targets evenly spaced on a circle of radius
         ``distance`` (default 0.10 m) around the start hand position; sample ``i`` of a
-        batch goes to target ``i mod n_targets``. "random": hand positions of uniformly
-        drawn joint angles (shoulder in [-pi/4, 3pi/4], elbow in [pi/6, 5pi/6], wrist in
-        [-pi/4, pi/4]), so every target is reachable.
+        batch goes to target ``i mod n_targets``. "disc": targets drawn uniformly (by area)
+        from the disc of radius ``distance`` around the start hand position, in any
+        direction. "random": hand positions of uniformly drawn joint angles (shoulder in
+        [-pi/4, 3pi/4], elbow in [pi/6, 5pi/6], wrist in [-pi/4, pi/4]), so every target
+        is reachable.
     n_targets : int
         Number of centre-out targets; default 8.
     distance : float
-        Centre-out target distance from the start hand position (m); default 0.10. A
-        ``ValueError`` naming ``distance`` is raised if a target falls outside the arm's
-        workspace (:func:`reach_radii`).
+        Centre-out target distance (the disc's radius for "disc") from the start hand
+        position (m); default 0.10. A ``ValueError`` naming ``distance`` is raised if a
+        target can fall outside the arm's workspace (:func:`reach_radii`).
     posture : array_like (N,), optional
         Start joint angles; default shoulder 45 deg, elbow 90 deg.
     horizon : int
@@ -345,8 +347,9 @@ class Reach(_ArmTask):
         if horizon is None:
             horizon = max(1, int(round(0.5 / plant.dt))) if isinstance(plant, PlanarArm) else 1
         self._common(plant, PlanarArm, horizon, weights)
-        if targets not in ("centre_out", "random"):
-            raise ValueError(f"targets must be 'centre_out' or 'random', got {targets!r}")
+        if targets not in ("centre_out", "disc", "random"):
+            raise ValueError(f"targets must be 'centre_out', 'disc' or 'random', got "
+                             f"{targets!r}")
         self.mode = targets
         self.n_targets = V.integer(n_targets, "n_targets")
         self.distance = V.positive(distance, "distance")
@@ -357,16 +360,22 @@ class Reach(_ArmTask):
         self.start = self.plant.hand_position(self._rest(self.posture, 1))[0]
         if self.mode == "centre_out":
             self._check_reachable(self.goals(self.n_targets, None))
+        elif self.mode == "disc":
+            # the disc's rim holds its targets farthest from and nearest to the shoulder
+            rim = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
+            self._check_reachable(self.start + self.distance * np.stack(
+                [np.cos(rim), np.sin(rim)], axis=1))
 
     def _check_reachable(self, goals: np.ndarray) -> None:
-        """Raise if a centre-out target lies outside the arm's workspace (joint stops aside)."""
+        """Raise if a target lies outside the arm's workspace (joint stops aside)."""
         r_min, r_max = reach_radii(self.plant)
         r = np.linalg.norm(goals, axis=1)
         bad = np.flatnonzero((r < r_min) | (r > r_max))
         if bad.size:
             i = int(bad[0])
+            which = f"centre-out target {i}" if self.mode == "centre_out" else "a disc target"
             raise ValueError(
-                f"distance={self.distance!r} m puts centre-out target {i} at "
+                f"distance={self.distance!r} m puts {which} at "
                 f"({goals[i, 0]:.4g}, {goals[i, 1]:.4g}) m, {r[i]:.4g} m from the shoulder, "
                 f"outside the arm's workspace (distances {r_min:.4g} to {r_max:.4g} m); "
                 f"use a smaller distance or another posture")
@@ -377,6 +386,10 @@ class Reach(_ArmTask):
             k = np.arange(batch) % self.n_targets
             ang = 2 * np.pi * k / self.n_targets
             return self.start + self.distance * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+        if self.mode == "disc":
+            r = self.distance * np.sqrt(rng.uniform(size=batch))
+            ang = rng.uniform(0.0, 2 * np.pi, size=batch)
+            return self.start + r[:, None] * np.stack([np.cos(ang), np.sin(ang)], axis=1)
         N = self.plant.n_links
         lo = np.array([-np.pi / 4, np.pi / 6, -np.pi / 4])[:N]
         hi = np.array([3 * np.pi / 4, 5 * np.pi / 6, np.pi / 4])[:N]

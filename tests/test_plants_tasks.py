@@ -142,3 +142,17 @@ def test_task_array_inputs_are_checked():
         Track(arm, [["a", "b"], ["c", "d"]])
     with pytest.raises(TypeError, match="trajectory must be"):
         Track(arm, [[0.3, 0.3], [0.3]])  # ragged
+
+
+def test_reach_disc_targets_fill_the_disc_around_the_start():
+    task = Reach(TwoLinkArm(), targets="disc", distance=0.12)
+    goals = task.sample(4000, seed=0).targets[:, -1]
+    d = goals - task.start
+    r = np.linalg.norm(d, axis=1)
+    assert r.max() <= 0.12
+    # uniform by area: a quarter of the targets within half the radius, every direction
+    assert abs(np.mean(r < 0.06) - 0.25) < 0.03
+    quadrant = np.bincount((np.arctan2(d[:, 1], d[:, 0]) // (np.pi / 2)).astype(int) + 2)
+    assert quadrant.min() > 900
+    with pytest.raises(ValueError, match="distance=0.5 m puts a disc target"):
+        Reach(TwoLinkArm(), targets="disc", distance=0.5)
