@@ -162,8 +162,10 @@ def _layer_key(layer) -> tuple:
     d = layer.__dict__
     key = (type(layer), d.get("stateful"), d.get("elementwise"),
            getattr(layer, "njit_activation", None), getattr(layer, "njit_d_activation", None),
-           *[v if not isinstance(v, np.ndarray) else (v.dtype.str, v.shape, v.tobytes())
-             for v in d.values() if isinstance(v, int | float | np.number | np.ndarray)])
+           *[v for v in d.values() if isinstance(v, int | float | np.number)])
+    coeff = d.get("coeff")
+    if isinstance(coeff, np.ndarray):  # per-unit coefficients (not ``state``, also an array)
+        key += (coeff.dtype.str, coeff.shape, coeff.tobytes())
     base = d.get("base")
     return key if base is None else key + _layer_key(base)
 
