@@ -439,8 +439,8 @@ class FFNet:
     def _compiled_backward(self, d_act, scale) -> np.ndarray:
         return self._compiled_cache().grad(d_act, scale)
 
-    def _compiled_G(self, v, scale) -> np.ndarray:
-        return self._compiled_cache().gv(v, scale, self.loss, self.targets)
+    def _compiled_G(self, v) -> np.ndarray:
+        return self._compiled_cache().gv(v, self.loss, self.targets)
 
     # ------------------------------------------------------------------ reference kernels
     @staticmethod
@@ -574,11 +574,10 @@ class FFNet:
         v = check_vector(v, "v", self.n_params, self.dtype)
         if self.mask is not None:
             v = v * self.mask
-        scale = self.dtype.type(1.0 / self._batch_size())
         if self._cc is not None:
-            gv = self._compiled_G(v, scale)
+            gv = self._compiled_G(v)
         else:
-            gv = self._reference_G(v, scale)
+            gv = self._reference_G(v, self.dtype.type(1.0 / self._batch_size()))
         if damping:
             gv += self.dtype.type(damping) * v
         if self.mask is not None:

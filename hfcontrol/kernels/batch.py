@@ -3,7 +3,7 @@
 Hessian-free optimisation runs tens to hundreds of ``G v`` products on one cached
 minibatch. :class:`CompiledBatch` is built by ``cache_minibatch`` and prepares everything
 that stays fixed while they run: the activations and derivatives (one forward pass), the
-transposed weights (:func:`~.curvature.transpose_weights`), the truncation windows, the
+transposed weights (:func:`transposed_weights`), the truncation windows, the
 buffer of R-activations, and the curvature of the losses that declare it ``"static"``
 (:attr:`hfcontrol.loss_funcs.LossFunction.curvature`), packed into the kernels' layout.
 A product then reads only what may change between calls -- the per-layer scalar
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import loss_funcs as lf
-from .curvature import HAS_ARRAY, HAS_SCALAR, transpose_weights
-from .plan import windows_array
+from .curvature import HAS_ARRAY, HAS_SCALAR
+from .plan import M_N, M_REC, M_RSTART, Plan, windows_array
 from .runner import Runner
 
 
@@ -33,6 +33,21 @@ def _nodes(loss) -> list:
     if type(loss) is lf.LossSet:
         return [loss] + [n for item in loss.set for n in _nodes(item)]
     return [loss] if loss.curvature == "static" else []
+
+
+def transposed_weights(W: np.ndarray, plan: Plan) -> np.ndarray:
+    """The transpose of every weight matrix of ``W`` at its place (a ``[post, pre]`` block
+    where ``W`` has ``[pre, post]``; biases are not used), for the backward kernel. By
+    NumPy, once per minibatch: a compiled kernel for it would cost compile time only."""
+    WT = np.zeros_like(W)
+    blocks = [(int(plan.meta[pre, M_N]), int(plan.meta[post, M_N]), int(start))
+              for pre, post, start, _, _ in plan.conns]
+    blocks += [(int(row[M_N]), int(row[M_N]), int(row[M_RSTART]))
+               for row in plan.meta if row[M_REC] != 0]
+    for npre, npost, start in blocks:
+        size = npre * npost
+        WT[start:start + size] = W[start:start + size].reshape(npre, npost).T.ravel()
+    return WT
 
 
 def _settings(obj) -> dict:
@@ -65,12 +80,13 @@ class CompiledBatch:
                  init_act: np.ndarray, init_state: np.ndarray, windows, recurrent: bool):
         plan = runner.plan
         self.runner, self.W, self.init_act = runner, W, init_act
+        #: ``1 / batch size`` in the network's dtype: the loss is a mean over the batch
+        self.scale = runner.dtype.type(1.0 / runner.B)
         self.acts, self.ds = runner.forward(W, inputs, init_act, init_state)
         self.activations = runner.unpack(self.acts, recurrent)
         self.windows = windows_array(windows)
         self.truncation = None
-        self.WT = np.empty_like(W)
-        transpose_weights(W, plan.meta, plan.conns, self.WT)
+        self.WT = transposed_weights(W, plan)
         self.n_layers = len(plan.sizes)
         self._no_scalars = np.zeros(self.n_layers)
         self._scalars = np.zeros(self.n_layers)
@@ -97,15 +113,13 @@ class CompiledBatch:
                                self._no_scalars, scale, False, present, self.init_act,
                                self.windows, buf)
 
-    def gv(self, v: np.ndarray, scale, loss, targets) -> np.ndarray:
+    def gv(self, v: np.ndarray, loss, targets) -> np.ndarray:
         """``G v`` (no damping, no mask) with ``loss``'s curvature on this minibatch.
 
         Parameters
         ----------
         v : ndarray
             A C-contiguous vector of the network's dtype and size (not checked here).
-        scale : float
-            ``1 / batch size``, in the network's dtype.
         loss : LossFunction
             The network's loss; its curvature is prepared on first use, and again when the
             loss or a setting of a static member changed.
@@ -127,13 +141,14 @@ class CompiledBatch:
                     now, value = member.layer_curvature(self.n_layers)
                     if now != layers:  # its layers changed: prepare again
                         self._prepare(loss, targets)
-                        return self.gv(v, scale, loss, targets)
+                        return self.gv(v, loss, targets)
                     for l in layers:
                         scalars[l] += value
         if self.ra is None:
             self.ra = np.empty_like(self.acts)
-        return self.runner.backward(self.W, self.WT, v, self.acts, self.ds, d2, scalars, scale,
-                                    True, present, self.init_act, self.windows, self.ra)
+        return self.runner.backward(self.W, self.WT, v, self.acts, self.ds, d2, scalars,
+                                    self.scale, True, present, self.init_act, self.windows,
+                                    self.ra)
 
     def _prepare(self, loss, targets) -> None:
         """Evaluate and pack the static part of ``loss``'s curvature."""
@@ -163,6 +178,9 @@ class CompiledBatch:
     def _unchanged(self) -> bool:
         """Whether the settings the prepared curvature was computed with are unchanged."""
         try:
-            return all(vars(node) == state for node, state in self._nodes)
+            for node, state in self._nodes:
+                if vars(node) != state:
+                    return False
         except Exception:  # noqa: BLE001 - e.g. an array setting: compare fails, prepare again
             return False
+        return True

@@ -8,8 +8,9 @@ of ``v`` (:func:`_r_forward`), the loss curvature injected, and the same backwar
 in block-local buffers (:func:`~.forward._layout`).
 
 Everything that stays fixed while the conjugate-gradient iterations run is prepared once
-per minibatch by :class:`~.batch.CompiledBatch`: the transposed weights
-(:func:`transpose_weights`, a small kernel of its own) and the packed curvature of the
+per minibatch by :class:`~.batch.CompiledBatch`: the transposed weights (the backward
+products ``delta @ W.T`` are then plain products, which BLAS does faster for small
+matrices: ``[32, 16] @ [16, 16]``, 0.3 against 0.6 us) and the packed curvature of the
 losses whose curvature depends only on activations and targets. A loss whose curvature
 is one scalar per layer (structural damping) passes it per call in a float64 ``[L]``
 array, added to the packed curvature; ``present[l]`` says which of the two a layer has
@@ -29,29 +30,6 @@ from .plan import M_CODE, M_N, M_REC, M_REND, M_RMID, M_RSTART, M_STATEFUL, P_CO
 #: gradient, a curvature for ``G v``) / a per-layer scalar curvature.
 HAS_ARRAY = 1
 HAS_SCALAR = 2
-
-
-@njit(cache=True, nogil=True)
-def transpose_weights(W, meta, conns, WT):
-    """``WT`` holds the transpose of every weight matrix at its place in ``W`` (a ``[post,
-    pre]`` block where ``W`` has ``[pre, post]``): the backward products ``delta @ W.T`` are
-    then plain products, which BLAS does faster for small matrices (``[32, 16] @ [16,
-    16]``: 0.3 against 0.6 us). Called once per minibatch."""
-    for c in range(conns.shape[0]):
-        npre, npost = meta[conns[c, 0], M_N], meta[conns[c, 1], M_N]
-        src = _block(W, conns[c, 2], npre, npost)
-        dst = _block(WT, conns[c, 2], npost, npre)
-        for i in range(npre):
-            for j in range(npost):
-                dst[j, i] = src[i, j]
-    for l in range(meta.shape[0]):
-        if meta[l, M_REC] != 0:
-            n = meta[l, M_N]
-            src = _block(W, meta[l, M_RSTART], n, n)
-            dst = _block(WT, meta[l, M_RSTART], n, n)
-            for i in range(n):
-                for j in range(n):
-                    dst[j, i] = src[i, j]
 
 
 @_helper
@@ -184,8 +162,7 @@ def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, i
 def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2, lscale,
                      scale, curvature, present, init_act, low, first, end, out, scratch, tv):
     """Back-propagate one window ``(low, first_injected, end)`` of one partition and add
-    its weight gradient to ``out``; ``WT`` holds the transposed weights
-    (:func:`_transpose_weights`).
+    its weight gradient to ``out``; ``WT`` holds the transposed weights.
 
     ``c`` (or, if ``curvature``, ``(d2 + lscale[l]) * c * scale``) is injected into the
     layers where ``present[l]`` is set, from step ``first_injected`` on. Blocks of ``chunk`` steps are
@@ -326,7 +303,8 @@ def backward(W, WT, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, lscal
       the window held fixed (the same truncation as the gradient's; the NumPy reference
       defines it the same way).
 
-    ``WT`` holds the transposed weights (:func:`transpose_weights`). ``windows`` rows are
+    ``WT`` holds the transpose of every weight matrix at its place in ``W`` (a ``[post,
+    pre]`` block where ``W`` has ``[pre, post]``; :func:`~.batch.transposed_weights`). ``windows`` rows are
     ``(low, first_injected, end)``. ``ra`` is a buffer shaped like ``acts`` (only the
     blocks of the layers with a loss are used), ``scratch`` one laid out by
     :func:`~.forward._layout`, and ``tv`` one of ``Bp * max(n)``. The gradient and ``G v``
