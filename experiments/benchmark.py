@@ -42,8 +42,8 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 import hfcontrol as hf  # noqa: E402
-from hfcontrol import _kernels, nl  # noqa: E402
 from hfcontrol import loss_funcs as lf  # noqa: E402
+from hfcontrol import nl  # noqa: E402
 
 PROBLEMS = {
     # name: (class, shape, layers, loss, batch, steps)
@@ -216,10 +216,10 @@ def main(argv=None) -> int:
     if args.repeats < 5:
         parser.error("--repeats must be >= 5")
     if args.threads is not None:
-        _kernels.set_num_threads(args.threads)
+        hf.set_num_threads(args.threads)
     names = args.problems or (QUICK if args.quick else list(PROBLEMS))
 
-    threads = _kernels.thread_info()
+    threads = hf.kernels.thread_info()
     # the machine is shared: take the better of a measurement before and after the run
     sgemm_before = sgemm_gflops(args.repeats)
     rows_out = []

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels, fd_checks, parameters, persistence
+from . import fd_checks, kernels, parameters, persistence
 from . import loss_funcs as lf
 from . import nonlinearities as nl
 from ._validation import as_dtype, as_rng, check_array, check_vector
@@ -106,7 +106,7 @@ class FFNet:
         self.targets: np.ndarray | None = None
         self.activations: list[np.ndarray] | None = None
         self.d_activations: list[np.ndarray] | None = None
-        self._cc: dict[str, Any] | None = None
+        self._cc: kernels.CompiledBatch | None = None
         self.best_W: np.ndarray | None = None
         self.best_error = np.inf
 
@@ -238,7 +238,7 @@ class FFNet:
         """
         if self._backend_choice == "numpy":
             return "numpy"
-        if _kernels.plan_for(self) is None:
+        if kernels.plan_for(self) is None:
             if self._backend_choice == "numba":
                 raise ValueError("backend='numba' was requested, but a layer of this network has "
                                  f"no compiled kernel now (layers: {self.layers})")
@@ -249,7 +249,7 @@ class FFNet:
     def backend(self, value: str) -> None:
         if value not in ("auto", "numba", "numpy"):
             raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {value!r}")
-        if value == "numba" and not _kernels.compilable(self):
+        if value == "numba" and not kernels.compilable(self):
             raise ValueError("backend='numba': a layer of this network has no compiled kernel "
                              f"(layers: {self.layers}); only built-in nonlinearities do")
         self._backend_choice = value
@@ -284,35 +284,32 @@ class FFNet:
             self.activations, self.d_activations = self._reference_forward(self.inputs,
                                                                             self._cached_W)
             return
-        plan = _kernels.plan_for(self)
+        plan = kernels.plan_for(self)
         T, B = self._batch_shape(self.inputs)
         runner = self._runner(plan, T, B)
         # the previous minibatch's buffers can be reused unless the caller still holds them
         self._cc = self.activations = self.d_activations = None
-        init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
-        init_st = _kernels.init_block(plan, init_state, B, self.dtype)
-        acts, ds = runner.forward(self._cached_W, self.inputs, init_act, init_st)
         windows = self._windows(T) if self._recurrent else [(0, 0, 1)]
-        self._cc = {"plan": plan, "runner": runner, "T": T, "B": B, "acts": acts, "ds": ds,
-                    "init_act": init_act, "windows": _kernels.windows_array(windows),
-                    "d2": None, "static_d2": _static_curvature(self.loss),
-                    "truncation": getattr(self, "truncation", None),
-                    "ra": None}
-        self.activations = runner.unpack(acts, self._recurrent)
+        self._cc = kernels.CompiledBatch(
+            runner, self._cached_W, self.inputs,
+            kernels.init_block(plan, init_activations, B, self.dtype),
+            kernels.init_block(plan, init_state, B, self.dtype), windows, self._recurrent)
+        self._cc.truncation = getattr(self, "truncation", None)
+        self.activations = self._cc.activations
         self.d_activations = None
 
     def _runner(self, plan, T: int, B: int):
-        """The compiled kernels' :class:`~hfcontrol._kernels.Runner` for this batch shape.
+        """The compiled kernels' :class:`~hfcontrol.kernels.Runner` for this batch shape.
 
         Runners, with their work buffers, are kept for the few most recent shapes (a
         training minibatch and a test set alternate), so that every call on a shape seen
         before reuses them.
         """
-        key = (plan, T, B, self.dtype, _kernels.get_num_threads())
+        key = (plan, T, B, self.dtype, kernels.get_num_threads())
         runners = self.__dict__.setdefault("_runners", {})
         runner = runners.pop(key, None)
         if runner is None:
-            runner = _kernels.Runner(plan, T, B, self.dtype)
+            runner = kernels.Runner(plan, T, B, self.dtype)
         runners[key] = runner  # most recent last
         while len(runners) > RUNNERS_KEPT:
             del runners[next(iter(runners))]
@@ -320,46 +317,29 @@ class FFNet:
 
     def _compiled_forward(self, inputs, params, init_activations=None, init_state=None):
         """Activations only (no derivatives), e.g. for :meth:`error` in a line search."""
-        plan = _kernels.plan_for(self)
+        plan = kernels.plan_for(self)
         T, B = self._batch_shape(inputs)
-        init_act = _kernels.init_block(plan, init_activations, B, self.dtype)
-        init_st = _kernels.init_block(plan, init_state, B, self.dtype)
+        init_act = kernels.init_block(plan, init_activations, B, self.dtype)
+        init_st = kernels.init_block(plan, init_state, B, self.dtype)
         runner = self._runner(plan, T, B)
         acts, _ = runner.forward(params, inputs, init_act, init_st, deriv=False)
         return runner.unpack(acts, self._recurrent)
 
-    def _compiled_cache(self) -> dict:
-        """The compiled path's minibatch cache, its truncation windows brought up to date
+    def _compiled_cache(self) -> kernels.CompiledBatch:
+        """The compiled path's minibatch, its truncation windows brought up to date
         (``truncation`` may be changed after :meth:`cache_minibatch`)."""
         cc = self._cc
         trunc = getattr(self, "truncation", None)
-        if cc["truncation"] != trunc:
-            cc["windows"] = _kernels.windows_array(self._windows(cc["T"]))
-            cc["truncation"] = trunc
+        if cc.truncation != trunc:
+            cc.set_windows(self._windows(cc.runner.T))
+            cc.truncation = trunc
         return cc
 
     def _compiled_backward(self, d_act, scale) -> np.ndarray:
-        cc = self._compiled_cache()
-        buf, present = cc["runner"].pack([None if d is None else d * scale for d in d_act])
-        return cc["runner"].backward(self._cached_W, self._cached_W, cc["acts"], cc["ds"], buf,
-                                     buf, scale, False, present, cc["init_act"], cc["windows"],
-                                     buf)
+        return self._compiled_cache().grad(d_act, scale)
 
-    def _compiled_G(self, v, scale) -> np.ndarray:
-        cc = self._compiled_cache()
-        key = _curvature_key(self.loss)
-        if cc["d2"] is None or not cc["static_d2"] or cc.get("d2_key") != key:
-            # the curvature is re-packed when the loss (or one of its settings) changed
-            d2 = self.loss.d2_loss(self.activations, self.targets)
-            cc["d2"] = cc["runner"].pack(d2)
-            cc["d2_key"] = key
-            cc["static_d2"] = _static_curvature(self.loss)
-        if cc["ra"] is None:
-            cc["ra"] = np.empty_like(cc["acts"])
-        d2buf, present = cc["d2"]
-        return cc["runner"].backward(self._cached_W, v, cc["acts"], cc["ds"], d2buf, d2buf,
-                                     scale, True, present, cc["init_act"], cc["windows"],
-                                     cc["ra"])
+    def _compiled_G(self, v) -> np.ndarray:
+        return self._compiled_cache().gv(v, self.loss, self.targets)
 
     # ------------------------------------------------------------------ reference kernels
     @staticmethod
@@ -498,11 +478,10 @@ class FFNet:
         v = check_vector(v, "v", self.n_params, self.dtype)
         if self.mask is not None:
             v = v * self.mask
-        scale = self.dtype.type(1.0 / self._batch_size())
         if self._cc is not None:
-            gv = self._compiled_G(v, scale)
+            gv = self._compiled_G(v)
         else:
-            gv = self._reference_G(v, scale)
+            gv = self._reference_G(v, self.dtype.type(1.0 / self._batch_size()))
         if damping:
             gv += self.dtype.type(damping) * v
         if self.mask is not None:
@@ -780,24 +759,3 @@ def _full_jacobian(layer: nl.Nonlinearity, vec: np.ndarray, d) -> bool:
                      f"element-wise derivative {vec.shape} or the full Jacobian "
                      f"{vec.shape + (units,)} (output unit first, input unit last), per time "
                      f"step and, for a stateful nonlinearity, per entry of its last axis of 3")
-
-
-
-def _curvature_key(loss) -> tuple:
-    """Identity and settings of a loss (and of a LossSet's members) that its curvature uses."""
-    if type(loss) is lf.LossSet:
-        return (id(loss), tuple(_curvature_key(item) for item in loss.set))
-    return (id(loss), type(loss), repr(sorted(vars(loss).items(), key=lambda kv: kv[0])))
-
-
-def _static_curvature(loss) -> bool:
-    """True if ``loss.d2_loss`` depends only on the activations and targets.
-
-    Then the compiled path evaluates it once per minibatch. Built-in losses qualify,
-    except :class:`~hfcontrol.loss_funcs.StructuralDamping` (its curvature follows the
-    optimiser's damping, and the optimiser switches it off for its reduction ratio);
-    user losses are re-evaluated every call.
-    """
-    if type(loss) is lf.LossSet:
-        return all(_static_curvature(item) for item in loss.set)
-    return type(loss) in (lf.SquaredError, lf.CrossEntropy, lf.SparseL1, lf.SparseL2)

@@ -12,6 +12,20 @@ layer, ``None`` where the loss does not touch that layer:
 :meth:`LossFunction.batch_loss` sums everything and divides by the batch size,
 which is the convention the networks use for the error, gradient and ``G v``.
 
+:attr:`LossFunction.curvature` tells the compiled path how ``d2_loss`` behaves, so that
+what stays fixed during the conjugate-gradient iterations on one minibatch is prepared
+once (see ``docs/performance.md``):
+
+* ``"static"`` -- it depends only on the activations and targets (and the loss's own
+  settings): evaluated once per minibatch, and again when a setting changes;
+* ``"layer"`` -- one scalar per layer that may change between calls (structural damping
+  follows the optimiser's damping): :meth:`LossFunction.layer_curvature` is read at every
+  ``G v``;
+* ``"dynamic"`` (the default, and what a subclass that overrides ``d2_loss`` without
+  declaring ``curvature`` gets) -- ``d2_loss`` is evaluated at every ``G v``.
+
+A :class:`LossSet` is the sum of its members.
+
 A target of ``np.nan`` means "no error here": it adds no error, gradient or curvature.
 """
 
@@ -43,6 +57,27 @@ LayerList = list[np.ndarray | None]
 
 class LossFunction:
     """Base class: maps nonlinearity activations to error."""
+
+    #: How ``d2_loss`` behaves (see the module docstring): ``"static"``, ``"layer"`` or
+    #: ``"dynamic"``. A subclass that defines ``d2_loss`` but not ``curvature`` is
+    #: ``"dynamic"``, whatever its parent declares.
+    curvature: str = "dynamic"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "d2_loss" in cls.__dict__ and "curvature" not in cls.__dict__:
+            cls.curvature = "dynamic"
+
+    def layer_curvature(self, n_layers: int) -> tuple[list[int], float]:
+        """For ``curvature == "layer"``: the layers with curvature and the scalar
+        curvature on each of their units, now (``d2_loss`` is that scalar on those layers).
+
+        Parameters
+        ----------
+        n_layers : int
+            Number of layers of the network, input layer included.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no per-layer scalar curvature")
 
     def loss(self, activities: Sequence[np.ndarray], targets: np.ndarray | None) -> LayerList:
         """Element-wise error for each layer (``None`` for layers without error)."""
@@ -101,7 +136,7 @@ def output_loss(func: Callable) -> Callable:
 class SquaredError(LossFunction):
     r"""Squared error, :math:`\frac{1}{2} \sum (output - target)^2`."""
 
-    code = 1
+    curvature = "static"
 
     @output_loss
     def loss(self, output, targets):
@@ -124,7 +159,7 @@ class CrossEntropy(LossFunction):
     smallest normal number of their dtype so that ``0 * log(0)`` counts as zero.
     """
 
-    code = 2
+    curvature = "static"
 
     @staticmethod
     def _floor(output):
@@ -231,7 +266,7 @@ class StructuralDamping(_LayerPenalty):
         Levenberg-Marquardt adjustments of the damping move it too.
     """
 
-    code = 3
+    curvature = "layer"
 
     def __init__(self, weight: float, layers: Sequence[int] | None = None, optimizer=None):
         super().__init__(weight, layers)
@@ -260,6 +295,9 @@ class StructuralDamping(_LayerPenalty):
     def d2_loss(self, activities, targets):
         scale = self.scale
         return self._per_layer(activities, lambda a: np.full_like(a, scale))
+
+    def layer_curvature(self, n_layers):
+        return _layers_or_hidden(self.layers, n_layers), self.scale
 
     def get_config(self):
         return {"weight": self.weight, "layers": self.layers}
@@ -301,7 +339,7 @@ class SparseL1(_LayerPenalty):
         Target activation level.
     """
 
-    code = 4
+    curvature = "static"
 
     def __init__(self, weight: float, layers: Sequence[int] | None = None, target: float = 0.0):
         super().__init__(weight, layers)
@@ -326,7 +364,7 @@ class SparseL2(_LayerPenalty):
     Parameters are those of :class:`SparseL1`.
     """
 
-    code = 5
+    curvature = "static"
 
     def __init__(self, weight: float, layers: Sequence[int] | None = None, target: float = 0.0):
         super().__init__(weight, layers)

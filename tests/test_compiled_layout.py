@@ -9,8 +9,10 @@ from numba import njit
 from test_compiled_agreement import _compare, _data, _rel
 
 import hfcontrol as hf
-from hfcontrol import _kernels, nl
 from hfcontrol import loss_funcs as lf
+from hfcontrol import nl
+from hfcontrol.kernels import _blas, activations, plan
+from hfcontrol.kernels import runner as kernel_runner
 
 
 @pytest.fixture(params=["whole", "blocks", "split", "split-blocks"])
@@ -19,22 +21,22 @@ def layout(request, monkeypatch):
     ``blocks``: one partition, blocks of a few steps; ``split``: three uneven partitions on
     threads, one step at a time; ``split-blocks``: three partitions, blocks of a few steps."""
     if request.param == "blocks":
-        monkeypatch.setattr(_kernels, "BLOCK_ELEMENTS", 130)
+        monkeypatch.setattr(kernel_runner, "BLOCK_ELEMENTS", 130)
     elif request.param == "split-blocks":
-        monkeypatch.setattr(_kernels, "MIN_MACS_PER_THREAD", 1)
-        monkeypatch.setattr(_kernels, "MIN_PARTITION", 1)
-        monkeypatch.setattr(_kernels, "BLOCK_ELEMENTS", 40)
-        monkeypatch.setattr(_kernels, "_THREADS", [3])
+        monkeypatch.setattr(kernel_runner, "MIN_MACS_PER_THREAD", 1)
+        monkeypatch.setattr(kernel_runner, "MIN_PARTITION", 1)
+        monkeypatch.setattr(kernel_runner, "BLOCK_ELEMENTS", 40)
+        monkeypatch.setattr(kernel_runner, "_THREADS", [3])
     elif request.param == "split":
-        monkeypatch.setattr(_kernels, "MIN_MACS_PER_THREAD", 1)
-        monkeypatch.setattr(_kernels, "MIN_PARTITION", 1)
-        monkeypatch.setattr(_kernels, "BLOCK_ELEMENTS", 8)
-        monkeypatch.setattr(_kernels, "_THREADS", [3])
+        monkeypatch.setattr(kernel_runner, "MIN_MACS_PER_THREAD", 1)
+        monkeypatch.setattr(kernel_runner, "MIN_PARTITION", 1)
+        monkeypatch.setattr(kernel_runner, "BLOCK_ELEMENTS", 8)
+        monkeypatch.setattr(kernel_runner, "_THREADS", [3])
     return request.param
 
 
 def _runner(net):
-    return net._cc["runner"]
+    return net._cc.runner
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -56,7 +58,7 @@ def test_rnn_partitions_and_blocks(layout, dtype):
     if layout == "split":
         assert [size for _, size in runner.parts] == [2, 2, 3]
         assert runner.chunk == [1, 1, 1]
-        assert isinstance(net.activations, _kernels.LayerArrays)
+        assert isinstance(net.activations, kernel_runner.LayerArrays)
     elif layout == "blocks":
         assert runner.parts == [(0, 7)] and runner.chunk == [3]
     elif layout == "split-blocks":
@@ -134,7 +136,7 @@ def test_reused_buffers_never_change_what_the_caller_holds(layout):
 
 @njit
 def _mm_call(a, ta, b, tb, c, acc):
-    _kernels._mm(a, ta, b, tb, c, acc)
+    _blas._mm(a, ta, b, tb, c, acc)
 
 
 @pytest.mark.parametrize("shape", [
@@ -162,7 +164,7 @@ def test_split_products_match_numpy(shape, acc):
 
 @njit
 def _block_call(buf, off, rows, n):
-    return _kernels._block(buf, off, rows, n).sum()
+    return _blas._block(buf, off, rows, n).sum()
 
 
 def test_views_outside_their_buffer_raise():
@@ -175,34 +177,34 @@ def test_views_outside_their_buffer_raise():
 
 
 def test_thread_setting():
-    old = _kernels.get_num_threads()
-    old_blas = _kernels.thread_info()["blas"]
+    old = kernel_runner.get_num_threads()
+    old_blas = kernel_runner.thread_info()["blas"]
     try:
-        assert _kernels.set_num_threads(1)["kernels"] == 1
+        assert kernel_runner.set_num_threads(1)["kernels"] == 1
         net = hf.RNNet([1, 100, 1], layers=[nl.Linear(), nl.Logistic(), nl.Linear()], rng=0)
         x = np.zeros((64, 50, 1), np.float32)
         net.cache_minibatch(x, x)
         assert len(_runner(net).parts) == 1
-        _kernels.set_num_threads(2)
+        kernel_runner.set_num_threads(2)
         net.cache_minibatch(x, x)
         assert len(_runner(net).parts) == 2
         with pytest.raises(ValueError, match="positive integer"):
-            _kernels.set_num_threads(0)
+            kernel_runner.set_num_threads(0)
     finally:
-        _kernels.set_num_threads(old)
+        kernel_runner.set_num_threads(old)
         if old_blas > 0:  # set_num_threads also set BLAS's threads: put them back
-            _kernels.set_num_threads(old_blas)
-            _kernels._THREADS[0] = old
+            kernel_runner.set_num_threads(old_blas)
+            kernel_runner._THREADS[0] = old
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("code", [_kernels.TANH, _kernels.LOGISTIC])
+@pytest.mark.parametrize("code", [plan.TANH, plan.LOGISTIC])
 def test_nan_stays_nan(code, dtype):
     """The vectorised float32 tanh and logistic clamp their argument; a NaN must not come
     out finite (a blown-up step would then look acceptable to the line search)."""
     z = np.array([[np.nan, 0.5, -np.inf, np.inf, -0.5, np.nan]], dtype)
     a = np.empty_like(z)
-    _kernels._elementwise(code, np.zeros(5), z, a, a, False)
+    activations._elementwise(code, np.zeros(5), z, a, a, False)
     assert np.isnan(a[0, 0]) and np.isnan(a[0, 5])
     assert np.all(np.isfinite(a[0, 1:5]))
 
@@ -239,9 +241,9 @@ def test_run_all_waits_for_every_partition_before_raising():
         raise RuntimeError("partition failed")
 
     with pytest.raises(RuntimeError, match="partition failed"):
-        _kernels._run_all([failing, slow])
+        kernel_runner._run_all([failing, slow])
     assert done == ["slow"]
     done.clear()
     with pytest.raises(RuntimeError, match="partition failed"):
-        _kernels._run_all([slow, failing])
+        kernel_runner._run_all([slow, failing])
     assert done == ["slow"]

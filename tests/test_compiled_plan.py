@@ -1,4 +1,4 @@
-"""The compiled path's cached network description (``_kernels.plan_for``) follows changes
+"""The compiled path's cached network description (``kernels.plan_for``) follows changes
 made after construction: layer parameters, replaced layers, truncation, backend."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import hfcontrol as hf
-from hfcontrol import _kernels, nl
+from hfcontrol import kernels, nl
+from hfcontrol.kernels import activations, plan
 
 TOL = 1e-10
 
@@ -47,7 +48,7 @@ def _check_both(net, x, y, v):
 
 def test_plan_is_cached_and_reused():
     net = _net([nl.Linear(), nl.Tanh(), nl.Linear()])
-    assert _kernels.plan_for(net) is _kernels.plan_for(net)
+    assert kernels.plan_for(net) is kernels.plan_for(net)
 
 
 @pytest.mark.parametrize("change", ["relu_max", "continuous_coeff", "softlif", "replace"])
@@ -60,7 +61,7 @@ def test_layer_changes_after_use(change):
     x, y = _data(rng)
     v = rng.standard_normal(net.n_params)
     _check_both(net, x, y, v)
-    old = _kernels.plan_for(net)
+    old = kernels.plan_for(net)
     if change == "relu_max":
         net.layers[1].max = 0.3
     elif change == "continuous_coeff":
@@ -69,7 +70,7 @@ def test_layer_changes_after_use(change):
         net.layers[2].base.sigma = 0.5
     else:
         net.layers[1] = nl.Tanh()
-    assert _kernels.plan_for(net) is not old
+    assert kernels.plan_for(net) is not old
     _check_both(net, x, y, v)
 
 
@@ -123,7 +124,7 @@ def test_forward_float32_tanh_close_to_float64():
     assert _rel(a32, a64) <= 2e-6
     z = np.linspace(-12, 12, 20001, dtype=np.float32).reshape(1, -1)
     a = np.empty_like(z)
-    _kernels._elementwise(_kernels.TANH, np.zeros(5), z, a, a, False)
+    activations._elementwise(plan.TANH, np.zeros(5), z, a, a, False)
     assert np.max(np.abs(a - np.tanh(z.astype(np.float64)))
                   / np.maximum(np.abs(np.tanh(z.astype(np.float64))), 1e-30)) <= 5e-7
 
@@ -132,6 +133,6 @@ def test_float32_logistic_both_tails():
     """float32 logistic (``expf``): a few float32 ulp from exact, lower tail included."""
     z = np.linspace(-80, 30, 20001, dtype=np.float32).reshape(1, -1)
     a = np.empty_like(z)
-    _kernels._elementwise(_kernels.LOGISTIC, np.zeros(5), z, a, a, False)
+    activations._elementwise(plan.LOGISTIC, np.zeros(5), z, a, a, False)
     exact = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
     assert np.max(np.abs(a - exact) / exact) <= 5e-7

@@ -235,10 +235,13 @@ def test_continuous_with_per_unit_tau_trains():
     nl = Continuous(Logistic(), tau=np.random.RandomState(0).uniform(1, 3, size=5), dt=0.9)
     rnn = hf.RNNet(shape=[1, 5, 1], layers=[Linear(), nl, Logistic()], use_GPU=False,
                    rng=np.random.RandomState(0))
-    assert rnn.backend == "numpy"  # the compiled kernels decline per-unit coefficients
+    assert rnn.backend == "numba"  # the compiled kernels take per-unit coefficients
     rnn.run_epochs(inputs, targets, optimizer=HessianFree(CG_iter=100), max_epochs=30,
                    print_period=None)
     assert rnn.loss.batch_loss(rnn.forward(inputs, rnn.W), targets) < 1e-3
+    compiled = rnn.forward(inputs)[-1]
+    rnn.backend = "numpy"
+    np.testing.assert_allclose(rnn.forward(inputs)[-1], compiled, rtol=1e-5, atol=1e-6)
 
 
 def test_per_unit_tau_matches_finite_differences():
