@@ -271,3 +271,62 @@ def test_controller_argument_checks():
         ctrl.act(np.full((2, 4), np.nan))
     with pytest.raises(TypeError, match="loop must be a hfcontrol.ClosedLoop"):
         hf.Controller(task)
+
+
+# ---------------------------------------------------------------- the compiled loop
+@pytest.mark.parametrize("name", list(SETUPS))
+@pytest.mark.parametrize("feedback", ["exact", "data"])
+@pytest.mark.parametrize("delay", [0, 2])
+def test_the_compiled_loop_agrees_with_the_numpy_reference(name, feedback, delay):
+    loops = []
+    for backend in ("numba", "numpy"):
+        loop, _, batch = _loop(name, backend=backend, feedback=feedback, delay=delay,
+                               obs_noise=0.05)
+        loop.cache_minibatch(batch)
+        loops.append(loop)
+    compiled, reference = loops
+    assert compiled.backend == "numba" and reference.backend == "numpy"
+    v = np.random.default_rng(0).standard_normal(compiled.n_params)
+    assert compiled.error() == pytest.approx(reference.error(), rel=1e-12)
+    assert compiled.error(compiled.W + 0.01 * v) == pytest.approx(
+        reference.error(reference.W + 0.01 * v), rel=1e-12)
+    for a, b in ((compiled.calc_grad(), reference.calc_grad()),
+                 (compiled.calc_G(v), reference.calc_G(v))):
+        assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b))
+    run_c, run_r = compiled.rollout(batch, noise=False), reference.rollout(batch, noise=False)
+    np.testing.assert_allclose(run_c.states, run_r.states, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(run_c.hidden, run_r.hidden, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", list(SETUPS))
+def test_the_compiled_loop_agrees_with_finite_differences(name):
+    loop, _, batch = _loop(name, backend="numba", delay=1, obs_noise=0.05)
+    loop.cache_minibatch(batch)
+    assert loop.check_grad() <= 1e-5
+    assert loop.check_G() <= 1e-5
+
+
+def test_the_compiled_loop_in_float32_tracks_float64():
+    plant = plants.TwoLinkArm()
+    task = Reach(plant, horizon=20)
+    batch = task.sample(16, seed=0)
+    loops = [hf.ClosedLoop(plant, task, hidden=8, rng=5, dtype=dt) for dt in
+             (np.float32, np.float64)]
+    loops[1].W = loops[0].W.astype(np.float64)
+    for loop in loops:
+        loop.cache_minibatch(batch)
+    assert loops[0].backend == "numba"
+    assert loops[0].error() == pytest.approx(loops[1].error(), rel=1e-4)
+    g32, g64 = loops[0].calc_grad(), loops[1].calc_grad()
+    assert g32.dtype == np.float32
+    assert np.max(np.abs(g32 - g64)) < 1e-3 * np.max(np.abs(g64))
+
+
+def test_the_compiled_loop_reports_a_blow_up():
+    task = StateTarget.demo()
+    loop = hf.ClosedLoop(task.plant, task, hidden=4, rng=0, control_scale=1e300)
+    assert loop.backend == "numba"
+    batch = task.sample(4, seed=0)
+    loop.cache_minibatch(batch)
+    assert np.isnan(loop.error()) and np.isnan(loop.calc_grad()).all()
+    assert not loop.rollout(batch).finite
