@@ -29,6 +29,7 @@ from plants import _kernels as pk
 
 from ._blas import _gemm, _helper, _mm, _view
 from .activations import _elementwise
+from .runner import _kernel_blas_threads
 
 # offsets into W: (start, mid, end) of the input (0, 1), output (1, 2) and recurrent
 # (1, 1) connections
@@ -463,11 +464,12 @@ class CompiledLoop:
         goals_tm = np.ascontiguousarray(goals.transpose(1, 0, 2), loop.dtype).reshape(-1)
         noise_tm = np.ascontiguousarray(noise.transpose(1, 0, 2), np.float64).reshape(-1)
         obs = loop.observation
-        return int(self.rollout_kernel(
-            loop.plant.kernel_params, self.ws, W, self.offs, self.codes, self.prm,
-            loop.control_scale, goals_tm, noise_tm, obs.S, obs.angles, loop.delay,
-            fixed is not None, deriv, B, T, n, loop.m, loop.k, loop.net.shape[1], self.X,
-            self.U, self.E, self.S, self.FD, self.GD, self.z, self.y, self.a, self.dummy))
+        with _kernel_blas_threads(1):  # its products are small: threads only cost
+            return int(self.rollout_kernel(
+                loop.plant.kernel_params, self.ws, W, self.offs, self.codes, self.prm,
+                loop.control_scale, goals_tm, noise_tm, obs.S, obs.angles, loop.delay,
+                fixed is not None, deriv, B, T, n, loop.m, loop.k, loop.net.shape[1], self.X,
+                self.U, self.E, self.S, self.FD, self.GD, self.z, self.y, self.a, self.dummy))
 
     def states(self) -> np.ndarray:
         """``X [T + 1, B, n]`` of the last run (a view)."""
@@ -482,10 +484,15 @@ class CompiledLoop:
         holds (see :func:`backward`); float64, the size of ``W``."""
         loop = self.loop
         out = np.empty(W.size)
+        with _kernel_blas_threads(1):
+            self._backward(W, V, derivs, gv, out)
+        return out
+
+    def _backward(self, W, V, derivs, gv, out):
+        loop = self.loop
         backward(W, W if V is None else V, self.offs, self.codes, loop.control_scale,
                  loop.feedback == "exact", gv, loop.delay, self.B, self.T, loop.n, loop.m,
                  loop.k, loop.net.shape[1], derivs["E"], derivs["S"], derivs["FD"],
                  derivs["GD"], derivs["A"], derivs["Bm"], derivs["Jo"], derivs["hx"],
                  derivs["hu"], derivs["gx"], derivs["gu"], self.RX, self.RU, self.RS, self.DZ,
                  self.DY, self.lam, self.adj, self.t1, self.tp, self.gtmp, out)
-        return out
