@@ -174,6 +174,7 @@ class ClosedLoop:
         self._backend = backend
         self._engines: dict[tuple[int, int], Any] = {}
         self._cache: dict[str, Any] | None = None
+        self._gcache: dict[str, Any] | None = None
         for attr in ("_has_cnoise", "_has_pnoise"):
             if getattr(self.plant, attr, False):
                 raise ValueError("plant has its own control or process noise, which it would "
@@ -240,7 +241,7 @@ class ClosedLoop:
         self._engines.clear()
         if value == "numba":
             self.backend  # noqa: B018 - raises if the loop cannot be compiled
-        self._cache = None
+        self._cache = self._gcache = None
 
     @staticmethod
     def _compiled_loop_class():
@@ -279,17 +280,51 @@ class ClosedLoop:
         self.net.set_mask(mask)
         self.mask = self.net.mask
 
-    def cache_minibatch(self, batch) -> None:
+    def cache_minibatch(self, batch, curvature: Any = None) -> None:
         """Roll out ``batch`` (a :class:`plants.tasks.TaskBatch`) at the current weights and
         keep what the gradient and ``G v`` need: the trajectory, the plant's step
         Jacobians, the observation's Jacobian and the cost's derivatives. The observation
-        noise is drawn here."""
+        noise is drawn here.
+
+        Parameters
+        ----------
+        batch : TaskBatch
+            The episodes of :meth:`error` and :meth:`calc_grad`.
+        curvature : int or TaskBatch, optional
+            The episodes of :meth:`calc_G`, if not all of ``batch``: the first
+            ``curvature`` episodes of ``batch`` (with their noise), or another batch.
+            Martens (2010) computes the curvature on a smaller minibatch than the
+            gradient, since conjugate gradient calls ``G v`` many times per update.
+        """
         x0, targets = self._check_batch(batch)
         B, T = targets.shape[:2]
-        goals = self._task_inputs(targets)
-        noise = (self.obs_noise * self.rng.standard_normal((B, T, self.observation.size))
-                 if self.obs_noise else np.zeros((B, T, self.observation.size)))
+        noise = self._draw_noise(B, T)
         W = self.W.copy()
+        self._cache = self._rollout_cache(W, x0, targets, noise)
+        self._gcache = self._cache
+        if curvature is not None:
+            if isinstance(curvature, int | np.integer) and not isinstance(curvature, bool):
+                if not 1 <= curvature <= B:
+                    raise ValueError(f"curvature must be a number of episodes in 1..{B} (the "
+                                     f"batch) or a TaskBatch, got {curvature}")
+                if curvature < B:
+                    self._gcache = self._rollout_cache(W, x0[:curvature], targets[:curvature],
+                                                       noise[:curvature])
+            else:
+                gx0, gtargets = self._check_batch(curvature)
+                self._gcache = self._rollout_cache(W, gx0, gtargets,
+                                                   self._draw_noise(*gtargets.shape[:2]))
+
+    def _draw_noise(self, B: int, T: int) -> np.ndarray:
+        p = self.observation.size
+        if not self.obs_noise:
+            return np.zeros((B, T, p))
+        return self.obs_noise * self.rng.standard_normal((B, T, p))
+
+    def _rollout_cache(self, W, x0, targets, noise) -> dict[str, Any]:
+        """Everything the error, gradient and ``G v`` need of one rollout at ``W``."""
+        B, T = targets.shape[:2]
+        goals = self._task_inputs(targets)
         cache = {"W": W, "x0": x0, "targets": targets, "goals": goals, "noise": noise,
                  "B": B, "T": T, "terms": None, "error": np.nan}
         engine = self._engine(B, T)
@@ -306,7 +341,7 @@ class ClosedLoop:
                 cache.update(A=A, Bm=Bm, Jo=self.observation.jacobian(traj.X))
             else:
                 cache["tm"] = self._compiled_derivatives(engine, terms, B, T)
-        self._cache = cache
+        return cache
 
     def error(self, W: np.ndarray | None = None) -> float:
         """Mean task cost of the cached minibatch's episodes at ``W`` (default: the current
@@ -339,8 +374,10 @@ class ClosedLoop:
 
     def calc_G(self, v: np.ndarray, damping: float = 0, out: np.ndarray | None = None
                ) -> np.ndarray:
-        """``(G + damping I) v``, ``G = J^T H J`` through the whole loop, at the cached weights."""
-        c = self._require_cache()
+        """``(G + damping I) v``, ``G = J^T H J`` through the whole loop, at the cached weights
+        (on the curvature episodes, if :meth:`cache_minibatch` was given some)."""
+        self._require_cache()
+        c = self._gcache
         v = check_vector(v, "v", self.n_params, self.dtype)
         if self.mask is not None:
             v = v * self.mask
@@ -398,7 +435,7 @@ class ClosedLoop:
         """Max relative error of :meth:`calc_G` against ``J^T H J v`` computed with central
         differences of the rollout's states and controls (float64 loops only)."""
         self._fd_setup(batch)
-        c = self._cache
+        c = self._gcache
         if v is None:
             v = self.rng.standard_normal(self.n_params)
         v = check_vector(np.asarray(v, self.dtype), "v", self.n_params, self.dtype)

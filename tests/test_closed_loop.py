@@ -330,3 +330,26 @@ def test_the_compiled_loop_reports_a_blow_up():
     loop.cache_minibatch(batch)
     assert np.isnan(loop.error()) and np.isnan(loop.calc_grad()).all()
     assert not loop.rollout(batch).finite
+
+
+def test_a_separate_curvature_minibatch():
+    loop, task, batch = _loop("arm", backend="numba", delay=1)
+    v = np.random.default_rng(0).standard_normal(loop.n_params)
+    small = TaskBatch(batch.x0[:2], batch.targets[:2])
+    loop.cache_minibatch(small)
+    expected = loop.calc_G(v)
+    loop.cache_minibatch(batch, curvature=2)
+    np.testing.assert_allclose(loop.calc_G(v), expected, rtol=1e-12)
+    full_error = loop.error()
+    assert full_error != pytest.approx(task.cost(*_states_controls(loop, small), small.targets).mean())
+    loop.cache_minibatch(batch, curvature=small)
+    np.testing.assert_allclose(loop.calc_G(v), expected, rtol=1e-12)
+    assert loop.error() == full_error
+    assert loop.check_G(v) < 1e-5
+    with pytest.raises(ValueError, match="curvature must be a number of episodes in 1..6"):
+        loop.cache_minibatch(batch, curvature=7)
+
+
+def _states_controls(loop, batch):
+    run = loop.rollout(batch, noise=False)
+    return run.states, run.controls
