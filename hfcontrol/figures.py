@@ -1,0 +1,132 @@
+"""Figures of closed-loop controllers: hand paths, joint trajectories, speed profiles and
+learning curves, drawn headless (an Agg canvas per figure, no pyplot) and saved as PNG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["plot_hand_paths", "plot_reach_kinematics", "plot_speed_profiles",
+           "plot_learning_curves", "plot_phase_portrait"]
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | os.PathLike, title: str | None) -> None:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_hand_paths(panels: Mapping[str, np.ndarray], goals: np.ndarray, start: np.ndarray,
+                    path: str | os.PathLike, title: str | None = None) -> None:
+    """Hand paths ``[B, T + 1, 2]`` (m) to targets ``goals [B, 2]``, one panel per entry of
+    ``panels`` (e.g. untrained and trained), in centimetres from the start position."""
+    fig = _figure(4.2 * len(panels), 4.4)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    colours = [f"C{i % 10}" for i in range(len(goals))]
+    for ax, (label, paths) in zip(axes, panels.items(), strict=True):
+        for p, g, c in zip(paths, goals, colours, strict=True):
+            ax.plot(100 * (p[:, 0] - start[0]), 100 * (p[:, 1] - start[1]), color=c, lw=1.5)
+            ax.plot(100 * (g[0] - start[0]), 100 * (g[1] - start[1]), "o", color=c, ms=9,
+                    mfc="none")
+            ax.plot(100 * (p[-1, 0] - start[0]), 100 * (p[-1, 1] - start[1]), ".", color=c)
+        ax.plot(0, 0, "k+", ms=10)
+        ax.set_aspect("equal")
+        ax.set_title(label)
+        ax.set_xlabel("x (cm)")
+        ax.set_ylabel("y (cm)")
+    _save(fig, path, title)
+
+
+def plot_reach_kinematics(t: np.ndarray, states: np.ndarray, controls: np.ndarray,
+                          path: str | os.PathLike, title: str | None = None) -> None:
+    """Joint angles and velocities (``states [T + 1, 2N]``) and torques (``controls [T, N]``)
+    of one movement against time ``t [T + 1]`` (s)."""
+    N = controls.shape[1]
+    fig = _figure(11, 3.4)
+    axes = fig.subplots(1, 3)
+    for j in range(N):
+        axes[0].plot(t, np.degrees(states[:, j]), label=f"joint {j + 1}")
+        axes[1].plot(t, np.degrees(states[:, N + j]))
+        axes[2].step(t[:-1], controls[:, j], where="post")
+    for ax, label in zip(axes, ("angle (deg)", "velocity (deg/s)", "torque (N m)"), strict=True):
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(label)
+    axes[0].legend()
+    _save(fig, path, title)
+
+
+def plot_speed_profiles(t: np.ndarray, speeds: np.ndarray, path: str | os.PathLike,
+                        title: str | None = None) -> None:
+    """Hand speed ``speeds [B, T + 1]`` (m/s) against time ``t [T + 1]``: reaches of a
+    well-trained controller have bell-shaped profiles."""
+    fig = _figure(5, 3.6)
+    ax = fig.subplots()
+    for i, s in enumerate(speeds):
+        ax.plot(t, 100 * s, color=f"C{i % 10}", lw=1.2)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("hand speed (cm/s)")
+    _save(fig, path, title)
+
+
+def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
+                         path: str | os.PathLike, key: str = "heldout",
+                         ylabel: str = "held-out error", title: str | None = None,
+                         hline: float | None = None) -> None:
+    """Learning curves against updates and against wall time, side by side.
+
+    Parameters
+    ----------
+    curves : dict of str to dict of lists
+        Label to a history with ``update``, ``time`` (s) and ``key``; a label may name
+        several runs, as lists of lists, drawn thin with their median thick.
+    key : str
+        The error drawn (log scale).
+    hline : float, optional
+        A horizontal reference line (e.g. a target error).
+    """
+    fig = _figure(10, 3.8)
+    axes = fig.subplots(1, 2, sharey=True)
+    for i, (label, hist) in enumerate(curves.items()):
+        colour = f"C{i % 10}"
+        runs_u, runs_t, runs_e = hist["update"], hist["time"], hist[key]
+        if runs_e and np.ndim(runs_e[0]) == 0:
+            runs_u, runs_t, runs_e = [runs_u], [runs_t], [runs_e]
+        for j, (u, t, e) in enumerate(zip(runs_u, runs_t, runs_e, strict=True)):
+            kw = {"color": colour, "lw": 1.5, "alpha": 1.0 if len(runs_e) == 1 else 0.6,
+                  "label": label if j == 0 else None}
+            axes[0].semilogy(u, e, **kw)
+            axes[1].semilogy(t, e, **kw)
+    for ax, xlabel in zip(axes, ("update", "wall time (s)"), strict=True):
+        ax.set_xlabel(xlabel)
+        if hline is not None:
+            ax.axhline(hline, color="k", ls=":", lw=1)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend()
+    _save(fig, path, title)
+
+
+def plot_phase_portrait(angles: np.ndarray, velocities: np.ndarray, path: str | os.PathLike,
+                        title: str | None = None, wrap: bool = True) -> None:
+    """Trajectories in the (angle, velocity) plane, ``[B, T + 1]`` each; angles wrapped to
+    (-pi, pi] unless ``wrap`` is False (the segments across the wrap are not drawn)."""
+    fig = _figure(5, 4.2)
+    ax = fig.subplots()
+    for i, (a, v) in enumerate(zip(angles, velocities, strict=True)):
+        a = np.angle(np.exp(1j * a)) if wrap else a
+        a = np.where(np.abs(np.diff(a, prepend=a[0])) > np.pi, np.nan, a)
+        ax.plot(a, v, color=f"C{i % 10}", lw=0.8)
+        ax.plot(a[0], v[0], "o", color=f"C{i % 10}", ms=3)
+    ax.set_xlabel("angle (rad)")
+    ax.set_ylabel("velocity (rad/s)")
+    _save(fig, path, title)
