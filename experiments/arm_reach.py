@@ -54,12 +54,11 @@ def main(argv=None) -> int:
     args = _arguments(argv)
     start_clock = time.perf_counter()
     # imported here, so that the clock includes loading the compiled kernels
-    from plants.tasks import TaskBatch
-
     import hfcontrol as hf
     from hfcontrol import figures, recipes
     from hfcontrol.persistence import atomic_write_text
     from hfcontrol.training import train
+    from plants.tasks import TaskBatch
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

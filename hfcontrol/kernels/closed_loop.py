@@ -482,7 +482,6 @@ class CompiledLoop:
     def backward(self, W, V, derivs: dict, gv: bool) -> np.ndarray:
         """The gradient (``gv`` false) or ``G V`` at the rollout whose buffers ``derivs``
         holds (see :func:`backward`); float64, the size of ``W``."""
-        loop = self.loop
         out = np.empty(W.size)
         with _kernel_blas_threads(1):
             self._backward(W, V, derivs, gv, out)
