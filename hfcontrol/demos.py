@@ -14,8 +14,9 @@ metrics)``. With ``plots=True`` figures are written, headless, to ``out/NAME/``
 The command line writes to ``DIR/NAME/`` a training-history figure
 (``history.png``), the metrics (``metrics.json``), the history (``history.json``)
 and the trained network (``net.npz``, written by ``net.save``:
-``hfcontrol.FFNet.load("DIR/NAME/net.npz")`` rebuilds it, the plant demo's plant
-included); the ``plant`` demo also draws its trajectories.
+``hfcontrol.FFNet.load("DIR/NAME/net.npz")`` rebuilds it); the ``plant`` demo writes
+its controller (``controller.npz``, read by ``hfcontrol.Controller.load``) and draws
+its trajectories.
 
 * ``xor`` -- a 2-5-1 feedforward net learns XOR with Hessian-free optimisation.
 * ``crossentropy`` -- softmax classifier of four Gaussian clusters, cross-entropy
@@ -24,7 +25,8 @@ included); the ``plant`` demo also draws its trajectories.
 * ``integrator`` -- a recurrent net learns to integrate its input over time.
 * ``adding`` -- the adding problem (Hochreiter & Schmidhuber 1997): a long
   sequence of random numbers, two of them marked; output their sum at the end.
-* ``plant`` -- a recurrent controller drives a nonlinear plant to a target state.
+* ``plant`` -- a recurrent controller drives a nonlinear plant to a target state, in a
+  closed loop (:class:`hfcontrol.ClosedLoop`) with ``plants.LinearPlant.demo()``.
 """
 
 from __future__ import annotations
@@ -340,152 +342,91 @@ def adding(T: int = 50, plots: bool = True, *, rng: Rng = 0, epochs: int | None 
         "T": int(T)}
 
 
-@nl.register
-class DemoPlant(nl.Plant):
-    r"""The demo plant: position and velocity with a state-dependent input gain.
-
-    With state :math:`s = (p, v)` and control :math:`u = (u_0, u_1)`, in the
-    row-vector form :math:`s' = s A + u B(s)` with :math:`A = [[1, 0], [0.2, 1]]`
-    and :math:`B(s) = [[0, 0], [0, \tanh(p)]]`:
-
-    .. math:: p' = p + 0.2 v, \qquad v' = v + \tanh(p)\, u_1
-
-    The target is position 1 and velocity 0 at the last step only (NaN elsewhere).
-    The plant is both the network's input (the current state) and its output
-    nonlinearity (the control steps the plant; the output is the new state).
-    Derivatives follow the plant's state from step to step; the state fed back
-    to the network's input is treated as data.
-
-    Parameters
-    ----------
-    batch : int
-        Number of initial states, drawn from U(-0.5, 0.5) for each variable.
-    steps : int
-        Number of control steps.
-    rng : numpy.random.Generator or int, optional
-        Source of the initial states.
-    init_states : array_like ``[batch, 2]``, optional
-        The initial states themselves (then ``rng`` is not used); this is how a saved
-        network restores its plant.
-    """
-
-    A = np.array([[1.0, 0.0], [0.2, 1.0]])
-
-    def __init__(self, batch: int = 32, steps: int = 15, rng=None, init_states=None):
-        super().__init__(stateful=True)
-        self.shape = (int(batch), int(steps), 2)
-        if init_states is None:
-            self.init_states = np.random.default_rng(rng).uniform(-0.5, 0.5, (batch, 2))
-        else:
-            self.init_states = np.array(init_states, dtype=np.float64)
-            if self.init_states.shape != (self.shape[0], 2):
-                raise ValueError(f"init_states must have shape (batch, 2) = ({self.shape[0]}, 2), "
-                                 f"got {self.init_states.shape}")
-        self.target = np.array([1.0, 0.0])
-        self.reset()
-
-    def get_config(self) -> dict:
-        return {"batch": self.shape[0], "steps": self.shape[1],
-                "init_states": self.init_states.tolist()}
-
-    def __repr__(self) -> str:
-        return f"DemoPlant(batch={self.shape[0]}, steps={self.shape[1]})"
-
-    def reset(self, init=None):
-        self.state = np.array(self.init_states if init is None else init, dtype=np.float64)
-        self._inputs: list[np.ndarray] = []
-        self._prev_state = self.state
-
-    def gain(self, state: np.ndarray) -> np.ndarray:
-        """``B(s)`` for a batch of states, ``[batch, 2, 2]``."""
-        B = np.zeros(state.shape[:-1] + (2, 2))
-        B[..., 1, 1] = np.tanh(state[..., 0])
-        return B
-
-    def __call__(self, x):
-        self._inputs.append(self.state.copy())
-        return self.state
-
-    def activation(self, x):
-        self._prev_state = self.state
-        u = np.asarray(x, dtype=np.float64)
-        self.state = self.state @ self.A + np.einsum("bi,bij->bj", u, self.gain(self.state))
-        return self.state.astype(x.dtype)
-
-    def d_activation(self, x, a):
-        prev = self._prev_state
-        d = np.zeros(prev.shape + (2, 3))
-        d[..., 0] = np.swapaxes(self.gain(prev), -1, -2)  # ds'_i/du_j = B(s)[j, i]
-        d[..., 1] = self.A.T  # ds'_i/ds_j = A[j, i] + d(u B(s))_i / ds_j
-        d[:, 1, 0, 1] += x[:, 1] / np.cosh(prev[:, 0]) ** 2
-        d[..., 2] = np.eye(2)
-        return d.astype(a.dtype)
-
-    def get_vecs(self):
-        inputs = np.stack(self._inputs, axis=1)
-        targets = np.full(inputs.shape, np.nan)
-        targets[:, -1] = self.target
-        return inputs, targets
-
-
 def plant(plots: bool = True, *, rng: Rng = 0, epochs: int | None = None,
-          print_period: int | None = 10, out: str | Path = "results") -> Result:
-    """Train a recurrent controller (2-32-2, Tanh hidden) on :class:`DemoPlant`.
+          print_period: int | None = 10, out: str | Path = "results",
+          feedback: str = "exact") -> Result:
+    """Train a recurrent controller in a closed loop with the reference package's demo plant.
+
+    The plant is :meth:`plants.LinearPlant.demo`: state ``s = (p, v)``, control
+    ``u = (u_0, u_1)``, ``p' = p + 0.2 v``, ``v' = v + tanh(p) u_1`` (in the reference's
+    row form ``s' = s A + u B(s)``, ``A = [[1, 0], [0.2, 1]]``). 32 initial states are
+    drawn once from U(-0.5, 0.5)^2; the target is position 1, velocity 0 at step 15
+    (:meth:`plants.tasks.StateTarget.demo`). A 2-32-2 RNN senses the state and outputs
+    the control (:class:`~hfcontrol.ClosedLoop`); Hessian-free optimisation, stopping at a
+    final-step squared error of 1e-4.
 
     Parameters
     ----------
     plots : bool
-        Write ``out/plant/history.png`` and ``trajectories.png`` (position and velocity
-        of the 32 controlled trajectories).
+        Write ``out/plant/history.png`` and ``trajectories.png``.
     rng, epochs, print_period, out
-        As in :func:`xor` (``epochs`` defaults to 300; training stops at error 1e-4).
+        As in :func:`xor` (``epochs`` defaults to 300).
+    feedback : {"exact", "data"}
+        Differentiate through the fed-back state (the default) or treat it as data, as
+        the reference package does (see :class:`~hfcontrol.ClosedLoop`).
 
     Returns
     -------
-    net, history, metrics
-        ``metrics``: ``final_step_squared_error``, ``mean_final_position``,
-        ``mean_final_velocity``.
+    controller, history, metrics
+        A :class:`~hfcontrol.Controller`; ``metrics``: ``final_step_squared_error``
+        (half the squared distance to the target at the last step, averaged over the 32
+        episodes), ``mean_final_position``, ``mean_final_velocity``, and
+        ``heldout_final_step_squared_error`` on a 6 x 6 grid of initial states.
     """
+    from plants.tasks import StateTarget, TaskBatch
+
+    from .closed_loop import ClosedLoop
+    from .controller import Controller
+    from .training import stop_below, train
+
     plots, rng = _legacy_rng(plots, rng, "plots")
     rng = as_rng(rng)
-    demo_plant = DemoPlant(batch=32, steps=15, rng=rng)
-    # sparse init with coeff 0.3 reached < 1e-3 within 300 updates from 11 of the seeds 0-11
-    # (coeff 0.1: from 3 of the seeds 0-5)
-    net = RNNet([2, 32, 2], layers=[nl.Linear(), nl.Tanh(), demo_plant], rng=rng,
-                W_init_params={"coeff": 0.3}, W_rec_params={"coeff": 0.3})
-    history = net.run_epochs(demo_plant, None, opt.HessianFree(CG_iter=100, init_damping=1),
-                             max_epochs=epochs or 300, target_err=1e-4,
-                             print_period=print_period)
-    acts = net.forward(demo_plant)
-    final = acts[-1][:, -1]
-    metrics = {"final_step_squared_error": float(0.5 * np.sum((final - demo_plant.target) ** 2)
-                                                 / final.shape[0]),
+    task = StateTarget.demo()
+    batch = task.sample(32, rng=rng)
+    loop = ClosedLoop(task.plant, task, hidden=32, feedback=feedback, inputs="none", rng=rng,
+                      W_init_params={"init_type": "gaussian", "coeff": 1.0},
+                      W_rec_params={"init_type": "gaussian", "coeff": 0.5})
+
+    def final_step_error(episodes) -> float:
+        states = loop.rollout(episodes, noise=False).states[:, -1]
+        return float(0.5 * np.sum((states - task.target) ** 2) / states.shape[0])
+
+    result = train(loop, opt.HessianFree(CG_iter=100, init_damping=1), lambda k: (batch,),
+                   updates=epochs or 300, evaluate=lambda: final_step_error(batch),
+                   stop=[stop_below(1e-4)], progress=False, print_period=print_period)
+    final = loop.rollout(batch, noise=False).states[:, -1]
+    grid = np.linspace(-0.45, 0.45, 6)
+    x0 = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
+    heldout = TaskBatch(x0, task.sample(x0.shape[0], seed=0).targets)
+    metrics = {"final_step_squared_error": final_step_error(batch),
                "mean_final_position": float(final[:, 0].mean()),
-               "mean_final_velocity": float(final[:, 1].mean())}
+               "mean_final_velocity": float(final[:, 1].mean()),
+               "heldout_final_step_squared_error": final_step_error(heldout),
+               "feedback": feedback}
+    controller = Controller(loop)
     if plots:
-        folder = _figures("plant", out, history)
-        plot_plant_trajectories(net, demo_plant, folder / "trajectories.png")
-    return net, history, metrics
+        folder = _figures("plant", out, result.history)
+        plot_plant_trajectories(controller, batch, folder / "trajectories.png")
+    return controller, result.history, metrics
 
 
-def plot_plant_trajectories(net: RNNet, demo_plant: DemoPlant, path: Path) -> None:
+def plot_plant_trajectories(controller, batch, path: Path) -> None:
     """Position and velocity of every controlled trajectory, with the target."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    acts = net.forward(demo_plant)
-    inputs, _ = demo_plant.get_vecs()
-    states = np.concatenate([inputs[:, :1], acts[-1]], axis=1)
+    states = controller.rollout(batch).states
+    target = controller.task.target
     fig = Figure(figsize=(9, 3.5))
     FigureCanvasAgg(fig)  # headless, without pyplot or a change of the session's backend
     axes = fig.subplots(1, 2)
     for ax, i, label in ((axes[0], 0, "position"), (axes[1], 1, "velocity")):
         ax.plot(states[..., i].T, color="C0", alpha=0.4, lw=1)
-        ax.plot(states.shape[1] - 1, demo_plant.target[i], "r*", ms=12, label="target")
+        ax.plot(states.shape[1] - 1, target[i], "r*", ms=12, label="target")
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.legend()
-    fig.suptitle("plant demo: trained controller, 32 initial states")
+    fig.suptitle(f"plant demo: trained controller, {states.shape[0]} initial states")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -541,22 +482,26 @@ def profile(name: str, max_epochs: int = 1, use_GPU: bool = False, cprofile: boo
 
 
 def run(name: str, out: str | Path = "results", seed: int = 0, epochs: int | None = None,
-        print_period: int | None = 10) -> dict:
-    """Run demo ``name``, writing its figures, metrics and network under ``out/name``."""
+        print_period: int | None = 10, **options: Any) -> dict:
+    """Run demo ``name``, writing its figures, metrics and network under ``out/name``
+    (``options`` go to the demo function, e.g. ``feedback="data"`` for ``plant``)."""
     if name not in DEMOS:
         raise ValueError(f"unknown demo {name!r}; expected one of {sorted(DEMOS)}")
     folder = Path(out) / name
     folder.mkdir(parents=True, exist_ok=True)
     net, history, metrics = DEMOS[name](rng=np.random.default_rng(seed), epochs=epochs,
                                         print_period=print_period, plots=False,
-                                        **CLI_ARGS.get(name, {}))
+                                        **CLI_ARGS.get(name, {}), **options)
     metrics.update(demo=name, seed=seed, updates=len(history["epoch"]),
                    wall_time_s=history["time"][-1])
     plot_history(history, folder / "history.png", title=f"{name} demo")
     if name == "plant":
-        plot_plant_trajectories(net, net.layers[-1], folder / "trajectories.png")
-    # DemoPlant is registered with nl.register, so the plant demo's network saves too
-    net.save(folder / "net.npz")
+        # the plant demo's model is a Controller (a network in a closed loop)
+        plot_plant_trajectories(net, net.task.sample(32, rng=np.random.default_rng(seed)),
+                                folder / "trajectories.png")
+        net.save(folder / "controller.npz")
+    else:
+        net.save(folder / "net.npz")
     atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(folder / "history.json", json.dumps(history, default=float))
     return metrics
@@ -569,16 +514,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of updates")
+    parser.add_argument("--feedback", choices=("exact", "data"), default=None,
+                        help="plant demo only: differentiate through the fed-back state "
+                             "(exact, the default) or treat it as data (the reference's way)")
     args = parser.parse_args(argv)
-    metrics = run(args.name, args.out, args.seed, args.epochs)
+    if args.feedback is not None and args.name != "plant":
+        parser.error("--feedback applies to the plant demo only")
+    options = {} if args.feedback is None else {"feedback": args.feedback}
+    metrics = run(args.name, args.out, args.seed, args.epochs, **options)
     print(json.dumps(metrics, indent=2))
     print(f"wrote {Path(args.out) / args.name}/")
     return 0
 
 
 if __name__ == "__main__":
-    # run the importable module's main, so that a saved network names its plant class
-    # hfcontrol.demos.DemoPlant (which FFNet.load can find), not __main__.DemoPlant
-    from hfcontrol.demos import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

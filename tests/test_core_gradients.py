@@ -188,9 +188,9 @@ def test_one_step_truncation_matches_hand_computed_gradient():
 
 
 def test_plant_output_layer_derivatives_treat_fed_back_input_as_data():
-    from hfcontrol.demos import DemoPlant
+    from user_plants import RowFormPlant
 
-    plant = DemoPlant(batch=6, steps=5, rng=0)
+    plant = RowFormPlant(batch=6, steps=5, rng=0)
     net = hf.RNNet([2, 5, 2], layers=["Linear", "Tanh", plant], dtype=np.float64, rng=8,
                    W_init_params={"coeff": 0.5}, W_rec_params={"coeff": 0.5})
     net.cache_minibatch(plant)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import hfcontrol as hf
+import plants
 from hfcontrol import demos
 from hfcontrol import loss_funcs as lf
 from hfcontrol import nonlinearities as nl
@@ -444,29 +445,39 @@ def test_plant_driven_net_agrees_on_both_backends():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
 
 
-def test_plant_demo_saves_a_network_that_loads_and_reproduces_its_outputs(tmp_path):
+def test_plant_demo_saves_a_controller_that_loads_and_reproduces_its_outputs(tmp_path):
     metrics = demos.run("plant", out=tmp_path, seed=0, epochs=2, print_period=None)
-    loaded = hf.FFNet.load(tmp_path / "plant" / "net.npz")
-    assert type(loaded) is hf.RNNet and isinstance(loaded.layers[-1], demos.DemoPlant)
-    plant = loaded.layers[-1]
-    # the demo draws its plant's initial states first from default_rng(seed)
-    np.testing.assert_array_equal(plant.init_states,
-                                  demos.DemoPlant(32, 15, rng=np.random.default_rng(0)).init_states)
-    final = loaded.forward(plant)[-1][:, -1]
+    loaded = hf.Controller.load(tmp_path / "plant" / "controller.npz")
+    assert isinstance(loaded.plant, plants.LinearPlant)
+    # the demo draws its 32 initial states first from default_rng(seed)
+    batch = loaded.task.sample(32, rng=np.random.default_rng(0))
+    final = loaded.rollout(batch).states[:, -1]
     assert metrics["mean_final_position"] == float(final[:, 0].mean())
     assert metrics["mean_final_velocity"] == float(final[:, 1].mean())
     assert metrics["final_step_squared_error"] == float(
-        0.5 * np.sum((final - plant.target) ** 2) / final.shape[0])
+        0.5 * np.sum((final - [1.0, 0.0]) ** 2) / final.shape[0])
 
 
-def test_demo_cli_writes_a_loadable_network(tmp_path):
+def test_a_user_plant_network_saves_and_loads(tmp_path):
+    from user_plants import RowFormPlant
+
+    plant = RowFormPlant(batch=4, steps=5, rng=0)
+    net = hf.RNNet([2, 6, 2], layers=["Linear", "Tanh", plant], rng=1)
+    net.run_epochs(plant, None, hf.opt.HessianFree(CG_iter=10), max_epochs=2, print_period=None)
+    net.save(tmp_path / "net.npz")
+    loaded = hf.FFNet.load(tmp_path / "net.npz")
+    assert type(loaded) is hf.RNNet and type(loaded.layers[-1]) is RowFormPlant
+    np.testing.assert_array_equal(loaded.layers[-1].init_states, plant.init_states)
+    np.testing.assert_array_equal(loaded.forward(loaded.layers[-1])[-1], net.forward(plant)[-1])
+
+
+def test_demo_cli_writes_a_loadable_controller(tmp_path):
     import subprocess
     import sys
 
     subprocess.run([sys.executable, "-m", "hfcontrol.demos", "plant", "--epochs", "1", "--out",
                     str(tmp_path)], check=True, capture_output=True)
-    loaded = hf.FFNet.load(tmp_path / "plant" / "net.npz")
-    assert type(loaded.layers[-1]) is demos.DemoPlant
+    loaded = hf.Controller.load(tmp_path / "plant" / "controller.npz")
     metrics = json.loads((tmp_path / "plant" / "metrics.json").read_text())
-    final = loaded.forward(loaded.layers[-1])[-1][:, -1]
+    final = loaded.rollout(loaded.task.sample(32, rng=np.random.default_rng(0))).states[:, -1]
     assert metrics["mean_final_position"] == float(final[:, 0].mean())
