@@ -554,6 +554,13 @@ class PendulumV1(_PendulumTask):
     controls in range (e.g. a bounded output layer) for the effort term to equal
     Gymnasium's.
 
+    With ``energy_weight > 0`` a fourth output shapes the cost (energy shaping, a
+    standard aid for swing-up): the pendulum's energy relative to its energy at rest
+    upright, ``e = E(x) / E_top`` with ``E = m l^2 theta_dot^2 / 6 + m g l cos(theta) / 2``
+    and ``E_top = m g l / 2``, against the target 1 with weight ``energy_weight``. Its
+    residual ``e - 1`` is zero upright at rest, so the shaping does not move the optimum of
+    balancing, while it rewards pumping energy when far from it.
+
     Parameters
     ----------
     plant : Pendulum
@@ -561,22 +568,49 @@ class PendulumV1(_PendulumTask):
         ``Pendulum-v1``'s dynamics.
     horizon : int
         Steps per episode; default 200 (``Pendulum-v1``'s time limit).
+    energy_weight : float
+        Weight of the energy-shaping output (default 0: exactly the objective above).
     """
 
-    def __init__(self, plant: Pendulum, *, horizon: int = 200) -> None:
+    def __init__(self, plant: Pendulum, *, horizon: int = 200,
+                 energy_weight: float = 0.0) -> None:
         _remember(self, locals())
         if not isinstance(plant, Pendulum):
             raise TypeError(f"plant must be a Pendulum, got {type(plant).__name__}")
         T = V.integer(horizon, "horizon")
+        self.energy_weight = V.nonnegative(energy_weight, "energy_weight")
+        weights = (1.0, 1.0, 0.1)
+        if self.energy_weight:
+            self.output_names = (*self.output_names, "energy")
+            weights = (*weights, self.energy_weight)
         weights = CostWeights(final_error=0.0, effort=0.001 / (T * plant.dt), final_velocity=0.0,
-                              tracking=1.0, output_weights=(1.0, 1.0, 0.1))
+                              tracking=1.0, output_weights=weights)
         self._common(plant, Pendulum, T, weights)
+
+    def _outputs(self, x) -> np.ndarray:
+        y = super()._outputs(x)
+        if not self.energy_weight:
+            return y
+        p = self.plant
+        e = (p.m * p.l**2 * x[:, 1] ** 2 / 6.0 + p.m * p.g * p.l / 2.0 * np.cos(x[:, 0])) / (
+            p.m * p.g * p.l / 2.0)
+        return np.concatenate([y, e[:, None]], axis=1)
+
+    def _outputs_jacobian(self, x) -> np.ndarray:
+        J = super()._outputs_jacobian(x)
+        if not self.energy_weight:
+            return J
+        p = self.plant
+        top = p.m * p.g * p.l / 2.0
+        de = np.stack([-top * np.sin(x[:, 0]), p.m * p.l**2 * x[:, 1] / 3.0], axis=1) / top
+        return np.concatenate([J, de[:, None, :]], axis=1)
 
     def _sample(self, B, rng):
         # the draw of Pendulum-v1's reset: uniform(low=-high, high=high), high = (pi, 1)
         high = np.array([np.pi, 1.0])
         x0 = rng.uniform(low=-high, high=high, size=(B, 2))
-        return x0, np.broadcast_to((1.0, 0.0, 0.0), (B, self.horizon, 3)).copy()
+        target = (1.0, 0.0, 0.0, 1.0)[: self.output_dim]
+        return x0, np.broadcast_to(target, (B, self.horizon, self.output_dim)).copy()
 
 
 class Balance(Task):
