@@ -289,6 +289,7 @@ class PlantEnv(gym.Env):
         self.action_space = layout.action_space
         self.observation_space = layout.observation_space
         self._ep = Episodes(layout, 1)
+        self._targets = np.zeros((layout.horizon, layout.k))
         self._started = False
         self._renderer = None
         if self.render_mode == "human":
@@ -316,6 +317,13 @@ class PlantEnv(gym.Env):
         return self._ep.goal[0].copy()
 
     @property
+    def targets(self) -> np.ndarray:
+        """The episode's targets ``[T, k]`` as the task gives them (NaN: no target), a copy:
+        with the states and controls of a full episode, ``task.cost(X[None], U[None],
+        targets[None])`` is minus the episode's return."""
+        return self._targets.copy()
+
+    @property
     def elapsed_steps(self) -> int:
         """Steps taken in the current episode."""
         return int(self._ep.t[0])
@@ -338,6 +346,7 @@ class PlantEnv(gym.Env):
             raise ValueError('options["reset_mask"] is for vector environments only')
         x0, targets = self._layout.draw(self.np_random, 1, options)
         self._ep.start(slice(None), x0, targets)
+        self._targets = targets[0]
         self._started = True
         if self.render_mode == "human":
             self.render()
