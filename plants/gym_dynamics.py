@@ -43,8 +43,9 @@ class GymDynamics:
         equations are written per step).
     fd_step : float, optional
         Relative step ``h`` of the central differences: coordinate ``z`` moves by
-        ``h * max(1, |z|)``. Default ``eps ** (1/3)`` of the state's dtype (6e-6 for float64,
-        5e-3 for a float32 state such as ``MountainCarContinuous-v0``'s).
+        ``h * max(1, |z|)``. Default ``eps ** (1/3)`` of the dtype of the state the
+        environment's step writes (6e-6 for float64, 5e-3 for a float32 state such as
+        ``MountainCarContinuous-v0``'s); states are set in that dtype.
 
     Notes
     -----
@@ -107,6 +108,14 @@ class GymDynamics:
         if dt is None:
             dt = getattr(u, "dt", None) or getattr(u, "tau", None) or 1.0
         self.dt = V.positive(dt, "dt")
+        # the dtype of the state that the environment's step writes (MountainCarContinuous:
+        # float32 after a step, float64 after a reset)
+        saved = u.state
+        self._step1(arr.astype(np.float64), 0.5 * (self.control_low + self.control_high))
+        stepped = np.asarray(u.state)
+        u.state = saved
+        if stepped.dtype.kind == "f":
+            self._dtype = stepped.dtype
         if fd_step is None:
             fd_step = float(np.finfo(self._dtype).eps) ** (1.0 / 3.0)
         self.fd_step = V.positive(fd_step, "fd_step")

@@ -76,7 +76,7 @@ def test_each_copy_agrees_with_the_single_env(env_id, mode):
     resets = 0
     for step in range(3 * T + 2):
         a = rng.uniform(-1.2, 1.2, vec.action_space.shape).astype(np.float32)
-        pending = getattr(vec.unwrapped, "_done").copy()  # next-step: these copies reset now
+        pending = vec.unwrapped._done.copy()  # next-step: these copies reset now
         obs, rew, term, trunc, info = vec.step(a)
         assert not term.any()
         for i in range(n):
