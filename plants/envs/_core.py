@@ -37,10 +37,15 @@ from ..tasks import Task
 __all__ = ["Episodes", "Layout", "PlantEnv", "PlantVectorEnv"]
 
 
-def _f32(a) -> np.ndarray:
-    """Bounds as float64 values that float32 represents exactly (clipping to them in float64
-    and then casting keeps every value inside the float32 box)."""
-    return np.asarray(a, dtype=np.float32).astype(np.float64)
+def _f32(a, direction: float) -> np.ndarray:
+    """Bounds as float64 values that float32 represents exactly, rounded outwards
+    (``direction`` -inf for lower bounds, +inf for upper ones): a value inside the float64
+    bound stays inside the float32 box when cast."""
+    a = np.asarray(a, dtype=np.float64)
+    b = a.astype(np.float32)
+    off = (b < a) if direction > 0 else (b > a)
+    b[off] = np.nextafter(b[off], np.float32(direction))
+    return b.astype(np.float64)
 
 
 class Layout:
@@ -48,8 +53,8 @@ class Layout:
 
     Subclasses set ``task`` (through :meth:`__init__`), ``obs_low``/``obs_high`` (float32
     values, one pair per observation entry), ``target_low``/``target_high`` (bounds of a
-    goal given through ``options["target"]``), and implement :meth:`features` (and
-    optionally :meth:`check_x0`, :meth:`decode` and :meth:`drawing`).
+    goal given through ``options["target"]``) and ``goal_columns``, and implement :meth:`features` (and
+    optionally :meth:`outputs_from`, :meth:`check_x0`, :meth:`decode` and :meth:`drawing`).
     """
 
     #: Observation entries' names.
@@ -77,10 +82,21 @@ class Layout:
     target_low: np.ndarray
     target_high: np.ndarray
 
-    def features(self, x: np.ndarray, goal: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Observation features ``[B, p]`` (float64, before clipping to the bounds) of states
-        ``x[B, n]`` with goals ``goal[B, k]`` after ``t[B]`` steps."""
+    #: The observation columns that hold the goal (written once per episode).
+    goal_columns: slice
+    #: The observation columns that may leave their bounds and are clipped (velocities the
+    #: plant does not limit), or None.
+    clip_columns: slice | None = None
+
+    def features(self, x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
+        """Write the observation features of states ``x[B, n]`` after ``t[B]`` steps into
+        ``out[B, p]`` (float64, before clipping to the bounds), all but the goal columns."""
         raise NotImplementedError
+
+    def outputs_from(self, x: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """The task's outputs ``y[B, k]`` of states ``x`` whose features are ``f`` (the same
+        values as ``task.outputs(x)``, to rounding, reusing what the features computed)."""
+        return self.task._outputs(x)
 
     def check_x0(self, x0: np.ndarray) -> None:
         """Raise a ``ValueError`` naming ``options["x0"]`` if a given state is not allowed."""
@@ -96,8 +112,8 @@ class Layout:
     # -- shared ---------------------------------------------------------------------------
     def finish(self) -> None:
         """Convert the bounds (call at the end of a subclass's ``__init__``)."""
-        self.obs_low = _f32(self.obs_low)
-        self.obs_high = _f32(self.obs_high)
+        self.obs_low = _f32(self.obs_low, -np.inf)
+        self.obs_high = _f32(self.obs_high, np.inf)
         self.target_low = np.asarray(self.target_low, dtype=float)
         self.target_high = np.asarray(self.target_high, dtype=float)
         self.observation_space = spaces.Box(self.obs_low.astype(np.float32),
@@ -167,9 +183,12 @@ class Episodes:
     """``B`` copies of a task's episodes, stepped together.
 
     Holds the states ``x[B, n]``, the targets ``[B, T, k]`` (NaN replaced by 0, their step
-    weights 0), the step weights ``c[B, T]``, the goals ``[B, k]`` and the step counts
-    ``t[B]``. :meth:`advance` steps every copy in one call of the plant's compiled kernel
-    and returns the rewards; :meth:`observe` gives the observations.
+    weights 0), the step weights ``c[B, T]``, the goals ``[B, k]``, the step counts ``t[B]``
+    and the observation features ``[B, p]`` of the current states. :meth:`advance` steps every
+    copy in one call of the plant's compiled kernel and returns the rewards; :meth:`observe`
+    gives the observations. While every copy is at the same step (all reset together: the
+    usual case, as episodes have one length) the step's targets and weights are strided
+    views rather than gathers.
     """
 
     def __init__(self, layout: Layout, B: int) -> None:
@@ -185,8 +204,12 @@ class Episodes:
         self._U = self._u.reshape(B, 1, m)
         self.targets = np.zeros((B, T, k))
         self.c = np.zeros((B, T))
+        self._c_any = np.zeros(T, dtype=bool)  # (synchronous copies) any weight at step t
         self.goal = np.zeros((B, k))
         self.t = np.zeros(B, dtype=np.int64)
+        self._t0: int | None = 0  # the common step count, None when the copies differ
+        self.f = np.zeros((B, layout.obs_low.size))
+        self._gcols = layout.goal_columns
         self._rollout = plant.kernels[0]
         self._params = plant.kernel_params
         self._ws = np.empty(plant.workspace_size)
@@ -194,12 +217,14 @@ class Episodes:
         self._w = task.output_weights
         self._effort_dt = task.weights.effort * plant.dt
         self._fv = task.weights.final_velocity
-        self._outputs = task._outputs  # on checked states: the kernel's own output
         self._velocity = task._velocity
-        self._lo, self._hi = layout.obs_low, layout.obs_high
+        self._m = m
+        self._ones = np.ones(m)
+        cols = layout.clip_columns
+        self._clip = None if cols is None else (cols, layout.obs_low[cols], layout.obs_high[cols])
 
     def start(self, rows, x0: np.ndarray, targets: np.ndarray) -> None:
-        """Begin new episodes in copies ``rows`` (an index array, a mask or ``slice(None)``)."""
+        """Begin new episodes in copies ``rows`` (an index array or ``slice(None)``)."""
         has = ~np.isnan(targets).any(axis=2)
         self.c[rows] = self.layout.task.step_weights(targets)
         self.targets[rows] = np.where(has[:, :, None], targets, 0.0)
@@ -207,14 +232,31 @@ class Episodes:
         last = T - 1 - np.argmax(has[:, ::-1], axis=1)
         goal = targets[np.arange(len(targets)), last]
         self.goal[rows] = np.where(has.any(axis=1)[:, None], goal, 0.0)
+        self.f[:, self._gcols] = self.goal
         self.x[rows] = x0
         self.t[rows] = 0
+        t0 = int(self.t[0])
+        self._t0 = t0 if bool((self.t == t0).all()) else None
+        self._c_any = (self.c != 0).any(axis=0)
+        self.layout.features(self.x, self.t, self.f)
 
-    def advance(self, a: np.ndarray) -> np.ndarray:
-        """Step every copy with normalised actions ``a[B, m]`` (finite; clipped to [-1, 1]
-        here) and return the rewards ``[B]`` (float64)."""
+    def set_state(self, x: np.ndarray) -> None:
+        """Place the plant (all copies) at states ``x[B, n]``."""
+        self.x[:] = x
+        self.layout.features(self.x, self.t, self.f)
+
+    def advance(self, a: np.ndarray, check: bool = True, dry: bool = False) -> np.ndarray:
+        """Step every copy with normalised actions ``a[B, m]`` (clipped to [-1, 1] here) and
+        return the rewards ``[B]`` (float64). ``check``: raise a ``ValueError`` if an action
+        is not finite; ``dry``: only that."""
+        if check and not np.isfinite(a).all():
+            raise ValueError(f"action must be finite (no NaN or inf), got {a}")
+        if dry:
+            return np.zeros(0)
         u = self._u
-        np.clip(a, -1.0, 1.0, out=u)
+        np.copyto(u, a)
+        np.minimum(u, 1.0, out=u)  # np.clip costs twice as much on small arrays
+        np.maximum(u, -1.0, out=u)
         u *= self._scale
         nxt = self._bufs[1]
         bad = self._rollout(self._params, self.x, self._U, self._U, False, nxt, 0, self._ws)
@@ -222,26 +264,43 @@ class Episodes:
             raise self.layout.plant._bad(bad, "state", self.x, "the control")
         self._bufs.reverse()
         x = self.x = nxt[:, 0]
-        t = self.t
-        cost = (u * u).sum(axis=1)
+        t0 = self._t0
+        f = self.f
+        self.layout.features(x, self.t + 1, f)
+        cost = np.square(u[:, 0]) if self._m == 1 else np.square(u) @ self._ones
         cost *= self._effort_dt
-        ct = self.c[self._ar, t]
-        if ct.any():
-            d = self._outputs(x) - self.targets[self._ar, t]
-            cost += ct * ((d * d) @ self._w)
-        if self._fv:
-            last = t == self.T - 1
-            if last.any():
+        if t0 is not None:  # synchronous copies: strided views
+            if self._c_any[t0]:
+                d = self.layout.outputs_from(x, f) - self.targets[:, t0]
+                d *= d
+                cost += self.c[:, t0] * (d @ self._w)
+            if self._fv and t0 == self.T - 1:
                 v = self._velocity(x)
-                cost += np.where(last, self._fv * (v * v).sum(axis=1), 0.0)
-        t += 1
+                cost += self._fv * (v * v).sum(axis=1)
+            self._t0 = t0 + 1
+        else:
+            t = self.t
+            ct = self.c[self._ar, t]
+            if ct.any():
+                d = self.layout.outputs_from(x, f) - self.targets[self._ar, t]
+                d *= d
+                cost += ct * (d @ self._w)
+            if self._fv:
+                last = t == self.T - 1
+                if last.any():
+                    v = self._velocity(x)
+                    cost += np.where(last, self._fv * (v * v).sum(axis=1), 0.0)
+        self.t += 1
         return np.negative(cost, out=cost)
 
     def observe(self) -> np.ndarray:
         """The observations ``[B, p]``, float32, inside the observation space (a new array)."""
-        f = self.layout.features(self.x, self.goal, self.t)
-        np.clip(f, self._lo, self._hi, out=f)
-        return f.astype(np.float32)
+        if self._clip is not None:
+            cols, lo, hi = self._clip
+            v = self.f[:, cols]
+            np.minimum(v, hi, out=v)
+            np.maximum(v, lo, out=v)
+        return self.f.astype(np.float32)
 
 
 def _check_render_mode(render_mode, modes) -> str | None:
@@ -251,24 +310,22 @@ def _check_render_mode(render_mode, modes) -> str | None:
 
 
 def _check_action(action, shape: tuple[int, ...]) -> np.ndarray:
-    """The action as float64 of exactly ``shape``, finite; a clear ``ValueError`` otherwise."""
+    """The action as a float array of exactly ``shape``; a clear ``ValueError`` otherwise.
+    (Finiteness is checked by :meth:`Episodes.advance`.)"""
     if type(action) is np.ndarray and action.shape == shape and action.dtype.kind == "f":
-        a = action
-    else:
-        try:
-            a = np.asarray(action)
-        except (TypeError, ValueError):
-            raise ValueError(f"action must be a real array of shape {shape} (normalised to "
-                             f"[-1, 1]), got {action!r}") from None
-        if a.dtype.kind not in "fiu":
-            raise ValueError(f"action must be a real array of shape {shape} (normalised to "
-                             f"[-1, 1]), got dtype {a.dtype}")
-        if a.shape != shape:
-            raise ValueError(f"action must have shape {shape} (normalised to [-1, 1]), got "
-                             f"shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"action must be finite (no NaN or inf), got {action!r}")
-    return a
+        return action
+    try:
+        a = np.asarray(action)
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be a real array of shape {shape} (normalised to "
+                         f"[-1, 1]), got {action!r}") from None
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"action must be a real array of shape {shape} (normalised to "
+                         f"[-1, 1]), got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"action must have shape {shape} (normalised to [-1, 1]), got "
+                         f"shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=a.dtype if a.dtype.kind == "f" else np.float64)
 
 
 class PlantEnv(gym.Env):
@@ -309,7 +366,7 @@ class PlantEnv(gym.Env):
         if x.shape != (self._layout.n,) or not np.isfinite(x).all():
             raise ValueError(f"state must be a finite array of shape ({self._layout.n},), got "
                              f"{value!r}")
-        self._ep.x[0] = x
+        self._ep.set_state(x[None])
 
     @property
     def goal(self) -> np.ndarray:
@@ -496,6 +553,7 @@ class PlantVectorEnv(VectorEnv):
         a = _check_action(actions, self._shape)
         ep = self._ep
         mode = self.autoreset_mode
+        N = self.num_envs
         if self._any_done:
             if mode == AutoresetMode.DISABLED:
                 raise RuntimeError(f"copies {np.flatnonzero(self._done).tolist()} finished their "
@@ -503,9 +561,19 @@ class PlantVectorEnv(VectorEnv):
                                    'reset(options={"reset_mask": mask})')
             if mode == AutoresetMode.NEXT_STEP:
                 done = self._done.copy()
+                if done.all():  # every copy starts its next episode: nothing steps
+                    ep.advance(a, check=True, dry=True)
+                    self._reset_rows(np.arange(N))
+                    return (ep.observe(), np.zeros(N), np.zeros(N, dtype=bool),
+                            np.zeros(N, dtype=bool), {})
                 ep.t[done] = 0  # stepped below, then replaced by their new episodes
+                ep._t0 = None
         rewards = ep.advance(a)
-        truncated = ep.t >= self.max_episode_steps
+        t0 = ep._t0
+        if t0 is not None:
+            truncated = np.full(N, t0 >= self.max_episode_steps)
+        else:
+            truncated = ep.t >= self.max_episode_steps
         infos: dict[str, Any] = {}
         if self._any_done and mode == AutoresetMode.NEXT_STEP:
             rows = np.flatnonzero(done)

@@ -42,14 +42,17 @@ class _CartPoleLayout(Layout):
             raise ValueError(f'options["x0"]: the cart position x0[0] must lie on the track, '
                              f"within ±{TRACK} m, got {x0[np.abs(x0[:, 0]) > TRACK][0]}")
 
-    def features(self, x, goal, t):
-        out = np.empty((x.shape[0], 9))
+    goal_columns = slice(5, 9)
+    clip_columns = slice(1, 5, 3)  # x_dot and theta_dot
+
+    def features(self, x, t, out):
         out[:, 0:2] = x[:, 0:2]
-        out[:, 2] = np.cos(x[:, 2])
-        out[:, 3] = np.sin(x[:, 2])
+        np.cos(x[:, 2], out=out[:, 2])
+        np.sin(x[:, 2], out=out[:, 3])
         out[:, 4] = x[:, 3]
-        out[:, 5:] = goal
-        return out
+
+    def outputs_from(self, x, f):
+        return x  # Balance's outputs are the state
 
     def decode(self, obs):
         x = np.stack([obs[:, 0], obs[:, 1], np.arctan2(obs[:, 3], obs[:, 2]), obs[:, 4]], axis=1)

@@ -27,13 +27,15 @@ class _PendulumLayout(Layout):
     def _state_names(self) -> str:
         return "[theta, theta_dot]"
 
-    def features(self, x, goal, t):
-        out = np.empty((x.shape[0], 6))
-        out[:, 0] = np.cos(x[:, 0])
-        out[:, 1] = np.sin(x[:, 0])
+    goal_columns = slice(3, 6)
+
+    def features(self, x, t, out):
+        np.cos(x[:, 0], out=out[:, 0])
+        np.sin(x[:, 0], out=out[:, 1])
         out[:, 2] = x[:, 1]
-        out[:, 3:] = goal
-        return out
+
+    def outputs_from(self, x, f):
+        return f[:, 0:3]  # (cos theta, sin theta, theta_dot): the task's outputs
 
     def decode(self, obs):
         x = np.stack([np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2]], axis=1)
