@@ -55,12 +55,11 @@ class GymPolicy:
     def __init__(self, controller: Any, env: Any) -> None:
         from gymnasium import spaces
 
-        from .controller import Controller
-
-        if not isinstance(controller, Controller):
+        if not all(hasattr(controller, a) for a in ("loop", "reset", "act", "observe")):
             raise TypeError(f"controller must be a hfcontrol.Controller, got "
                             f"{type(controller).__name__}")
-        self.controller = Controller(controller.loop)
+        # a controller of its own (no import of hfcontrol.controller, which imports this)
+        self.controller = type(controller)(controller.loop)
         loop = controller.loop
         u = env.unwrapped
         spec = getattr(u, "spec", None)
