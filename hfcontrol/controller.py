@@ -180,3 +180,76 @@ class Controller:
 
     def __repr__(self) -> str:
         return f"Controller({self.loop!r})"
+
+    # ------------------------------------------------------------------ Gymnasium
+    def as_policy(self, env_or_id: Any = None) -> Any:
+        """This controller as a policy ``obs -> action`` for a Gymnasium environment.
+
+        Parameters
+        ----------
+        env_or_id : gymnasium.Env or str, optional
+            The environment or its id (made with ``gymnasium.make``). Default: the
+            environment of a :class:`plants.GymDynamics` plant. Supported: the ``plants/``
+            environments, ``Pendulum-v1``, and environments whose observation is the plant
+            state (see :class:`hfcontrol.gym_policy.GymPolicy`).
+
+        Returns
+        -------
+        GymPolicy
+            A callable ``policy(obs) -> action`` with its own recurrent state. Call
+            ``policy.reset()`` after every ``env.reset()``: its next call starts a new episode
+            (zero state, empty delay line, the goal read from that observation).
+        """
+        import gymnasium as gym
+
+        from .gym_policy import GymPolicy
+
+        if env_or_id is None:
+            env_or_id = getattr(self.plant, "env", None)
+            if env_or_id is None:
+                raise ValueError("env_or_id is required: give the Gymnasium environment or its "
+                                 "id (only a plants.GymDynamics plant names its own)")
+        env = gym.make(env_or_id) if isinstance(env_or_id, str) else env_or_id
+        return GymPolicy(self, env)
+
+    def evaluate(self, env_id: Any, n_episodes: int = 10, seed: int = 0) -> np.ndarray:
+        """Run the controller in a Gymnasium environment and return each episode's return.
+
+        Parameters
+        ----------
+        env_id : str or gymnasium.Env
+            An id for ``gymnasium.make`` (e.g. ``"Pendulum-v1"``, ``"plants/ArmReach-v0"``)
+            or an environment.
+        n_episodes : int
+            Episodes to run; episode ``i`` is reset with ``seed + i``.
+        seed : int
+            Seed of the first episode.
+
+        Returns
+        -------
+        ndarray ``[n_episodes]``
+            The sum of rewards of each episode (until terminated or truncated).
+        """
+        import gymnasium as gym
+
+        if isinstance(n_episodes, bool) or not isinstance(n_episodes, int | np.integer) \
+                or n_episodes < 1:
+            raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        env = gym.make(env_id) if isinstance(env_id, str) else env_id
+        policy = self.as_policy(env)
+        returns = np.zeros(int(n_episodes))
+        try:
+            for i in range(int(n_episodes)):
+                obs, _ = env.reset(seed=int(seed) + i)
+                policy.reset()
+                while True:
+                    obs, reward, terminated, truncated, _ = env.step(policy(obs))
+                    returns[i] += float(reward)
+                    if terminated or truncated:
+                        break
+        finally:
+            if isinstance(env_id, str):
+                env.close()
+        return returns

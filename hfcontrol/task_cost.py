@@ -64,15 +64,17 @@ class TaskCost:
         wts = self.weights
         B, T1, n = X.shape
         T = T1 - 1
-        after = X[:, 1:].reshape(B * T, n)
-        Y = self.task.outputs(after).reshape(B, T, -1)
-        k = Y.shape[2]
-        w = np.asarray(self.task.output_weights, dtype=np.float64)
-        has = ~np.isnan(targets).any(axis=2)
-        r = np.where(has[..., None], Y - np.nan_to_num(targets), 0.0)
-        err = (w * r * r).sum(axis=2)
         omega = self.task.step_weights(targets)  # the weight of each step's error
-        value = (omega * err).sum(axis=1) + wts.effort * self.dt * (U * U).sum(axis=(1, 2))
+        # the outputs and their Jacobians only where a step's error counts (for a reach,
+        # the last step alone)
+        idx = np.flatnonzero(omega.reshape(-1) > 0)
+        after = X[:, 1:].reshape(B * T, n)[idx]
+        w = np.asarray(self.task.output_weights, dtype=np.float64)
+        r = self.task.outputs(after) - targets.reshape(B * T, -1)[idx]  # [active, k]
+        err = np.zeros(B * T)
+        err[idx] = (w * r * r).sum(axis=1)
+        value = (omega * err.reshape(B, T)).sum(axis=1) \
+            + wts.effort * self.dt * (U * U).sum(axis=(1, 2))
         v = None
         if wts.final_velocity:
             v = self.task.velocity(X[:, T])
@@ -81,14 +83,12 @@ class TaskCost:
             return CostTerms(value)
         gx = np.zeros((B, T1, n))
         hx = np.zeros((B, T1, n, n))
-        active = omega > 0
-        if active.any():
-            Jy = np.zeros((B, T, k, n))
-            idx = np.flatnonzero(active.reshape(-1))
-            Jy.reshape(B * T, k, n)[idx] = self.task.outputs_jacobian(after[idx])
-            scale = 2 * omega[..., None] * w  # [B, T, k]
-            gx[:, 1:] = np.einsum("btkn,btk->btn", Jy, scale * r)
-            hx[:, 1:] = np.einsum("btkn,btk,btkm->btnm", Jy, scale, Jy)
+        if idx.size:
+            Jy = self.task.outputs_jacobian(after)  # [active, k, n]
+            scale = 2 * omega.reshape(-1)[idx, None] * w  # [active, k]
+            b, t = np.divmod(idx, T)  # episode and step of each active error; state t + 1
+            gx[b, t + 1] = np.einsum("akn,ak->an", Jy, scale * r)
+            hx[b, t + 1] = np.einsum("akn,ak,akm->anm", Jy, scale, Jy)
         if v is not None:
             Jv = self.task.velocity_jacobian(X[:, T])
             gx[:, T] += 2 * wts.final_velocity * np.einsum("bqn,bq->bn", Jv, v)

@@ -563,29 +563,41 @@ class PendulumV1(_PendulumTask):
 
     Parameters
     ----------
-    plant : Pendulum
+    plant : Pendulum or Dynamics
         Use the default ``Pendulum()`` (Gymnasium's constants and update) for
-        ``Pendulum-v1``'s dynamics.
+        ``Pendulum-v1``'s dynamics. Any other plant with the pendulum's layout - state
+        ``[theta, theta_dot]``, one control, a ``dt`` - works too, e.g.
+        ``plants.GymDynamics(gymnasium.make("Pendulum-v1"))``.
     horizon : int
         Steps per episode; default 200 (``Pendulum-v1``'s time limit).
     energy_weight : float
         Weight of the energy-shaping output (default 0: exactly the objective above).
     """
 
-    def __init__(self, plant: Pendulum, *, horizon: int = 200,
+    def __init__(self, plant: Pendulum | Dynamics, *, horizon: int = 200,
                  energy_weight: float = 0.0) -> None:
         _remember(self, locals())
         if not isinstance(plant, Pendulum):
-            raise TypeError(f"plant must be a Pendulum, got {type(plant).__name__}")
+            if not isinstance(plant, Dynamics):
+                raise TypeError("plant must be a Pendulum or follow the plants.Dynamics "
+                                f"protocol, got {type(plant).__name__}")
+            if (plant.state_dim, plant.control_dim) != (2, 1):
+                raise ValueError("plant must have the pendulum's layout: state [theta, "
+                                 "theta_dot] and one control (state_dim 2, control_dim 1), got "
+                                 f"state_dim {plant.state_dim}, control_dim {plant.control_dim}")
         T = V.integer(horizon, "horizon")
+        dt = V.positive(plant.dt, "plant.dt")
         self.energy_weight = V.nonnegative(energy_weight, "energy_weight")
         weights = (1.0, 1.0, 0.1)
         if self.energy_weight:
+            if not isinstance(plant, Pendulum):
+                raise TypeError(f"energy_weight needs a plants.Pendulum (its mass, length and "
+                                f"gravity), got {type(plant).__name__}")
             self.output_names = (*self.output_names, "energy")
             weights = (*weights, self.energy_weight)
-        weights = CostWeights(final_error=0.0, effort=0.001 / (T * plant.dt), final_velocity=0.0,
+        weights = CostWeights(final_error=0.0, effort=0.001 / (T * dt), final_velocity=0.0,
                               tracking=1.0, output_weights=weights)
-        self._common(plant, Pendulum, T, weights)
+        self._common(plant, Pendulum if isinstance(plant, Pendulum) else object, T, weights)
 
     def _outputs(self, x) -> np.ndarray:
         y = super()._outputs(x)
