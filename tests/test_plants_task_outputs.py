@@ -213,10 +213,30 @@ def test_pendulum_v1_initial_states_are_gymnasiums_reset(seed):
 
 
 def test_pendulum_v1_rejects_other_plants():
-    with pytest.raises(TypeError, match="plant must be a Pendulum"):
+    with pytest.raises(ValueError, match="plant must have the pendulum's layout"):
         PendulumV1(CartPole())
+    with pytest.raises(TypeError, match="plant must be a Pendulum or follow"):
+        PendulumV1(object())
     with pytest.raises(ValueError, match="horizon must be"):
         PendulumV1(Pendulum(), horizon=0)
+
+
+def test_pendulum_v1_energy_shaping_output():
+    plant = Pendulum()
+    task = PendulumV1(plant, energy_weight=0.5)
+    x = np.random.default_rng(0).normal(size=(6, 2))
+    assert task.output_names[-1] == "energy"
+    np.testing.assert_allclose(task.outputs(x)[:, 3],
+                               plant.energy(x) / (plant.m * plant.g * plant.l / 2))
+    np.testing.assert_allclose(task.outputs_jacobian(x), central_jacobian(task.outputs, x),
+                               rtol=1e-7, atol=1e-9)
+    upright = np.zeros((1, 2))
+    assert task.outputs(upright)[0, 3] == 1.0  # no energy residual at the upright rest
+    batch = task.sample(2, seed=0)
+    np.testing.assert_array_equal(batch.targets[0, 0], [1.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(task.output_weights, [1.0, 1.0, 0.1, 0.5])
+    with pytest.raises(ValueError, match="energy_weight"):
+        PendulumV1(plant, energy_weight=-1.0)
 
 
 # -- StateTarget ------------------------------------------------------------------------------
