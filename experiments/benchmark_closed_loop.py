@@ -113,8 +113,8 @@ def main(argv=None) -> int:
     jax_times = time_jax(args.repeats)
     if jax_times is not None:
         results["jax"] = jax_times
-    print(f"# hfcontrol closed-loop benchmark  python {results["python"]}  numpy "
-          f"{results["numpy_version"]}  cpus {results['cpus']}  medians of {args.repeats}")
+    print(f"# hfcontrol closed-loop benchmark  python {results['python']}  numpy "
+          f"{results['numpy_version']}  cpus {results['cpus']}  medians of {args.repeats}")
     print("arm-reach (RNN 32, batch 64, 50 steps, float32):")
     print(f"  {'path':8s} {'G v ms':>9s} {'grad ms':>9s} {'error(W) ms':>12s}")
     for path in ("numba", "numpy", "jax"):
