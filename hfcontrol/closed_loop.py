@@ -27,6 +27,7 @@ control scale; ``e = [goal, o]`` the network input)::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,10 @@ from .task_cost import TaskCost
 __all__ = ["ClosedLoop", "Rollout"]
 
 FEEDBACK_MODES = ("exact", "data")
+#: compiled loops kept per ClosedLoop, one per recent batch shape and partition
+ENGINES_KEPT = 6
+#: fewest episodes per thread when a rollout is split over threads
+ROLLOUT_PARTITION = 128
 INPUT_MODES = ("goal", "targets", "none")
 
 
@@ -249,16 +254,19 @@ class ClosedLoop:
 
         return CompiledLoop
 
-    def _engine(self, B: int, T: int):
-        """The compiled loop for batch shape ``(B, T)``, or None on the reference path."""
+    def _engine(self, B: int, T: int, part: int = 0):
+        """The compiled loop for batch shape ``(B, T)`` (and partition ``part`` of a rollout
+        split over threads), or None on the reference path."""
         if self.backend == "numpy":
             return None
-        engine = self._engines.get((B, T))
+        key = (B, T, part)
+        engine = self._engines.get(key)
         if engine is None:
             engine = self._compiled_loop_class().for_loop(self, B, T)
-            if len(self._engines) >= 3:  # a training minibatch and a test batch alternate
+            # a training minibatch, a curvature minibatch and a test batch alternate
+            if len(self._engines) >= ENGINES_KEPT:
                 self._engines.pop(next(iter(self._engines)))
-            self._engines[(B, T)] = engine
+            self._engines[key] = engine
         return engine
 
     # ------------------------------------------------------------------ model contract
@@ -411,11 +419,10 @@ class ClosedLoop:
         if noise and self.obs_noise:
             eps = self.obs_noise * self.rng.standard_normal(eps.shape)
         goals = self._task_inputs(targets)
-        engine = self._engine(B, T)
-        if engine is None:
+        if self.backend == "numpy":
             traj = self._simulate(W, x0, goals, eps)
         else:
-            traj = self._compiled_simulate(engine, W, x0, goals, eps, deriv=False)
+            traj = self._parallel_rollout(W, x0, goals, eps)
         if traj.finite:
             cost = self.cost_fn.evaluate(traj.X, traj.U, targets, derivatives=False).value
         else:
@@ -546,6 +553,37 @@ class ClosedLoop:
         traj.E = engine.E.reshape(T, B, self.n_inputs).transpose(1, 0, 2)
         traj.S = engine.S.reshape(T, B, H).transpose(1, 0, 2)
         traj.finite = status == -1
+        return traj
+
+    def _parallel_rollout(self, W, x0, goals, noise) -> _Trajectory:
+        """A compiled rollout of a large batch split into partitions that run on the
+        kernels' threads (:func:`hfcontrol.set_num_threads`) at once."""
+        from .kernels.runner import _kernel_blas_threads, _run_all, get_num_threads
+
+        B, T = goals.shape[:2]
+        parts = max(1, min(get_num_threads(), B // ROLLOUT_PARTITION))
+        if parts == 1:
+            return self._compiled_simulate(self._engine(B, T), W, x0, goals, noise)
+        bounds = [B * p // parts for p in range(parts + 1)]
+        pieces = list(zip(bounds[:-1], bounds[1:], strict=True))
+        engines = [self._engine(b - a, T, part=i) for i, (a, b) in enumerate(pieces)]
+        status = [-1] * parts
+
+        def call(i, a, b):
+            status[i] = engines[i].run(W, x0[a:b], goals[a:b], noise[a:b], deriv=False)
+
+        # BLAS single-threaded around all partitions (each run's own switch would restore
+        # the threads while another partition still runs)
+        with _kernel_blas_threads(1):
+            _run_all([functools.partial(call, i, a, b) for i, (a, b) in enumerate(pieces)])
+        traj = _Trajectory.__new__(_Trajectory)
+        H = self.net.shape[1]
+        traj.X = np.concatenate([e.states().transpose(1, 0, 2) for e in engines])
+        traj.U = np.concatenate([e.controls().transpose(1, 0, 2) for e in engines])
+        traj.E = np.concatenate([e.E.reshape(T, e.B, self.n_inputs).transpose(1, 0, 2)
+                                 for e in engines])
+        traj.S = np.concatenate([e.S.reshape(T, e.B, H).transpose(1, 0, 2) for e in engines])
+        traj.finite = all(s == -1 for s in status)
         return traj
 
     def _compiled_derivatives(self, engine, terms, B: int, T: int) -> dict[str, Any]:
