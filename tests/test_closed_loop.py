@@ -353,3 +353,22 @@ def test_a_separate_curvature_minibatch():
 def _states_controls(loop, batch):
     run = loop.rollout(batch, noise=False)
     return run.states, run.controls
+
+
+def test_a_large_rollout_split_over_threads_matches_one_partition():
+    plant = plants.TwoLinkArm()
+    task = Reach(plant, horizon=15, targets="disc", distance=0.1)
+    loop = hf.ClosedLoop(plant, task, hidden=6, rng=2, dtype=np.float64)
+    batch = task.sample(300, seed=0)
+    threads = hf.get_num_threads()
+    try:
+        hf.set_num_threads(1)
+        one = loop.rollout(batch, noise=False)
+        hf.set_num_threads(2)
+        two = loop.rollout(batch, noise=False)
+    finally:
+        hf.set_num_threads(threads)
+    np.testing.assert_array_equal(one.states, two.states)
+    np.testing.assert_array_equal(one.controls, two.controls)
+    np.testing.assert_array_equal(one.hidden, two.hidden)
+    np.testing.assert_array_equal(one.cost, two.cost)
