@@ -252,25 +252,25 @@ def _mm(a, ta, b, tb, c, acc):
 @_helper
 def _reduce_by_gemv(a, d, c, acc):
     """``c (+)= a.T @ d`` for a ``c`` with at most GEMV_SIDE rows or columns: one ``gemv``
-    per row of ``c`` (a column of ``a``, copied to be contiguous), or per column (then
-    through a temporary, as a column of ``c`` is strided)."""
+    per row of ``c`` (against a column of ``a``) or per column (against a column of ``d``),
+    the column copied to be contiguous and the result added to ``c`` through a temporary
+    (a column of ``c`` is strided). One call site of the BLAS intrinsic: compile time."""
     inner = a.shape[0]
     rows, cols = c.shape
-    x = np.empty(inner + rows, a.dtype)
-    xc = _view(x, 0, (inner, 1))
-    if rows <= GEMV_SIDE:
-        for i in range(rows):
-            for r in range(inner):
-                x[r] = a[r, i]
-            _gemm(d, True, xc, False, _view(c, i * cols, (cols, 1)), acc)
-    else:
-        y = _view(x, inner, (rows, 1))
-        for j in range(cols):
-            for r in range(inner):
-                x[r] = d[r, j]
-            _gemm(a, True, xc, False, y, False)
-            for i in range(rows):
-                c[i, j] = y[i, 0] + c[i, j] if acc else y[i, 0]
+    by_row = rows <= GEMV_SIDE
+    narrow, other = (a, d) if by_row else (d, a)
+    count, size = narrow.shape[1], other.shape[1]
+    step, stride = (cols, 1) if by_row else (1, cols)
+    x = np.empty(inner + size, a.dtype)
+    xc, y = _view(x, 0, (inner, 1)), _view(x, inner, (size, 1))
+    cf = _flat(c)
+    for q in range(count):
+        for r in range(inner):
+            x[r] = narrow[r, q]
+        _gemm(other, True, xc, False, y, False)
+        for i in range(size):
+            k = q * step + i * stride
+            cf[k] = y[i, 0] + cf[k] if acc else y[i, 0]
 
 
 @_helper

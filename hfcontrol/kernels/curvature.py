@@ -49,26 +49,30 @@ def _rsteps(ra, scratch, present, po, lo, l, t, nt, t0, Bp, n):
 def _r_filter(rs, rx, coeff):
     """``R{s} = coeff * R{x} + (1 - coeff) * R{s}`` over ``[Bp, n]`` blocks, one filter
     coefficient per unit (float64 ``coeff[n]``, taken in the buffers' dtype)."""
-    one = rs.dtype.type(1.0)
-    for r in range(rs.shape[0]):
-        sr, xr = rs[r], rx[r]
-        for j in range(rs.shape[1]):
-            c = rs.dtype.type(coeff[j])
-            sr[j] = c * xr[j] + (one - c) * sr[j]
+    sf, xf = _flat(rs), _flat(rx)
+    one = sf.dtype.type(1.0)
+    n = coeff.size
+    j = 0
+    for k in range(sf.size):
+        c = sf.dtype.type(coeff[j])
+        sf[k] = c * xf[k] + (one - c) * sf[k]
+        j = j + 1 if j + 1 < n else 0
 
 
 @_helper
 def _back_filter(et, jt, carry, coeff):
     """Through a filter step backwards: ``dE/ds = J^T e + carry``, then ``dE/dx = coeff *
     dE/ds`` (into ``et``) and the carry to the step before ``(1 - coeff) * dE/ds``."""
-    one = et.dtype.type(1.0)
-    for r in range(et.shape[0]):
-        er, jr, cr = et[r], jt[r], carry[r]
-        for j in range(et.shape[1]):
-            c = et.dtype.type(coeff[j])
-            dsv = jr[j] + cr[j]
-            er[j] = c * dsv
-            cr[j] = (one - c) * dsv
+    ef, jf, cf = _flat(et), _flat(jt), _flat(carry)
+    one = ef.dtype.type(1.0)
+    n = coeff.size
+    j = 0
+    for k in range(ef.size):
+        c = ef.dtype.type(coeff[j])
+        dsv = jf[k] + cf[k]
+        ef[k] = c * dsv
+        cf[k] = (one - c) * dsv
+        j = j + 1 if j + 1 < n else 0
 
 
 @_helper
@@ -200,14 +204,11 @@ def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2,
                 # would stop LLVM from vectorising them
                 ef, cf, df = ef[skip:], cf[skip:], df[skip:]
                 if curvature:
-                    # the packed curvature plus the layer's scalar one (zero if none)
+                    # the packed curvature (zeros in a layer without, HAS_ARRAY unset)
+                    # plus the layer's scalar one (zero if none)
                     s = acts.dtype.type(lscale[l])
-                    if present[l] & HAS_ARRAY:
-                        for i in range(ef.size):
-                            ef[i] = (df[i] + s) * cf[i] * scale
-                    else:
-                        for i in range(ef.size):
-                            ef[i] = s * cf[i] * scale
+                    for i in range(ef.size):
+                        ef[i] = (df[i] + s) * cf[i] * scale
                 else:
                     for i in range(ef.size):
                         ef[i] = cf[i]

@@ -155,12 +155,16 @@ forward_user = njit(nogil=True)(_forward)
 @_helper
 def _filter(s, x, coeff):
     """``s += coeff * (x - s)`` over ``[Bp, n]`` blocks, one coefficient per unit (the
-    float64 ``coeff[n]``, taken in the buffers' dtype)."""
-    for r in range(s.shape[0]):
-        sr, xr = s[r], x[r]
-        for j in range(s.shape[1]):
-            c = s.dtype.type(coeff[j])
-            sr[j] = sr[j] + c * (xr[j] - sr[j])
+    float64 ``coeff[n]``, taken in the buffers' dtype); one flat loop (``j``: the unit)."""
+    sf, xf = _flat(s), _flat(x)
+    n = coeff.size
+    j = 0
+    for k in range(sf.size):
+        c = sf.dtype.type(coeff[j])
+        sf[k] = sf[k] + c * (xf[k] - sf[k])
+        j = j + 1 if j + 1 < n else 0
+
+
 @_helper
 def _regions(meta, T, B, b0, Bp, chunk, scratch, zero_carry):
     """Offsets and scratch regions of one partition's pass: ``(po, ioff, soff, lo, carry,

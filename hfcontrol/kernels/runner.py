@@ -26,6 +26,13 @@ _THREADS = [max(1, int(os.environ.get("NUMBA_NUM_THREADS") or (os.cpu_count() or
 #: Below this many multiply-adds of one forward pass per thread, a batch is not split:
 #: starting a thread costs tens of microseconds.
 MIN_MACS_PER_THREAD = 4_000_000
+#: OpenBLAS runs a product on its own threads above 65536 * 4 multiply-adds, and a gemv above
+#: 2304 * 4 elements of its matrix (its GEMM_MULTITHREAD_THRESHOLD): a pass in one partition
+#: whose block products reach either switches BLAS to one thread for the call, as a
+#: partitioned pass does. (rnn-small's [3200, 16] @ [16, 16] did not, and waited for a
+#: second BLAS thread at every such product whenever the other core was busy.)
+BLAS_THREADED_MACS = 65536 * 4
+BLAS_THREADED_GEMV = 2304 * 4
 #: Fewest samples in a partition.
 MIN_PARTITION = 8
 #: Activation buffers a Runner keeps for reuse (see Runner._buffer).
@@ -131,6 +138,9 @@ class Runner:
         self.chunk = [T if T * bp * width <= 2 * BLOCK_ELEMENTS
                       else max(1, min(T, BLOCK_ELEMENTS // (bp * width)))
                       for _, bp in self.parts]
+        rows = max(chunk * bp for chunk, (_, bp) in zip(self.chunk, self.parts, strict=True))
+        self.blas_switch = (not self.small or rows * width * width > BLAS_THREADED_MACS
+                            or rows * width > BLAS_THREADED_GEMV)
         # a block of steps of one layer, block-local buffers of every layer, per-layer
         # [Bp, n] carries (see the kernels)
         self.scratch = [np.empty(chunk * bp * (width + 5) + (chunk + 3) * bp * int(sizes.sum()),
@@ -143,10 +153,9 @@ class Runner:
 
     def _run(self, call) -> None:
         """``call(p, b0, bp)`` for every partition ``p`` (samples ``b0 .. b0 + bp - 1``),
-        concurrently, with single-threaded BLAS (left as it is for a problem too small for
-        threads anywhere: its products are below OpenBLAS's own threading threshold, and the
-        switch would cost a microsecond a call)."""
-        if self.small:
+        concurrently, with single-threaded BLAS (left as it is when every product is below
+        OpenBLAS's own threading thresholds: the switch costs a microsecond a call)."""
+        if not self.blas_switch:
             call(0, 0, self.B)
             return
         with _kernel_blas_threads(1):
@@ -255,20 +264,22 @@ class Runner:
         """The gradient (``gv`` false) or ``G V`` (see :func:`~.curvature.backward`), summed
         over the partitions; always a fresh array."""
         plan, T, B = self.plan, self.T, self.B
-        if self.small:
-            # one partition in this thread: no closure, no thread pool, BLAS left alone
-            out = np.empty(W.size, W.dtype)
-            backward(W, WT, V, plan.meta, plan.prm, plan.conns, T, B, 0, B, self.chunk[0],
-                     acts, ds, c, lscale, scale, gv, present, init_act, windows, out, ra,
-                     self.scratch[0], self.tv[0])
-            return out
         if len(self.parts) == 1:
-            outs = np.empty((1, W.size), W.dtype)  # its row is returned: always fresh
-        else:
-            # the partitions' sums, never returned: kept (fresh memory page-faults)
-            if self._partials is None or self._partials.shape[1] != W.size:
-                self._partials = np.empty((len(self.parts), W.size), W.dtype)
-            outs = self._partials
+            # one partition in this thread: no closure, no thread pool
+            out = np.empty(W.size, W.dtype)
+            args = (W, WT, V, plan.meta, plan.prm, plan.conns, T, B, 0, B, self.chunk[0], acts,
+                    ds, c, lscale, scale, gv, present, init_act, windows, out, ra,
+                    self.scratch[0], self.tv[0])
+            if self.blas_switch:
+                with _kernel_blas_threads(1):
+                    backward(*args)
+            else:
+                backward(*args)
+            return out
+        # the partitions' sums, never returned: kept (fresh memory page-faults)
+        if self._partials is None or self._partials.shape[1] != W.size:
+            self._partials = np.empty((len(self.parts), W.size), W.dtype)
+        outs = self._partials
 
         def part(p, b0, bp):
             backward(W, WT, V, plan.meta, plan.prm, plan.conns, T, B, b0, bp, self.chunk[p],
@@ -276,7 +287,7 @@ class Runner:
                      self.scratch[p], self.tv[p])
 
         self._run(part)
-        return outs[0] if len(self.parts) == 1 else outs.sum(axis=0)
+        return outs.sum(axis=0)
 
 
 _KERNEL_BLAS = []
