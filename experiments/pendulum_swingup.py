@@ -12,9 +12,9 @@ per-step cost in squares of smooth outputs, from Pendulum-v1's start distributio
 sin theta) and outputs the torque through a tanh (times 2 N m); Hessian-free optimisation
 with exact curvature through the loop, in float64 (200-step episodes).
 
-What helps, in order (``--plain`` turns both off): a curriculum over the horizon, 60 ->
-100 -> 200 steps, and energy shaping (``PendulumV1(energy_weight=...)``, from 5 down to 0)
-to leave the flat basin of the do-nothing policy first. ``--restarts N`` trains N
+What helps (``--plain`` turns both off): a curriculum over the horizon, 60 ->
+100 -> 200 steps, and energy shaping (``PendulumV1(energy_weight=...)``, 5 then 2, and 0 for
+the 200-step phase) to leave the flat basin of the do-nothing policy. ``--restarts N`` trains N
 networks from different seeds and keeps the best on a validation batch.
 
 Success on an episode: the pendulum is upright (|theta| < 0.1 rad, |theta_dot| < 0.5
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 #: (horizon, energy weight, updates) of each phase
-PHASES = [(60, 5.0, 100), (100, 2.0, 100), (200, 1.0, 150), (200, 0.0, 150)]
+PHASES = [(60, 5.0, 100), (100, 2.0, 100), (200, 0.0, 250)]
 QUICK_PHASES = [(20, 5.0, 2), (20, 0.0, 1)]
 
 
