@@ -227,7 +227,7 @@ def _mm(a, ta, b, tb, c, acc):
         return
     if ta and not tb:
         # a reduction over the rows of a and b (a weight gradient)
-        if min(rows, cols) <= GEMV_SIDE and rows * cols * inner <= SMALL_MACS:
+        if 1 < min(rows, cols) <= GEMV_SIDE and rows * cols * inner <= SMALL_MACS:
             _reduce_by_gemv(a, b, c, acc)
             return
         step = GRADIENT_ROWS
