@@ -13,8 +13,8 @@ sin theta) and outputs the torque through a tanh (times 2 N m); Hessian-free opt
 with exact curvature through the loop, in float64 (200-step episodes).
 
 What helps (``--plain`` turns both off): a curriculum over the horizon, 60 ->
-100 -> 200 steps, and energy shaping (``PendulumV1(energy_weight=...)``, 5 then 2, and 0 for
-the 200-step phase) to leave the flat basin of the do-nothing policy. ``--restarts N`` trains N
+100 -> 200 steps, and energy shaping (``PendulumV1(energy_weight=...)``, 5, 2, 1, then 0 for
+the last phase) to leave the flat basin of the do-nothing policy. ``--restarts N`` trains N
 networks from different seeds and keeps the best on a validation batch.
 
 Success on an episode: the pendulum is upright (|theta| < 0.1 rad, |theta_dot| < 0.5
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 #: (horizon, energy weight, updates) of each phase
-PHASES = [(60, 5.0, 100), (100, 2.0, 100), (200, 0.0, 250)]
+PHASES = [(60, 5.0, 100), (100, 2.0, 100), (200, 1.0, 150), (200, 0.0, 150)]
 QUICK_PHASES = [(20, 5.0, 2), (20, 0.0, 1)]
 
 
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
                     curve["heldout"].append(float(run.cost.mean()))
                     curve["success"].append(float(success(run.states).mean()))
 
-            train(loop, optimizer, lambda k, task=task, rng=rng: (task.sample(64, rng=rng), 32),
+            train(loop, optimizer, lambda k, task=task, rng=rng: (task.sample(64, rng=rng),),
                   updates=updates, callbacks=[record],
                   progress=not args.quick and sys.stderr.isatty())
             done += updates
