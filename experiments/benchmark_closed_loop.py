@@ -26,27 +26,16 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 
-def median_time(func, repeats: int, min_sample: float = 0.02) -> float:
-    """Median seconds per call over ``repeats`` samples after a warm-up call."""
-    func()
-    start = time.perf_counter()
-    func()
-    once = time.perf_counter() - start
-    number = max(1, int(min_sample / max(once, 1e-7)))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+def median_time(func, repeats: int) -> float:
+    """:func:`benchmark.median_time` (beside this script) with samples of 20 ms."""
+    from benchmark import median_time as network_median_time
+
+    return network_median_time(func, repeats, min_sample=0.02)
 
 
 def build(backend: str, batch: int, seed: int = 0):

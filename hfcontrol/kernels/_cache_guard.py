@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..persistence import atomic_write_text
 
 #: The kernel modules whose caches are cleared (their cached functions inline the others).
 KERNEL_MODULES = ("_blas", "activations", "forward", "curvature", "plan", "closed_loop")
@@ -99,17 +100,6 @@ def _remove_caches(cache_dir: Path, modules: Iterable[str]) -> tuple[list[Path],
     return removed, ok
 
 
-def _write_stamp(path: Path, digest: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(digest)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def check(sources: Iterable[os.PathLike | str], modules: Iterable[str],
           dirs: Iterable[os.PathLike | str]) -> list[Path]:
     """Clear the caches of ``modules`` in every directory of ``dirs`` whose stamp is not
@@ -131,7 +121,7 @@ def check(sources: Iterable[os.PathLike | str], modules: Iterable[str],
         gone, ok = _remove_caches(Path(cache_dir), modules)
         removed += gone
         if ok:
-            _write_stamp(stamp, digest)
+            atomic_write_text(stamp, digest)
     return removed
 
 
