@@ -113,8 +113,9 @@ class ClosedLoop:
         The control is this times the output layer's activation.
     rng : numpy.random.Generator or int, optional
         For the default network's initialisation and the observation noise.
-    dtype : float32 or float64
-        The network's dtype (the plant always runs in float64).
+    dtype : float32 or float64, optional
+        The network's dtype (the plant always runs in float64): default float32 for the
+        default network, the given network's own otherwise.
     W_init_params, W_rec_params : dict, optional
         Initialisation of the default network (see :class:`~hfcontrol.RNNet`); default
         Gaussian with ``coeff`` 1 for the feedforward and 0.5 for the recurrent weights.
@@ -125,7 +126,7 @@ class ClosedLoop:
     def __init__(self, plant=None, task=None, net: RNNet | None = None, *, hidden: int = 32,
                  feedback: str = "exact", delay: int = 0, obs_noise: float = 0.0,
                  observation: Any = "state", inputs: str = "goal", control_scale: Any = 1.0,
-                 rng: Any = None, dtype: Any = np.float32,
+                 rng: Any = None, dtype: Any = None,
                  W_init_params: dict | None = None, W_rec_params: dict | None = None,
                  backend: str = "auto"):
         if task is None:
@@ -169,6 +170,8 @@ class ClosedLoop:
                              f"(the plant's controls), got {control_scale!r}")
         self.control_scale = scale
         self.rng = as_rng(rng)
+        if dtype is None:
+            dtype = np.float32 if net is None else getattr(net, "dtype", np.float32)
         self.dtype = as_dtype(dtype)
         self.n_inputs = self.k + self.observation.size
         self.net = self._check_net(net, hidden, W_init_params, W_rec_params)
@@ -177,7 +180,7 @@ class ClosedLoop:
         if backend not in ("auto", "numba", "numpy"):
             raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
         self._backend = backend
-        self._engines: dict[tuple[int, int], Any] = {}
+        self._engines: dict[tuple[int, int, int], Any] = {}
         self._cache: dict[str, Any] | None = None
         self._gcache: dict[str, Any] | None = None
         for attr in ("_has_cnoise", "_has_pnoise"):
