@@ -304,7 +304,7 @@ def main() -> None:
     print_passes(passes)
     meta = dict(python=platform.python_version(), numpy=np.__version__,
                 machine=platform.machine(), cpus=os.cpu_count(), repeats=args.repeats,
-                horizon=args.horizon, statistic="median")
+                horizon=args.horizon, statistic="median", plants=plants.__file__)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix=".json")
     with os.fdopen(fd, "w") as fh:
