@@ -9,10 +9,18 @@ same run:
   (written below, independently of the kernels);
 * ``jac/step``: cost of one ``plant.jacobians`` call relative to one ``plant.step`` call.
 
-Prints a table of medians and ratios and writes JSON (``--out``). The four timings of a
-row are taken in interleaved rounds. Usage::
+A second table compares the batch-major step pass (:func:`plants._chunked.rollout_chunks`)
+with the per-sample pass it replaced, at the kernel level: one step of the whole batch as
+the closed loop calls it (``rollout_<plant>(params, X[B, n], U[B, 1, m], W, False,
+Xout[B, 1, n], 0, ws)``, arrays allocated once), through the plant's kernel and through a
+reference kernel compiled below from :func:`plants._integrate.rollout_rows` with the
+plant's per-sample right-hand side (what the plant's kernel ran before).
+
+Prints the tables of medians and ratios and writes JSON (``--out``). The timings of a row
+are taken in interleaved rounds. Usage::
 
     .venv/bin/python experiments/benchmark_plants.py [--repeats 7] [--out results/benchmark_plants.json]
+    .venv/bin/python experiments/benchmark_plants.py --passes-only --repeats 31
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ import tempfile
 import time
 
 import numpy as np
+from numba import njit
 
 import plants
+from plants import _dyn_cartpole, _dyn_chain, _dyn_two_link
+from plants._integrate import rollout_rows
 from plants.arms import chain_mass_terms
 
 # ----------------------------------------------------------------------------------------
@@ -135,6 +146,36 @@ PLANTS = {
 }
 
 
+# ----------------------------------------------------------------------------------------
+# The per-sample pass, for the comparison with the batch-major one: what the plants'
+# rollout kernels run for batches below plants._chunked.MIN_BATCH and ran for all before.
+
+
+@njit(cache=True)
+def per_sample_two_link(p, X0, U, W, noisy, X, o0, ws):
+    return rollout_rows(_dyn_two_link.consts, _dyn_two_link.rhs_plain, p, X0, U, W, noisy, X,
+                        o0, ws, 4, 2)
+
+
+@njit(cache=True)
+def per_sample_three_link(p, X0, U, W, noisy, X, o0, ws):
+    return rollout_rows(_dyn_chain.consts, _dyn_chain.rhs3, p, X0, U, W, noisy, X, o0, ws, 6,
+                        3)
+
+
+@njit(cache=True)
+def per_sample_cartpole(p, X0, U, W, noisy, X, o0, ws):
+    return rollout_rows(_dyn_cartpole.consts, _dyn_cartpole.rhs, p, X0, U, W, noisy, X, o0, ws,
+                        4, 1)
+
+
+PASSES = {
+    "two_link_arm": (plants.TwoLinkArm, per_sample_two_link),
+    "three_link_arm": (plants.ThreeLinkArm, per_sample_three_link),
+    "cartpole": (plants.CartPole, per_sample_cartpole),
+}
+
+
 def _calibrate(fn, min_time=0.02) -> int:
     """Calls per timing so that one timing lasts at least ``min_time`` seconds."""
     fn()
@@ -194,6 +235,48 @@ def run(repeats: int = 7, batches=(1, 64, 1024), horizon: int = 200) -> list[dic
     return rows
 
 
+def run_passes(repeats: int = 7, batches=(256, 1024)) -> list[dict]:
+    """Kernel-level step of a whole batch (the closed loop's call): the per-sample pass
+    against the plant's kernel (batch-major for these batches), medians of interleaved
+    rounds."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for name, (make, per_sample) in PASSES.items():
+        pl = make()
+        kernel = pl.kernels[0]
+        p = pl.kernel_params
+        ws = np.empty(pl.workspace_size)
+        n, m = pl.state_dim, pl.control_dim
+        for B in batches:
+            x = 0.3 * rng.standard_normal((B, n))
+            U = 0.5 * rng.standard_normal((B, 1, m))
+            out_ref = np.empty((B, 1, n))
+            out = np.empty((B, 1, n))
+            t_ref, t_new = _median_times([
+                lambda f=per_sample, p=p, x=x, U=U, o=out_ref, ws=ws: f(p, x, U, U, False, o, 0, ws),
+                lambda f=kernel, p=p, x=x, U=U, o=out, ws=ws: f(p, x, U, U, False, o, 0, ws),
+            ], repeats)
+            err = np.abs(out - out_ref).max() / np.abs(out_ref).max()
+            assert err < 1e-13, (name, B, err)  # the two passes agree to rounding
+            rows.append(dict(plant=name, integrator=pl.integrator, batch=B,
+                             per_sample_us=t_ref * 1e6, batch_major_us=t_new * 1e6,
+                             per_sample_ns_per_sample=t_ref / B * 1e9,
+                             batch_major_ns_per_sample=t_new / B * 1e9,
+                             speedup=t_ref / t_new, max_rel_diff=float(err)))
+    return rows
+
+
+def print_passes(rows) -> None:
+    hdr = (f"{'plant':15s} {'integ':13s} {'B':>5s} {'per-sample us':>14s} {'batch-major us':>15s} "
+           f"{'ns/sample':>10s} {'->':>3s} {'ns/sample':>10s} {'speed-up':>9s}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        print(f"{r['plant']:15s} {r['integrator']:13s} {r['batch']:5d} {r['per_sample_us']:14.2f} "
+              f"{r['batch_major_us']:15.2f} {r['per_sample_ns_per_sample']:10.1f} {'':>3s} "
+              f"{r['batch_major_ns_per_sample']:10.1f} {r['speedup']:9.2f}")
+
+
 def print_table(rows) -> None:
     hdr = (f"{'plant':15s} {'integ':13s} {'B':>5s} {'step us':>8s} {'step/s':>10s} "
            f"{'rollout/s':>10s} {'numpy/s':>10s} {'step/np':>8s} {'roll/np':>8s} {'jac/step':>8s}")
@@ -210,16 +293,22 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--horizon", type=int, default=200)
     ap.add_argument("--out", default="results/benchmark_plants.json")
+    ap.add_argument("--passes-only", action="store_true",
+                    help="only the per-sample against batch-major step comparison")
     args = ap.parse_args()
-    rows = run(args.repeats, horizon=args.horizon)
-    print_table(rows)
+    rows = [] if args.passes_only else run(args.repeats, horizon=args.horizon)
+    if rows:
+        print_table(rows)
+        print()
+    passes = run_passes(args.repeats)
+    print_passes(passes)
     meta = dict(python=platform.python_version(), numpy=np.__version__,
                 machine=platform.machine(), cpus=os.cpu_count(), repeats=args.repeats,
-                horizon=args.horizon, statistic="median")
+                horizon=args.horizon, statistic="median", plants=plants.__file__)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix=".json")
     with os.fdopen(fd, "w") as fh:
-        json.dump(dict(meta=meta, rows=rows), fh, indent=2)
+        json.dump(dict(meta=meta, rows=rows, passes=passes), fh, indent=2)
     os.replace(tmp, args.out)
     print(f"wrote {args.out}")
 

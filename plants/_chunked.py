@@ -1,4 +1,6 @@
-"""Batch-major Jacobian pass: :func:`plants._integrate.jacobian_rows` over chunks of samples.
+"""Batch-major passes over chunks of samples: the Jacobians of
+:func:`plants._integrate.jacobian_rows` (:func:`jacobian_chunks`) and the steps and
+rollouts of :func:`plants._integrate.rollout_rows` (:func:`rollout_chunks`).
 
 :func:`~plants._integrate.jacobian_rows` walks one sample at a time, and its loops run over
 that sample's few states and controls: too short to vectorise. :func:`jacobian_chunks`
@@ -30,6 +32,18 @@ no joint stops (the defaults of the arms and the cart-pole). Other settings go t
 (it is compiled into each plant's kernel with the sizes as constants, about 7 s per
 plant as it is). The algebra is that of ``jacobian_rows``, operation for operation, so the
 two agree to rounding (the tests check this).
+
+:func:`rollout_chunks` does the same for steps and rollouts, with a plant's stage function
+``stage(c, w)`` that writes only ``k = f(z, u)`` (offsets: :func:`rollout_stage_offsets`),
+each a loop over the samples that vectorises: :func:`plants._dyn_two_link.stage_plain`,
+:func:`plants._dyn_chain.stage3_plain`, :func:`plants._dyn_cartpole.stage_plain`. A
+chunk's states stay coordinate-major through all the steps of ``U``. It covers more
+settings than the Jacobian pass, since the integrator's update is a few loops over the
+chunk: Euler, semi-implicit Euler and RK4 with any number of substeps, as long as there is
+no velocity clip and no joint stop (:func:`rollout_applies`; the arms and the cart-pole
+have neither by default). The two passes differ only in the rounding of the
+right-hand side (the vectorised ``sincos``, a reciprocal where the per-sample code
+divides).
 """
 
 from __future__ import annotations
@@ -51,12 +65,16 @@ from ._layout import (
     H_WS,
     HOT_INLINE,
     RK4,
+    SEMI_IMPLICIT,
 )
 
 #: Samples per chunk. Measured at batch 1024 (kernel minima over 41 interleaved rounds,
 #: microseconds, two-link RK4 / three-link RK4 / cart-pole Euler): 32: 69 / 953 / 31;
 #: 64: 76 / 1038 / 25; 128: 100 / 1213 / 24. Longer loops over samples pay their set-up
 #: less often, until the matrices outgrow the cache (the three-link arm's take 75 kB at 32).
+#: For :func:`rollout_chunks` 32, 64 and 128 gave the same step times within the noise of
+#: the shared machine (minima at batch 1024, ns per sample, same order: 32 / 104 / 11 at 64,
+#: 33 / 118 / 13 at 128, 32 / 129 / 11 at 32); 32 pads small batches least.
 CHUNK = 32
 #: Smaller batches go through the per-sample pass: a short last chunk is padded to CHUNK
 #: samples, so a batch of a few samples would cost a whole chunk.
@@ -70,9 +88,10 @@ def chunk_workspace(n, m):
     It holds the vectors ``z``, the stage state and ``k`` (each ``n``), the
     clipped controls and their mask (each ``m``), ``F`` and ``G``, and four ``n x (n + m)``
     matrices, all for ``CHUNK`` samples. The plants that use the pass add it to their own
-    scratch, and it sits at the end of the workspace.
+    scratch, and it sits at the end of the workspace. :func:`rollout_chunks` uses the same
+    region (:func:`rollout_layout`; smaller, but the larger of the two is reserved).
     """
-    return CHUNK * (3 * n + 2 * m + n * n + n * m + 4 * n * (n + m))
+    return CHUNK * max(3 * n + 2 * m + n * n + n * m + 4 * n * (n + m), 6 * n + m)
 
 
 @njit(**HOT_INLINE)
@@ -82,6 +101,15 @@ def applies(p, nb):
     integ, S, h, vclip, stops = settings(p)
     return (nb >= MIN_BATCH and S == 1 and not vclip and not stops
             and (integ == RK4 or integ == EULER))
+
+
+@njit(**HOT_INLINE)
+def rollout_applies(p, nb):
+    """Whether :func:`rollout_chunks` covers this plant's settings (Euler, semi-implicit
+    Euler or RK4, any substeps, no velocity clip, no joint stops) and a batch of ``nb``."""
+    integ, S, h, vclip, stops = settings(p)
+    return (nb >= MIN_BATCH and not vclip and not stops
+            and (integ == RK4 or integ == EULER or integ == SEMI_IMPLICIT))
 
 
 @njit(**HOT_INLINE)
@@ -111,6 +139,29 @@ def stage_offsets(n, m):
     G)``, constants for constant ``n`` and ``m``."""
     oz, ot, ok, ou, om, of, og, oj, osum, od, size = layout(n, m)
     return ot, ok, ou, of, og
+
+
+@njit(**HOT_INLINE)
+def rollout_layout(n, m):
+    """Offsets in the chunk scratch of :func:`rollout_chunks`: ``(z, stage state, k, the
+    weighted sum of RK4's k, clipped controls, the stage function's own scratch)``; that
+    last holds ``2 n`` rows. Constants for constant ``n`` and ``m``."""
+    CH = CHUNK
+    oz = 0
+    ot = oz + n * CH
+    ok = ot + n * CH
+    oa = ok + n * CH
+    ou = oa + n * CH
+    ow = ou + m * CH
+    return oz, ot, ok, oa, ou, ow
+
+
+@njit(**HOT_INLINE)
+def rollout_stage_offsets(n, m):
+    """Where a stage function of :func:`rollout_chunks` reads and writes: ``(stage state,
+    k, clipped controls, own scratch of 2 n rows)``."""
+    oz, ot, ok, oa, ou, ow = rollout_layout(n, m)
+    return ot, ok, ou, ow
 
 
 @njit(**HOT_INLINE, error_model="numpy")
@@ -302,4 +353,106 @@ def jacobian_chunks(consts, stage_jac, p, X, U, A, B, ws, n, m):
     ba = first_bad_sample(A)
     bb = first_bad_sample(B)
     bad = ba if bb < 0 else (bb if ba < 0 else min(ba, bb))
+    return -1 if bad < 0 else -2 - bad
+
+
+@njit(**HOT_INLINE)
+def _to_chunk(w, o, src, c0, nc, k):
+    """``w[o + i * CHUNK + b] = src[c0 + b, i]`` for ``b < nc``, zeros for ``nc <= b <
+    CHUNK``. Sample by sample with ``k`` a constant: interleaved vector loads (a loop per
+    coordinate would load element by element)."""
+    CH = CHUNK
+    for b in range(nc):
+        for i in range(k):
+            w[o + i * CH + b] = src[c0 + b, i]
+    for i in range(k):
+        for b in range(nc, CH):
+            w[o + i * CH + b] = 0.0
+
+
+@njit(**HOT_INLINE, error_model="numpy")
+def rollout_chunks(consts, stage, p, X0, U, W, noisy, X, o0, ws, n, m):
+    """Steps or a rollout, as :func:`plants._integrate.rollout_rows` (the same arguments
+    and return value, with the plant's stage function ``stage(c, w)`` in place of
+    ``rhs``), for the cases of :func:`rollout_applies`.
+
+    Chunks of ``CHUNK`` samples go through all the steps of ``U`` together, coordinate-major
+    in the scratch, a short last chunk padded with zero states and controls (not stored).
+    Per step the controls are clipped (``min``/``max``: the inputs are finite), then the
+    integrator's stages run over the chunk in the order of operations of
+    ``rollout_rows``, so that the two differ only by the rounding of the plant's
+    right-hand side. Inlined into each plant's kernel, with ``n`` and ``m`` constants
+    there (see :func:`jacobian_chunks`).
+    """
+    c = consts(p)
+    integ, S, h, vclip, stops = settings(p)
+    nq = int(p[H_NQ])
+    pi = int(p[H_POS])
+    vi = int(p[H_VEL])
+    lo = int(p[H_ULO])
+    hi = int(p[H_UHI])
+    ns = 4 if integ == RK4 else 1
+    CH = CHUNK
+    NC = n * CH
+    w = ws[int(p[H_WS]) - chunk_workspace(n, m):]
+    oz, ot, ok, oa, ou, ow = rollout_layout(n, m)
+    bad = first_bad_input(X0, U)
+    if bad >= 0:
+        return bad
+    nb = X0.shape[0]
+    T = U.shape[1]
+    if o0 == 1:
+        for b in range(nb):
+            for i in range(n):
+                X[b, 0, i] = X0[b, i]
+    for c0 in range(0, nb, CH):
+        nc = min(CH, nb - c0)
+        _to_chunk(w, oz, X0, c0, nc, n)
+        for t in range(T):
+            for b in range(nc):
+                for j in range(m):
+                    w[ou + j * CH + b] = U[c0 + b, t, j]
+            for j in range(m):
+                ulo = p[lo + j]
+                uhi = p[hi + j]
+                for b in range(CH):
+                    a = w[ou + j * CH + b] if b < nc else 0.0
+                    w[ou + j * CH + b] = min(max(a, ulo), uhi)
+            for _ in range(S):
+                for st in range(ns):  # one call site of the stage function
+                    if st == 0:
+                        _copy(w, ot, oz, NC)
+                    stage(c, w)
+                    if integ == RK4:
+                        if st == 0:
+                            _copy(w, oa, ok, NC)
+                        else:
+                            _add_scaled(w, oa, ok, 1.0 if st == 3 else 2.0, NC)
+                        if st < 3:
+                            cn = h if st == 2 else 0.5 * h
+                            for k in range(NC):
+                                w[ot + k] = w[oz + k] + cn * w[ok + k]
+                if integ == RK4:
+                    _add_scaled(w, oz, oa, h / 6.0, NC)
+                elif integ == SEMI_IMPLICIT:
+                    # the velocity first, then its position with the new velocity (the
+                    # velocities are not clipped: rollout_applies)
+                    for i in range(nq):
+                        dv = oz + int(p[vi + i]) * CH
+                        dq = oz + int(p[pi + i]) * CH
+                        kv = ok + int(p[vi + i]) * CH
+                        for b in range(CH):
+                            vn = w[dv + b] + w[kv + b] * h
+                            w[dv + b] = vn
+                            w[dq + b] = w[dq + b] + vn * h
+                else:
+                    _add_scaled(w, oz, ok, h, NC)
+            if noisy:
+                for b in range(nc):
+                    for i in range(n):
+                        w[oz + i * CH + b] += W[c0 + b, t, i]
+            for b in range(nc):
+                for i in range(n):
+                    X[c0 + b, t + o0, i] = w[oz + i * CH + b]
+    bad = first_bad_sample(X)
     return -1 if bad < 0 else -2 - bad

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._chunked import CHUNK, sincos_row, stage_offsets
+from ._chunked import CHUNK, rollout_stage_offsets, sincos_row, stage_offsets
 from ._layout import FIELD_LEN, H_PLANT, HOT_INTERNAL
 
 
@@ -201,3 +201,29 @@ def stage_jac_plain(c, w, ws):
         w[go + CH + b] = dx_u
         w[go + 2 * CH + b] = 0.0
         w[go + 3 * CH + b] = dth_u
+
+
+@njit(**HOT_INTERNAL, error_model="numpy")
+def stage_plain(c, w):
+    """:func:`rhs` without a force field for a chunk of samples, the stage function of
+    :func:`plants._chunked.rollout_chunks` (the sizes are written in, so that the offsets
+    are constants). The loop over the samples vectorises (the trigonometry:
+    :func:`plants._chunked.sincos_row`); it multiplies by ``1 / (m_c + m_p)`` where
+    :func:`rhs` divides (a division costs about fifteen multiplications)."""
+    on, f0x, f0y, k00, k01, k10, k11, g, mc, mp, l = c
+    zo, ko, uo, wo = rollout_stage_offsets(4, 1)
+    CH = CHUNK
+    imt = 1.0 / (mc + mp)
+    pml = mp * l
+    sincos_row(w, zo + 2 * CH, wo)
+    for b in range(CH):
+        s = w[wo + b]
+        co = w[wo + CH + b]
+        xd = w[zo + CH + b]
+        om = w[zo + 3 * CH + b]
+        temp = (w[uo + b] + pml * om * om * s) * imt
+        thacc = (g * s - co * temp) / (l * (4.0 / 3.0 - mp * co * co * imt))
+        w[ko + b] = xd
+        w[ko + CH + b] = temp - pml * thacc * co * imt
+        w[ko + 2 * CH + b] = om
+        w[ko + 3 * CH + b] = thacc

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._chunked import per_sample_stage_jac
+from ._chunked import CHUNK, per_sample_stage_jac, rollout_stage_offsets, sincos_row
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
@@ -165,6 +165,84 @@ def stage_jac3_plain(c, w, ws):
     """:func:`rhs_jac3_plain` as the stage function of
     :func:`plants._chunked.jacobian_chunks`, one sample at a time."""
     per_sample_stage_jac(c, rhs_jac3_plain, w, ws, 6, 3)
+
+
+@njit(**HOT_INTERNAL, error_model="numpy")
+def stage3_plain(p, w):
+    """:func:`rhs3` without a force field for a chunk of samples, the stage function of
+    :func:`plants._chunked.rollout_chunks`: the operations of :func:`_eval` for ``N = 3``
+    written out in scalars (the 3 x 3 Cholesky factor and its solves included), so that
+    the loop over the samples vectorises (the trigonometry:
+    :func:`plants._chunked.sincos_row`). The constants are read before the loop."""
+    zo, ko, uo, wo = rollout_stage_offsets(6, 3)
+    CH = CHUNK
+    o = int(p[H_PLANT])
+    go = o + FIELD_LEN + 1 + 3
+    bo = go + 3
+    no = bo + 9
+    g1, g2, g3 = p[go], p[go + 1], p[go + 2]
+    b11, b12, b13 = p[bo], p[bo + 1], p[bo + 2]
+    b21, b22, b23 = p[bo + 3], p[bo + 4], p[bo + 5]
+    b31, b32, b33 = p[bo + 6], p[bo + 7], p[bo + 8]
+    n11, n12, n13 = p[no], p[no + 1], p[no + 2]
+    n21, n22, n23 = p[no + 3], p[no + 4], p[no + 5]
+    n31, n32, n33 = p[no + 6], p[no + 7], p[no + 8]
+    for b in range(CH):  # absolute angles, summed as in _eval
+        a1 = w[zo + b]
+        a2 = a1 + w[zo + CH + b]
+        w[wo + b] = a1
+        w[wo + CH + b] = a2
+        w[wo + 2 * CH + b] = a2 + w[zo + 2 * CH + b]
+    for a in range(3):  # sin phi_a at wo + (3 + 2 a) CH, cos phi_a one row further
+        sincos_row(w, wo + a * CH, wo + (3 + 2 * a) * CH)
+    for b in range(CH):
+        s1 = w[wo + 3 * CH + b]
+        c1 = w[wo + 4 * CH + b]
+        s2 = w[wo + 5 * CH + b]
+        c2 = w[wo + 6 * CH + b]
+        s3 = w[wo + 7 * CH + b]
+        c3 = w[wo + 8 * CH + b]
+        v1 = w[zo + 3 * CH + b]
+        v2 = w[zo + 4 * CH + b]
+        v3 = w[zo + 5 * CH + b]
+        w1 = v1
+        w2 = w1 + v2
+        w3 = w2 + v3
+        # Q = T^-T (tau - B v)
+        e1 = w[uo + b] - b11 * v1 - b12 * v2 - b13 * v3
+        e2 = w[uo + CH + b] - b21 * v1 - b22 * v2 - b23 * v3
+        e3 = w[uo + 2 * CH + b] - b31 * v1 - b32 * v2 - b33 * v3
+        e1 -= e2
+        e2 -= e3
+        # cos and sin of phi_a - phi_b, as _eval forms them
+        c12 = c1 * c2 + s1 * s2
+        c13 = c1 * c3 + s1 * s3
+        c23 = c2 * c3 + s2 * s3
+        r1 = (e1 - g1 * c1 - n12 * (s1 * c2 - c1 * s2) * w2 * w2
+              - n13 * (s1 * c3 - c1 * s3) * w3 * w3)
+        r2 = (e2 - g2 * c2 - n21 * (s2 * c1 - c2 * s1) * w1 * w1
+              - n23 * (s2 * c3 - c2 * s3) * w3 * w3)
+        r3 = (e3 - g3 * c3 - n31 * (s3 * c1 - c3 * s1) * w1 * w1
+              - n32 * (s3 * c2 - c3 * s2) * w2 * w2)
+        # Cholesky factor of N (lower triangle; reciprocal diagonal), then the solves
+        i1 = 1.0 / np.sqrt(n11 * (c1 * c1 + s1 * s1))
+        l21 = n21 * c12 * i1
+        l31 = n31 * c13 * i1
+        i2 = 1.0 / np.sqrt(n22 * (c2 * c2 + s2 * s2) - l21 * l21)
+        l32 = (n32 * c23 - l31 * l21) * i2
+        i3 = 1.0 / np.sqrt(n33 * (c3 * c3 + s3 * s3) - l31 * l31 - l32 * l32)
+        y1 = r1 * i1
+        y2 = (r2 - l21 * y1) * i2
+        y3 = (r3 - l31 * y1 - l32 * y2) * i3
+        x3 = y3 * i3
+        x2 = (y2 - l32 * x3) * i2
+        x1 = (y1 - l21 * x2 - l31 * x3) * i1
+        w[ko + b] = v1
+        w[ko + CH + b] = v2
+        w[ko + 2 * CH + b] = v3
+        w[ko + 3 * CH + b] = x1
+        w[ko + 4 * CH + b] = x2 - x1
+        w[ko + 5 * CH + b] = x3 - x2
 
 
 @njit(**HOT_INTERNAL)

@@ -93,7 +93,7 @@ def sincos(x):
     three-part ``pi/4``, then the sine or cosine polynomial by octant."""
     a = abs(x)
     y = np.floor(a * 1.27323954473516268615)  # 4 / pi
-    j = np.int64(y)
+    j = np.int64(np.int32(y))  # via int32: AVX2 converts 4 doubles to int32 at once, not int64
     odd = j & 1
     j += odd
     y += odd

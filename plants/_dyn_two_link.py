@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._chunked import CHUNK, sincos_row, stage_offsets
+from ._chunked import CHUNK, rollout_stage_offsets, sincos_row, stage_offsets
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 
@@ -91,6 +91,32 @@ def rhs(c, z, u, dz, pw):
 def rhs_plain(c, z, u, dz, pw):
     """:func:`rhs` for an arm without gravity or force field."""
     _rhs(c, z, u, dz, False)
+
+
+@njit(**HOT_INTERNAL, error_model="numpy")
+def stage_plain(c, w):
+    """:func:`rhs_plain` for a chunk of samples, the stage function of
+    :func:`plants._chunked.rollout_chunks` (the sizes are written in, so that the offsets
+    are constants). The loop over the samples vectorises: the trigonometry is
+    :func:`plants._chunked.sincos_row`, and ``M^-1`` takes one division, not two."""
+    zo, ko, uo, wo = rollout_stage_offsets(4, 2)
+    b11, b12, b21, b22, n11, n21, n22 = c[11:]
+    CH = CHUNK
+    sincos_row(w, zo + CH, wo)
+    for b in range(CH):
+        s2 = w[wo + b]
+        c2 = w[wo + CH + b]
+        v1 = w[zo + 2 * CH + b]
+        v2 = w[zo + 3 * CH + b]
+        r1 = w[uo + b] - b11 * v1 - b12 * v2 + n21 * s2 * (2.0 * v1 * v2 + v2 * v2)
+        r2 = w[uo + CH + b] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+        m11 = n11 + n22 + 2.0 * n21 * c2
+        m12 = n22 + n21 * c2
+        inv = 1.0 / (m11 * n22 - m12 * m12)
+        w[ko + b] = v1
+        w[ko + CH + b] = v2
+        w[ko + 2 * CH + b] = (n22 * r1 - m12 * r2) * inv
+        w[ko + 3 * CH + b] = (m11 * r2 - m12 * r1) * inv
 
 
 @njit(**HOT_INLINE)

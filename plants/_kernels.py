@@ -37,7 +37,7 @@ from . import _dyn_linear as linear
 from . import _dyn_pendulum as pendulum
 from . import _dyn_two_link as two_link
 from ._chunked import applies as chunked
-from ._chunked import jacobian_chunks
+from ._chunked import jacobian_chunks, rollout_applies, rollout_chunks
 from ._integrate import jacobian_rows, rollout_rows
 from ._layout import (
     CARTPOLE,
@@ -74,7 +74,12 @@ def jacobians_pendulum(p, X, U, A, B, ws):
 
 @njit(**HOT)
 def rollout_cartpole(p, X0, U, W, noisy, X, o0, ws):
-    """Rollout or step of the cart-pole; see the module docstring."""
+    """Rollout or step of the cart-pole; see the module docstring. (Batches without a
+    force field run batch-major, :func:`plants._chunked.rollout_chunks`, where the
+    settings allow.)"""
+    if rollout_applies(p, X0.shape[0]) and cartpole.plain(p):
+        return rollout_chunks(cartpole.consts, cartpole.stage_plain, p, X0, U, W, noisy, X, o0,
+                              ws, 4, 1)
     return rollout_rows(cartpole.consts, cartpole.rhs, p, X0, U, W, noisy, X, o0, ws, 4, 1)
 
 
@@ -90,8 +95,12 @@ def jacobians_cartpole(p, X, U, A, B, ws):
 @njit(**HOT)
 def rollout_two_link(p, X0, U, W, noisy, X, o0, ws):
     """Rollout or step of the closed-form two-link arm; see the module docstring. (Its
-    common case, no gravity and no field, runs a right-hand side compiled without them.)"""
+    common case, no gravity and no field, runs a right-hand side compiled without them,
+    batch-major where the settings allow: :func:`plants._chunked.rollout_chunks`.)"""
     if two_link.plain(two_link.consts(p)):
+        if rollout_applies(p, X0.shape[0]):
+            return rollout_chunks(two_link.consts, two_link.stage_plain, p, X0, U, W, noisy, X,
+                                  o0, ws, 4, 2)
         return rollout_rows(two_link.consts, two_link.rhs_plain, p, X0, U, W, noisy, X, o0, ws,
                             4, 2)
     return rollout_rows(two_link.consts, two_link.rhs, p, X0, U, W, noisy, X, o0, ws, 4, 2)
@@ -140,7 +149,12 @@ def jacobians_linear(p, X, U, A, B, ws):
 
 @njit(**HOT)
 def rollout_three_link(p, X0, U, W, noisy, X, o0, ws):
-    """Rollout or step of a three-link chain; see the module docstring."""
+    """Rollout or step of a three-link chain; see the module docstring. (Batches without a
+    force field run batch-major, :func:`plants._chunked.rollout_chunks`, where the
+    settings allow.)"""
+    if rollout_applies(p, X0.shape[0]) and chain.plain(p):
+        return rollout_chunks(chain.consts, chain.stage3_plain, p, X0, U, W, noisy, X, o0, ws,
+                              6, 3)
     return rollout_rows(chain.consts, chain.rhs3, p, X0, U, W, noisy, X, o0, ws, 6, 3)
 
 
