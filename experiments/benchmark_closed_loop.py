@@ -10,8 +10,9 @@ Problems (all float32, the two-link arm with Li & Todorov's parameters, dt 10 ms
 * ``arm-reach``: the arm-reach problem of ``experiments/arm_reach.py``, a 32-unit RNN,
   batch 64, 50 steps: ``G v``, the gradient, and a trial rollout (``error(W)``) with the
   cost, as Hessian-free optimisation calls them;
-* ``rollout-1024``: ``ClosedLoop.rollout`` (network step plus plant step, then the cost)
-  of 1024 episodes of 50 steps, in plant steps per second.
+* ``rollout-1024``: ``ClosedLoop.rollout`` (network step plus plant step, on both cores,
+  the states and controls returned sample-major; then also with the cost of every
+  episode) of 1024 episodes of 50 steps, in plant steps per second.
 
 Every figure is the median of ``--repeats`` timed samples after a warm-up call; a sample
 averages enough calls to last 20 ms. The JAX column (``jax.jit`` of ``jvp`` then ``vjp``
@@ -63,8 +64,11 @@ def time_arm_reach(backend: str, repeats: int) -> dict[str, float]:
 def time_rollouts(backend: str, repeats: int, batch: int = 1024) -> dict[str, float]:
     loop, episodes, _ = build(backend, 8)
     episodes = loop.task.sample(batch, seed=3)
-    seconds = median_time(lambda: loop.rollout(episodes, noise=False), repeats)
-    return {"rollout": seconds, "steps_per_s": batch * loop.task.horizon / seconds}
+    seconds = median_time(lambda: loop.rollout(episodes, noise=False, cost=False), repeats)
+    with_cost = median_time(lambda: loop.rollout(episodes, noise=False), repeats)
+    steps = batch * loop.task.horizon
+    return {"rollout": seconds, "steps_per_s": steps / seconds,
+            "rollout_with_cost": with_cost, "steps_per_s_with_cost": steps / with_cost}
 
 
 def time_jax(repeats: int) -> dict[str, float] | None:  # pragma: no cover - optional
@@ -120,13 +124,18 @@ def main(argv=None) -> int:
     if "jax" in results:
         print(f"  (JAX's G v differs from ours by {results['jax']['Gv_relative_difference']:.1e}"
               f" relative: float32 rounding)")
-    print("rollouts (batch 1024, 50 steps; ours with the cost included, JAX's without):")
+    print("rollouts (batch 1024, 50 steps: ClosedLoop.rollout, states and controls returned "
+          "[B, T, .]; then with the task cost of every episode):")
     for path in ("numba", "numpy", "jax"):
         if path not in results:
             continue
         r = results[path]
-        print(f"  {path:8s} {r['rollout'] * 1e3:9.2f} ms  {r['steps_per_s'] / 1e6:6.2f} M plant "
-              f"steps/s")
+        line = (f"  {path:8s} {r['rollout'] * 1e3:9.2f} ms  {r['steps_per_s'] / 1e6:6.2f} M "
+                f"plant steps/s")
+        if "rollout_with_cost" in r:
+            line += (f";  with the cost {r['rollout_with_cost'] * 1e3:9.2f} ms  "
+                     f"{r['steps_per_s_with_cost'] / 1e6:6.2f} M steps/s")
+        print(line)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))

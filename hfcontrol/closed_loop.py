@@ -57,7 +57,7 @@ class Rollout:
     controls: np.ndarray  #: ``[B, T, m]``, float64 (as sent to the plant, before its limits)
     hidden: np.ndarray  #: ``[B, T, H]``, the recurrent layer's activations
     observations: np.ndarray  #: ``[B, T, p]``, what the network sensed (noise included)
-    cost: np.ndarray  #: per-episode task cost ``[B]`` (inf where the plant blew up)
+    cost: np.ndarray | None  #: per-episode task cost ``[B]`` (inf where the plant blew up)
     finite: bool = True  #: False if the rollout met a non-finite state or control
 
 
@@ -412,26 +412,31 @@ class ClosedLoop:
         return gv
 
     # ------------------------------------------------------------------ public helpers
-    def rollout(self, batch, W: np.ndarray | None = None, noise: bool = True) -> Rollout:
+    def rollout(self, batch, W: np.ndarray | None = None, noise: bool = True,
+                cost: bool = True) -> Rollout:
         """Run ``batch`` through the closed loop at ``W`` (default: the current weights),
-        with fresh observation noise unless ``noise`` is False."""
+        with fresh observation noise unless ``noise`` is False, and the task cost of each
+        episode unless ``cost`` is False (then ``Rollout.cost`` is None). The observations
+        returned are what the network sensed, in its dtype."""
         x0, targets = self._check_batch(batch)
         B, T = targets.shape[:2]
         W = self.W if W is None else check_vector(W, "W", self.n_params, self.dtype)
-        eps = np.zeros((B, T, self.observation.size))
+        eps = None
         if noise and self.obs_noise:
-            eps = self.obs_noise * self.rng.standard_normal(eps.shape)
+            eps = self.obs_noise * self.rng.standard_normal((B, T, self.observation.size))
         goals = self._task_inputs(targets)
         if self.backend == "numpy":
-            traj = self._simulate(W, x0, goals, eps)
+            traj = self._simulate(W, x0, goals,
+                                  np.zeros((B, T, self.observation.size)) if eps is None else eps)
         else:
             traj = self._parallel_rollout(W, x0, goals, eps)
-        if traj.finite:
-            cost = self.cost_fn.evaluate(traj.X, traj.U, targets, derivatives=False).value
-        else:
-            cost = np.full(B, np.inf)
-        return Rollout(traj.X, traj.U, traj.S, traj.E[..., self.k:].astype(np.float64), cost,
-                       traj.finite)
+        values = None
+        if cost:
+            values = (self.cost_fn.evaluate(traj.X, traj.U, targets, derivatives=False).value
+                      if traj.finite else np.full(B, np.inf))
+        # copies where the trajectory is a view of a compiled loop's reused buffers
+        return Rollout(traj.X, traj.U, np.ascontiguousarray(traj.S),
+                       np.ascontiguousarray(traj.E[..., self.k:]), values, traj.finite)
 
     def check_grad(self, batch=None, eps: float = 1e-6) -> float:
         """Max relative error of :meth:`calc_grad` against central differences of
@@ -571,21 +576,27 @@ class ClosedLoop:
         pieces = list(zip(bounds[:-1], bounds[1:], strict=True))
         engines = [self._engine(b - a, T, part=i) for i, (a, b) in enumerate(pieces)]
         status = [-1] * parts
+        H = self.net.shape[1]
+        traj = _Trajectory.__new__(_Trajectory)
+        traj.X = np.empty((B, T + 1, self.n))
+        traj.U = np.empty((B, T, self.m))
+        traj.E = np.empty((B, T, self.n_inputs), self.dtype)
+        traj.S = np.empty((B, T, H), self.dtype)
 
         def call(i, a, b):
-            status[i] = engines[i].run(W, x0[a:b], goals[a:b], noise[a:b], deriv=False)
+            e = engines[i]
+            status[i] = e.run(W, x0[a:b], goals[a:b], None if noise is None else noise[a:b],
+                              deriv=False)
+            # each thread moves its own partition to the sample-major arrays
+            traj.X[a:b] = e.states().transpose(1, 0, 2)
+            traj.U[a:b] = e.controls().transpose(1, 0, 2)
+            traj.E[a:b] = e.E.reshape(T, e.B, self.n_inputs).transpose(1, 0, 2)
+            traj.S[a:b] = e.S.reshape(T, e.B, H).transpose(1, 0, 2)
 
         # BLAS single-threaded around all partitions (each run's own switch would restore
         # the threads while another partition still runs)
         with _kernel_blas_threads(1):
             _run_all([functools.partial(call, i, a, b) for i, (a, b) in enumerate(pieces)])
-        traj = _Trajectory.__new__(_Trajectory)
-        H = self.net.shape[1]
-        traj.X = np.concatenate([e.states().transpose(1, 0, 2) for e in engines])
-        traj.U = np.concatenate([e.controls().transpose(1, 0, 2) for e in engines])
-        traj.E = np.concatenate([e.E.reshape(T, e.B, self.n_inputs).transpose(1, 0, 2)
-                                 for e in engines])
-        traj.S = np.concatenate([e.S.reshape(T, e.B, H).transpose(1, 0, 2) for e in engines])
         traj.finite = all(s == -1 for s in status)
         return traj
 

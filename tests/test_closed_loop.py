@@ -372,3 +372,17 @@ def test_a_large_rollout_split_over_threads_matches_one_partition():
     np.testing.assert_array_equal(one.controls, two.controls)
     np.testing.assert_array_equal(one.hidden, two.hidden)
     np.testing.assert_array_equal(one.cost, two.cost)
+
+
+def test_a_rollout_keeps_its_arrays_when_another_runs():
+    plant = plants.TwoLinkArm()
+    task = Reach(plant, horizon=10)
+    loop = hf.ClosedLoop(plant, task, hidden=5, rng=0, obs_noise=0.1)
+    batch = task.sample(4, seed=0)
+    first = loop.rollout(batch)
+    kept = [np.copy(a) for a in (first.states, first.hidden, first.observations)]
+    second = loop.rollout(batch)  # other noise: other observations and states
+    assert not np.array_equal(second.observations, first.observations)
+    for a, b in zip(kept, (first.states, first.hidden, first.observations), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert loop.rollout(batch, cost=False).cost is None

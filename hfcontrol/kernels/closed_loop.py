@@ -409,6 +409,7 @@ class CompiledLoop:
         self.y = np.empty(B * m, dt)
         self.a = np.empty(B * m, dt)
         self.dummy = np.empty((1, 1, 1))
+        self.zero_noise: np.ndarray | None = None
         net = loop.net
         self.offs = np.array([*net.offsets[(0, 1)], *net.offsets[(1, 2)], *net.offsets[(1, 1)]],
                              np.int64)
@@ -454,15 +455,20 @@ class CompiledLoop:
 
     def run(self, W, x0, goals, noise, fixed=None, deriv: bool = True) -> int:
         """Roll out from ``x0 [B, n]`` with task inputs ``goals [B, T, k]`` and observation
-        noise ``noise [B, T, p]`` (or with the network inputs ``fixed [T * B * n_in]``, time-
-        major); returns -1 or the step where the loop blew up."""
+        noise ``noise [B, T, p]`` (None: none) (or with the network inputs ``fixed
+        [T * B * n_in]``, time-major); returns -1 or the step where the loop blew up."""
         loop, B, T = self.loop, self.B, self.T
         n = loop.n
         self.X[:B * n] = x0.reshape(-1)
         if fixed is not None:
             self.E[:] = fixed
         goals_tm = np.ascontiguousarray(goals.transpose(1, 0, 2), loop.dtype).reshape(-1)
-        noise_tm = np.ascontiguousarray(noise.transpose(1, 0, 2), np.float64).reshape(-1)
+        if noise is None:
+            if self.zero_noise is None:
+                self.zero_noise = np.zeros(T * B * loop.observation.size)
+            noise_tm = self.zero_noise
+        else:
+            noise_tm = np.ascontiguousarray(noise.transpose(1, 0, 2), np.float64).reshape(-1)
         obs = loop.observation
         with _kernel_blas_threads(1):  # its products are small: threads only cost
             return int(self.rollout_kernel(
