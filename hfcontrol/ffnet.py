@@ -224,7 +224,18 @@ class FFNet:
 
     # ------------------------------------------------------------------ backend selection
     _backend_choice = "auto"
+    #: the data layout: ``[batch, units]`` here; a subclass with a time axis sets True
     _recurrent = False
+
+    def _windows(self, n_steps: int) -> list[tuple[int, int, int]]:
+        """Back-propagation windows ``(lowest step, first injected step, end step)``: one
+        window over the whole batch (a feedforward net has one step)."""
+        return [(0, 0, n_steps)]
+
+    def _truncation_setting(self):
+        """What the back-propagation windows depend on besides the number of steps
+        (nothing here); the compiled cache rebuilds its windows when it changes."""
+        return None
 
     @property
     def backend(self) -> str:
@@ -289,12 +300,12 @@ class FFNet:
         runner = self._runner(plan, T, B)
         # the previous minibatch's buffers can be reused unless the caller still holds them
         self._cc = self.activations = self.d_activations = None
-        windows = self._windows(T) if self._recurrent else [(0, 0, 1)]
+        windows = self._windows(T)
         self._cc = kernels.CompiledBatch(
             runner, self._cached_W, self.inputs,
             kernels.init_block(plan, init_activations, B, self.dtype),
             kernels.init_block(plan, init_state, B, self.dtype), windows, self._recurrent)
-        self._cc.truncation = getattr(self, "truncation", None)
+        self._cc.truncation = self._truncation_setting()
         self.activations = self._cc.activations
         self.d_activations = None
 
@@ -329,7 +340,7 @@ class FFNet:
         """The compiled path's minibatch, its truncation windows brought up to date
         (``truncation`` may be changed after :meth:`cache_minibatch`)."""
         cc = self._cc
-        trunc = getattr(self, "truncation", None)
+        trunc = self._truncation_setting()
         if cc.truncation != trunc:
             cc.set_windows(self._windows(cc.runner.T))
             cc.truncation = trunc

@@ -199,6 +199,9 @@ class RNNet(FFNet):
                                      batch=batch)
         return out
 
+    def _truncation_setting(self):
+        return self.truncation
+
     def _windows(self, n_steps: int) -> list[tuple[int, int, int]]:
         """Back-propagation windows ``(lowest step, first injected step, end step)``.
 
