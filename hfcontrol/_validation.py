@@ -111,3 +111,14 @@ def check_vector(value, name: str, size: int, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name} must be a vector of length {size} (the number of parameters), "
                          f"got shape {value.shape}")
     return np.ascontiguousarray(value)
+
+
+BACKENDS = ("auto", "numba", "numpy")
+
+
+def check_choice(value, name: str, choices: tuple) -> str:
+    """``value`` if it is one of ``choices``, else a ValueError naming ``name``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got "
+                         f"{value!r}")
+    return value

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import fd_checks
-from ._validation import as_dtype, as_rng, check_vector
+from ._validation import BACKENDS, as_dtype, as_rng, check_choice, check_vector
 from .observation import Observation
 from .rnnet import RNNet
 from .task_cost import TaskCost
@@ -146,9 +146,7 @@ class ClosedLoop:
                              f"{self.plant.control_dim}) but the task's plant has "
                              f"({task_plant.state_dim}, {task_plant.control_dim})")
         self.n, self.m = int(self.plant.state_dim), int(self.plant.control_dim)
-        if feedback not in FEEDBACK_MODES:
-            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
-        self.feedback = feedback
+        self.feedback = check_choice(feedback, "feedback", FEEDBACK_MODES)
         if isinstance(delay, bool) or not isinstance(delay, int | np.integer) or delay < 0:
             raise ValueError(f"delay must be a non-negative integer number of steps, got "
                              f"{delay!r}")
@@ -158,9 +156,7 @@ class ClosedLoop:
                              f"{obs_noise!r}")
         self.obs_noise = float(obs_noise)
         self.observation = Observation.from_spec(observation, self.n)
-        if inputs not in INPUT_MODES:
-            raise ValueError(f"inputs must be one of {INPUT_MODES}, got {inputs!r}")
-        self.inputs = inputs
+        self.inputs = check_choice(inputs, "inputs", INPUT_MODES)
         self.k = 0 if inputs == "none" else self._output_size()
         scale = np.asarray(control_scale, dtype=np.float64)
         if scale.ndim == 0:
@@ -177,9 +173,7 @@ class ClosedLoop:
         self.net = self._check_net(net, hidden, W_init_params, W_rec_params)
         self.mask: np.ndarray | None = None
         self.optimizer = None
-        if backend not in ("auto", "numba", "numpy"):
-            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
-        self._backend = backend
+        self._backend = check_choice(backend, "backend", BACKENDS)
         self._engines: dict[tuple[int, int, int], Any] = {}
         self._cache: dict[str, Any] | None = None
         self._gcache: dict[str, Any] | None = None
@@ -243,9 +237,7 @@ class ClosedLoop:
 
     @backend.setter
     def backend(self, value: str) -> None:
-        if value not in ("auto", "numba", "numpy"):
-            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {value!r}")
-        self._backend = value
+        self._backend = check_choice(value, "backend", BACKENDS)
         self._engines.clear()
         if value == "numba":
             self.backend  # noqa: B018 - raises if the loop cannot be compiled

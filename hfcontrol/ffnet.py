@@ -14,7 +14,7 @@ import numpy as np
 from . import fd_checks, kernels, parameters, persistence
 from . import loss_funcs as lf
 from . import nonlinearities as nl
-from ._validation import as_dtype, as_rng, check_array, check_vector
+from ._validation import BACKENDS, as_dtype, as_rng, check_array, check_choice, check_vector
 from .persistence import atomic_write_text
 
 Conn = parameters.Conn
@@ -258,8 +258,7 @@ class FFNet:
 
     @backend.setter
     def backend(self, value: str) -> None:
-        if value not in ("auto", "numba", "numpy"):
-            raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {value!r}")
+        check_choice(value, "backend", BACKENDS)
         if value == "numba" and not kernels.compilable(self):
             raise ValueError("backend='numba': a layer of this network has no compiled kernel "
                              f"(layers: {self.layers}); only built-in nonlinearities do")
