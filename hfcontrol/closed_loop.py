@@ -157,7 +157,9 @@ class ClosedLoop:
         self.obs_noise = float(obs_noise)
         self.observation = Observation.from_spec(observation, self.n)
         self.inputs = check_choice(inputs, "inputs", INPUT_MODES)
-        self.k = 0 if inputs == "none" else self._output_size()
+        #: the task's outputs per state (the targets' last axis)
+        self.n_outputs = int(np.asarray(self.task.outputs(np.zeros((1, self.n)))).shape[-1])
+        self.k = 0 if inputs == "none" else self.n_outputs
         scale = np.asarray(control_scale, dtype=np.float64)
         if scale.ndim == 0:
             scale = np.full(self.m, float(scale))
@@ -185,10 +187,6 @@ class ClosedLoop:
                                  "obs_noise for sensory noise)")
 
     # ------------------------------------------------------------------ construction
-    def _output_size(self) -> int:
-        x0 = np.zeros((1, self.n))
-        return int(np.asarray(self.task.outputs(x0)).shape[-1])
-
     def _check_net(self, net, hidden, W_init_params, W_rec_params) -> RNNet:
         need = f"RNNet([{self.n_inputs}, hidden, {self.m}])"
         if net is None:
@@ -493,7 +491,7 @@ class ClosedLoop:
                              f"got {x0.shape}")
         if not np.isfinite(x0).all():
             raise ValueError("batch.x0 must be finite (no NaN or inf in the initial states)")
-        k = self._output_size()
+        k = self.n_outputs
         if targets.ndim != 3 or targets.shape[0] != x0.shape[0] or targets.shape[2] != k:
             raise ValueError(f"batch.targets must have shape [{x0.shape[0]}, horizon, {k}] "
                              f"(batch, steps, the task's {k} outputs; NaN: no target), got "

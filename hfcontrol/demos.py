@@ -387,21 +387,23 @@ def plant(plots: bool = True, *, rng: Rng = 0, epochs: int | None = None,
                       W_init_params={"init_type": "gaussian", "coeff": 1.0},
                       W_rec_params={"init_type": "gaussian", "coeff": 0.5})
 
-    def final_step_error(episodes) -> float:
-        states = loop.rollout(episodes, noise=False).states[:, -1]
+    def final_states(episodes) -> np.ndarray:
+        return loop.rollout(episodes, noise=False, cost=False).states[:, -1]
+
+    def final_step_error(states) -> float:
         return float(0.5 * np.sum((states - task.target) ** 2) / states.shape[0])
 
     result = train(loop, opt.HessianFree(CG_iter=100, init_damping=1), lambda k: (batch,),
-                   updates=epochs or 300, evaluate=lambda: final_step_error(batch),
+                   updates=epochs or 300, evaluate=lambda: final_step_error(final_states(batch)),
                    stop=[stop_below(1e-4)], progress=False, print_period=print_period)
-    final = loop.rollout(batch, noise=False).states[:, -1]
+    final = final_states(batch)
     grid = np.linspace(-0.45, 0.45, 6)
     x0 = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
     heldout = TaskBatch(x0, task.sample(x0.shape[0], seed=0).targets)
-    metrics = {"final_step_squared_error": final_step_error(batch),
+    metrics = {"final_step_squared_error": final_step_error(final),
                "mean_final_position": float(final[:, 0].mean()),
                "mean_final_velocity": float(final[:, 1].mean()),
-               "heldout_final_step_squared_error": final_step_error(heldout),
+               "heldout_final_step_squared_error": final_step_error(final_states(heldout)),
                "feedback": feedback}
     controller = Controller(loop)
     if plots:
