@@ -10,15 +10,19 @@ kernels (and BLAS's, where it can be controlled).
 """
 
 import sys as _sys
+import time as _time
 
-from . import loss_funcs, nonlinearities, optimizers
-from . import nonlinearities as nl
-from . import optimizers as opt
-from .closed_loop import ClosedLoop
-from .controller import Controller
-from .ffnet import FFNet
-from .kernels import get_num_threads, set_num_threads
-from .rnnet import RNNet
+#: when the package began to load (``hfcontrol train`` counts loading the kernels)
+IMPORT_STARTED = _time.perf_counter()
+
+from . import loss_funcs, nonlinearities, optimizers  # noqa: E402
+from . import nonlinearities as nl  # noqa: E402
+from . import optimizers as opt  # noqa: E402
+from .closed_loop import ClosedLoop  # noqa: E402
+from .controller import Controller  # noqa: E402
+from .ffnet import FFNet  # noqa: E402
+from .kernels import get_num_threads, set_num_threads  # noqa: E402
+from .rnnet import RNNet  # noqa: E402
 
 # register the aliases as submodules, so that the import system finds them by name
 _sys.modules.setdefault(__name__ + ".nl", nonlinearities)
