@@ -1,4 +1,4 @@
-"""Optimisers: Hessian-free (truncated Newton with Gauss-Newton curvature) and SGD.
+"""Optimisers: Hessian-free (truncated Newton with Gauss-Newton curvature), SGD and Adam.
 
 An optimiser works on any model that follows the contract of
 :class:`hfcontrol.model.Model` (``W``, ``mask``, ``error``, ``calc_grad``, ``calc_G``)
@@ -20,7 +20,7 @@ import numpy as np
 
 from .model import undamped_curvature
 
-__all__ = ["Optimizer", "HessianFree", "SGD", "conjugate_gradient", "CGResult"]
+__all__ = ["Optimizer", "HessianFree", "SGD", "Adam", "conjugate_gradient", "CGResult"]
 
 
 class CGResult(NamedTuple):
@@ -434,4 +434,152 @@ class SGD(Optimizer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.l_rate = float(state["l_rate"])
+        self.plots = {k: list(v) for k, v in state["plots"].items()}
+
+
+def _check_number(value, name: str, low: float, high: float = math.inf, *,
+                  low_open: bool = True, high_open: bool = True) -> float:
+    """``value`` as a float if it is a real number in the given interval, else an error
+    naming ``name`` and the interval."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (np.isfinite(value) and above and below):
+        interval = (("(" if low_open else "[") + f"{low:g}, {high:g}"
+                    + (")" if high_open else "]"))
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return value
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), with optional clipping of the gradient's norm.
+
+    Each update, with ``g`` the gradient on the cached minibatch (scaled down to norm
+    ``clip_norm`` first when it is longer, as ``torch.nn.utils.clip_grad_norm_`` does and
+    as MotorNet and Feedbax train), and ``t`` the number of updates taken::
+
+        m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g**2
+        update = -l_rate * (m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + epsilon)
+
+    (Algorithm 1 of the paper: moments start at zero, with bias correction). The moments
+    are kept in float64 whatever the model's dtype. Frozen parameters (``mask`` False)
+    get no update. A non-finite gradient, error or update is a rejected step: the update
+    is zero and the moments and step count are left as they were, so the weights are
+    never corrupted.
+
+    Parameters
+    ----------
+    l_rate : float
+        Step size (``alpha`` in the paper), > 0.
+    beta1, beta2 : float
+        Decay rates of the first and second moment estimates, in [0, 1).
+    epsilon : float
+        Added to the root of the second moment, > 0.
+    clip_norm : float or None
+        Largest Euclidean norm of the gradient used (None: no clipping).
+    plotting : bool
+        Record per-update statistics in :attr:`plots`.
+
+    Attributes
+    ----------
+    step : int
+        Number of updates taken (rejected steps are not counted).
+    m, v : ndarray or None
+        First and second moment estimates (None before the first update).
+    last : dict
+        Figures of the last update: ``l_rate`` (0 for a rejected step), ``grad_norm``
+        (before clipping), ``update_norm`` and ``clipped`` (1.0 if the gradient was
+        clipped).
+    """
+
+    def __init__(self, l_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, clip_norm: float | None = None,
+                 plotting: bool = False):
+        super().__init__()
+        self.l_rate = _check_number(l_rate, "l_rate", 0)
+        self.beta1 = _check_number(beta1, "beta1", 0, 1, low_open=False)
+        self.beta2 = _check_number(beta2, "beta2", 0, 1, low_open=False)
+        self.epsilon = _check_number(epsilon, "epsilon", 0)
+        self.clip_norm = None if clip_norm is None else _check_number(clip_norm, "clip_norm", 0)
+        self.plotting = bool(plotting)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the moments and the step count (e.g. before training another model)."""
+        self.step = 0
+        self.m: np.ndarray | None = None
+        self.v: np.ndarray | None = None
+        self.last = {"l_rate": np.nan, "grad_norm": np.nan, "update_norm": np.nan,
+                     "clipped": 0.0}
+        self.plots: dict[str, list] = {k: [] for k in self.last}
+
+    def compute_update(self, printing: bool = False) -> np.ndarray:
+        net = self._require_net()
+        zero = np.zeros_like(net.W)
+        if self.m is not None and self.m.shape != net.W.shape:
+            raise ValueError(f"Adam's moments have {self.m.size} entries but the model has "
+                             f"{net.W.size} parameters: call reset() (or use a new Adam) "
+                             f"to train another model")
+        grad = np.asarray(net.calc_grad(), dtype=np.float64)
+        err = net.error()
+        if not (np.all(np.isfinite(grad)) and np.isfinite(err)):
+            return self._reject("non-finite gradient or error", zero, printing)
+        grad_norm = float(np.linalg.norm(grad))
+        clipped = self.clip_norm is not None and grad_norm > self.clip_norm
+        if clipped:
+            grad = grad * (self.clip_norm / grad_norm)
+        m = grad * (1 - self.beta1) if self.m is None else \
+            self.beta1 * self.m + (1 - self.beta1) * grad
+        v = grad * grad * (1 - self.beta2) if self.v is None else \
+            self.beta2 * self.v + (1 - self.beta2) * (grad * grad)
+        t = self.step + 1
+        m_hat = m / (1 - self.beta1 ** t)
+        v_hat = v / (1 - self.beta2 ** t)
+        update = -self.l_rate * m_hat / (np.sqrt(v_hat) + self.epsilon)
+        if net.mask is not None:
+            update = update * net.mask
+        if not np.all(np.isfinite(update)):
+            return self._reject("non-finite update", zero, printing)
+        self.m, self.v, self.step = m, v, t
+        update = update.astype(net.W.dtype)
+        self._record(self.l_rate, grad_norm, float(np.linalg.norm(update)), clipped)
+        if printing:
+            print(f"  Adam: step {t}, |gradient| {grad_norm:.4e}"
+                  + (f" (clipped to {self.clip_norm:g})" if clipped else "")
+                  + f", |update| {self.last['update_norm']:.4e}")
+        return update
+
+    def _reject(self, reason: str, zero: np.ndarray, printing: bool) -> np.ndarray:
+        self._record(0.0, np.nan, 0.0, False)
+        if printing:
+            print(f"  Adam: step rejected ({reason})")
+        return zero
+
+    def _record(self, l_rate: float, grad_norm: float, update_norm: float,
+                clipped: bool) -> None:
+        self.last = {"l_rate": l_rate, "grad_norm": grad_norm, "update_norm": update_norm,
+                     "clipped": float(clipped)}
+        if self.plotting:
+            for key, value in self.last.items():
+                self.plots[key].append(value)
+
+    def stats(self) -> dict[str, float]:
+        return dict(self.last)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "m": self.m, "v": self.v, "last": dict(self.last),
+                "plots": {k: list(v) for k, v in self.plots.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        m, v = state["m"], state["v"]
+        if (m is None) != (v is None) or (m is not None and np.shape(m) != np.shape(v)):
+            raise ValueError("state: Adam's moments m and v must both be None or arrays of "
+                             "one shape")
+        self.step = int(state["step"])
+        self.m = None if m is None else np.array(m, dtype=np.float64, copy=True)
+        self.v = None if v is None else np.array(v, dtype=np.float64, copy=True)
+        self.last = dict(state["last"])
         self.plots = {k: list(v) for k, v in state["plots"].items()}

@@ -221,8 +221,11 @@ def train(model, optimizer: Optimizer, batches: Callable[[int], tuple], *, updat
             initial = float(evaluate())
             best_error = initial if np.isfinite(initial) else np.inf
         for k in range(start, int(updates)):
-            snapshot = _snapshot(k, model, optimizer, rngs, history, best_W, best_error,
-                                 time.perf_counter() - t0)
+            if checkpoint is not None:
+                # only written on an interrupt; it copies the history, so it is not taken
+                # (an O(updates) cost per update) when there is nowhere to write it
+                snapshot = _snapshot(k, model, optimizer, rngs, history, best_W, best_error,
+                                     time.perf_counter() - t0)
             model.cache_minibatch(*batches(k))
             train_err = float(model.error())
             if k == 0 and default_evaluation and np.isfinite(train_err):

@@ -25,6 +25,8 @@ def _net():
 
 
 def _optimizer(kind):
+    if kind == "adam":
+        return hf.opt.Adam(l_rate=0.01, clip_norm=0.5)
     return hf.opt.HessianFree(CG_iter=20) if kind == "hf" else hf.opt.SGD(l_rate=0.05)
 
 
@@ -48,7 +50,7 @@ print(json.dumps(history))
 """
 
 
-@pytest.mark.parametrize("kind", ["hf", "sgd"])
+@pytest.mark.parametrize("kind", ["hf", "sgd", "adam"])
 def test_resume_from_a_checkpoint_in_a_new_process_is_bit_for_bit(kind, tmp_path):
     straight, history = _run(kind, 10)
     path = tmp_path / "ckpt.npz"
