@@ -46,7 +46,7 @@ FEEDBACK_MODES = ("exact", "data")
 ENGINES_KEPT = 6
 #: fewest episodes per thread when a rollout is split over threads
 ROLLOUT_PARTITION = 128
-INPUT_MODES = ("goal", "targets", "none")
+INPUT_MODES = ("goal", "targets", "task", "none")
 
 
 @dataclass
@@ -105,10 +105,12 @@ class ClosedLoop:
     observation : "state", list of int, matrix or dict
         What the network senses (see :class:`hfcontrol.observation.Observation`), e.g.
         ``{"linear": [1], "angles": [0]}`` for a pendulum's ``(theta_dot, cos, sin)``.
-    inputs : {"goal", "targets", "none"}
+    inputs : {"goal", "targets", "task", "none"}
         Task inputs: ``"goal"``, each episode's last target, at every step;
         ``"targets"``, the target of the current step (the last one before it where
-        there is none, zeros before the first); ``"none"``.
+        there is none, zeros before the first); ``"task"``, the inputs the task gives in
+        ``batch.inputs`` (cues such as the target shown from its onset and a go signal,
+        :class:`plants.tasks.DelayedReach`); ``"none"``.
     control_scale : float or array of shape (m,)
         The control is this times the output layer's activation.
     rng : numpy.random.Generator or int, optional
@@ -159,7 +161,14 @@ class ClosedLoop:
         self.inputs = check_choice(inputs, "inputs", INPUT_MODES)
         #: the task's outputs per state (the targets' last axis)
         self.n_outputs = int(np.asarray(self.task.outputs(np.zeros((1, self.n)))).shape[-1])
-        self.k = 0 if inputs == "none" else self.n_outputs
+        if self.inputs == "task":
+            self.k = int(getattr(self.task, "input_dim", 0))
+            if self.k == 0:
+                raise ValueError(f"inputs='task' needs a task that gives the network inputs "
+                                 f"(cues such as a go signal); {type(self.task).__name__} has "
+                                 f"none: use 'goal', 'targets' or 'none'")
+        else:
+            self.k = 0 if inputs == "none" else self.n_outputs
         scale = np.asarray(control_scale, dtype=np.float64)
         if scale.ndim == 0:
             scale = np.full(self.m, float(scale))
@@ -297,11 +306,11 @@ class ClosedLoop:
             Martens (2010) computes the curvature on a smaller minibatch than the
             gradient, since conjugate gradient calls ``G v`` many times per update.
         """
-        x0, targets = self._check_batch(batch)
+        x0, targets, goals = self._check_batch(batch)
         B, T = targets.shape[:2]
         noise = self._draw_noise(B, T)
         W = self.W.copy()
-        self._cache = self._rollout_cache(W, x0, targets, noise)
+        self._cache = self._rollout_cache(W, x0, targets, goals, noise)
         self._gcache = self._cache
         if curvature is not None:
             if isinstance(curvature, int | np.integer) and not isinstance(curvature, bool):
@@ -310,10 +319,10 @@ class ClosedLoop:
                                      f"batch) or a TaskBatch, got {curvature}")
                 if curvature < B:
                     self._gcache = self._rollout_cache(W, x0[:curvature], targets[:curvature],
-                                                       noise[:curvature])
+                                                       goals[:curvature], noise[:curvature])
             else:
-                gx0, gtargets = self._check_batch(curvature)
-                self._gcache = self._rollout_cache(W, gx0, gtargets,
+                gx0, gtargets, ggoals = self._check_batch(curvature)
+                self._gcache = self._rollout_cache(W, gx0, gtargets, ggoals,
                                                    self._draw_noise(*gtargets.shape[:2]))
 
     def _draw_noise(self, B: int, T: int) -> np.ndarray:
@@ -322,10 +331,9 @@ class ClosedLoop:
             return np.zeros((B, T, p))
         return self.obs_noise * self.rng.standard_normal((B, T, p))
 
-    def _rollout_cache(self, W, x0, targets, noise) -> dict[str, Any]:
+    def _rollout_cache(self, W, x0, targets, goals, noise) -> dict[str, Any]:
         """Everything the error, gradient and ``G v`` need of one rollout at ``W``."""
         B, T = targets.shape[:2]
-        goals = self._task_inputs(targets)
         cache = {"W": W, "x0": x0, "targets": targets, "goals": goals, "noise": noise,
                  "B": B, "T": T, "terms": None, "error": np.nan}
         engine = self._engine(B, T)
@@ -408,13 +416,12 @@ class ClosedLoop:
         with fresh observation noise unless ``noise`` is False, and the task cost of each
         episode unless ``cost`` is False (then ``Rollout.cost`` is None). The observations
         returned are what the network sensed, in its dtype."""
-        x0, targets = self._check_batch(batch)
+        x0, targets, goals = self._check_batch(batch)
         B, T = targets.shape[:2]
         W = self.W if W is None else check_vector(W, "W", self.n_params, self.dtype)
         eps = None
         if noise and self.obs_noise:
             eps = self.obs_noise * self.rng.standard_normal((B, T, self.observation.size))
-        goals = self._task_inputs(targets)
         if self.backend == "numpy":
             traj = self._simulate(W, x0, goals,
                                   np.zeros((B, T, self.observation.size)) if eps is None else eps)
@@ -478,7 +485,8 @@ class ClosedLoop:
                                "plants.tasks.TaskBatch first")
         return self._cache
 
-    def _check_batch(self, batch) -> tuple[np.ndarray, np.ndarray]:
+    def _check_batch(self, batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x0, targets, task inputs)`` of a checked batch."""
         x0 = getattr(batch, "x0", None)
         targets = getattr(batch, "targets", None)
         if x0 is None or targets is None:
@@ -503,7 +511,23 @@ class ClosedLoop:
         if self.delay >= targets.shape[1]:
             raise ValueError(f"delay ({self.delay} steps) must be shorter than the horizon "
                              f"({targets.shape[1]} steps)")
-        return np.ascontiguousarray(x0), np.ascontiguousarray(targets)
+        if self.inputs == "task":
+            cues = getattr(batch, "inputs", None)
+            B, T = targets.shape[:2]
+            need = (B, T, self.k)
+            if cues is None:
+                raise ValueError(f"inputs='task' needs the batch's task inputs: batch.inputs "
+                                 f"of shape {list(need)} ({', '.join(self.task.input_names)}), "
+                                 f"as {type(self.task).__name__}.sample gives them")
+            cues = np.asarray(cues, dtype=np.float64)
+            if cues.shape != need or not np.isfinite(cues).all():
+                raise ValueError(f"batch.inputs must be finite, of shape {list(need)} "
+                                 f"({', '.join(self.task.input_names)}), got shape "
+                                 f"{list(cues.shape)}")
+            goals = np.ascontiguousarray(cues)
+        else:
+            goals = self._task_inputs(targets)
+        return np.ascontiguousarray(x0), np.ascontiguousarray(targets), goals
 
     def _task_inputs(self, targets: np.ndarray) -> np.ndarray:
         """The task inputs ``[B, T, k]`` derived from the targets."""

@@ -23,8 +23,8 @@ from .pendulum import Pendulum
 __all__ = ["to_spec", "from_spec"]
 
 _CLASSES = {cls.__name__: cls for cls in (
-    Pendulum, CartPole, TwoLinkArm, ThreeLinkArm, LinearPlant, tasks.Reach, tasks.Hold,
-    tasks.Track, tasks.SwingUp, tasks.PendulumV1, tasks.Balance, tasks.StateTarget)}
+    Pendulum, CartPole, TwoLinkArm, ThreeLinkArm, LinearPlant, tasks.Reach, tasks.DelayedReach,
+    tasks.Hold, tasks.Track, tasks.SwingUp, tasks.PendulumV1, tasks.Balance, tasks.StateTarget)}
 _NOT_SAVED = ("rng", "seed")
 
 

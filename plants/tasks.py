@@ -59,7 +59,7 @@ from .linear import LinearPlant
 from .pendulum import Pendulum
 from .protocol import Dynamics
 
-__all__ = ["Balance", "CostWeights", "Hold", "PendulumV1", "Reach", "StateTarget", "SwingUp",
+__all__ = ["Balance", "CostWeights", "DelayedReach", "Hold", "PendulumV1", "Reach", "StateTarget", "SwingUp",
            "Task", "TaskBatch", "Track", "reach_radii"]
 
 
@@ -97,10 +97,13 @@ class CostWeights:
 
 @dataclass(frozen=True)
 class TaskBatch:
-    """A batch of episodes: ``x0[B, n]`` and ``targets[B, T, k]`` (NaN = no target)."""
+    """A batch of episodes: ``x0[B, n]`` and ``targets[B, T, k]`` (NaN = no target), and
+    for tasks with cues, the network inputs the task gives, ``inputs[B, T, c]``
+    (``task.input_names``; None for the other tasks)."""
 
     x0: np.ndarray
     targets: np.ndarray
+    inputs: np.ndarray | None = None
 
     @property
     def horizon(self) -> int:
@@ -133,6 +136,8 @@ class Task:
     weights: CostWeights
     output_names: tuple[str, ...] = ()
     velocity_names: tuple[str, ...] = ()
+    #: the network inputs the task gives in ``TaskBatch.inputs`` (none for most tasks)
+    input_names: tuple[str, ...] = ()
 
     def _common(self, plant, cls, horizon, weights) -> None:
         if not isinstance(plant, cls):
@@ -154,6 +159,11 @@ class Task:
         return len(self.output_names)
 
     @property
+    def input_dim(self) -> int:
+        """Number of task inputs ``c`` (the last axis of ``TaskBatch.inputs``)."""
+        return len(self.input_names)
+
+    @property
     def velocity_dim(self) -> int:
         """Number of velocity components ``q`` penalised by the final-velocity term."""
         return len(self.velocity_names)
@@ -169,9 +179,10 @@ class Task:
         """Draw ``batch`` episodes from a seeded generator (``rng`` or ``seed``, not both)."""
         batch = V.integer(batch, "batch")
         gen = V.make_rng(rng, seed)
-        x0, targets = self._sample(batch, gen)
+        x0, targets, *cues = self._sample(batch, gen)
         return TaskBatch(np.ascontiguousarray(x0, dtype=float),
-                         np.ascontiguousarray(targets, dtype=float))
+                         np.ascontiguousarray(targets, dtype=float),
+                         np.ascontiguousarray(cues[0], dtype=float) if cues else None)
 
     # -- outputs, velocities and their exact Jacobians -----------------------------------
     def _states(self, x) -> np.ndarray:
@@ -401,6 +412,114 @@ class Reach(_ArmTask):
         targets = np.full((B, self.horizon, 2), np.nan)
         targets[:, self.horizon - self.hold_steps:] = g[:, None, :]
         return self._rest(self.posture, B), targets
+
+
+class DelayedReach(Reach):
+    """Reaching with an instructed delay and a go cue, with catch trials.
+
+    An episode: the target appears at ``target_on`` (s); the go cue comes at a time drawn
+    uniformly from ``go`` (s); the hand must stay at the start until the go cue and be at
+    the target from ``movement`` (s) after it to the end of the episode. On a catch trial
+    (drawn with probability ``catch``) the target appears but no go cue comes, and the hand
+    must hold at the start throughout.
+
+    The network reads the task's inputs (``ClosedLoop(..., inputs="task")``), given in
+    ``TaskBatch.inputs``: ``target_dx``, ``target_dy``, the target relative to the start
+    hand position (m; zero before it appears), and ``go``, 0 before the go cue and 1 from
+    it on. The targets hold the start position before the go cue, nothing (NaN) during
+    the movement, and the target after it; the cost's ``tracking`` term averages the
+    squared hand error over those steps.
+
+    Parameters
+    ----------
+    plant : PlanarArm
+    targets, n_targets, distance, posture
+        As for :class:`Reach` ("centre_out", "disc" or "random" targets).
+    target_on : float
+        Time of the target's appearance (s); default 0.05.
+    go : (float, float)
+        Range of the go cue's time (s); default (0.15, 0.35).
+    movement : float
+        Time from the go cue to the target (s); default 0.45.
+    catch : float
+        Probability of a catch trial, in [0, 1); default 0.
+    horizon : int, optional
+        Steps; default: the latest go cue plus ``movement`` plus 0.1 s of holding.
+    weights : CostWeights
+        Default tracking 1, final error 1, final velocity 0.1, effort 1e-4.
+    """
+
+    input_names = ("target_dx", "target_dy", "go")
+
+    def __init__(self, plant: PlanarArm, *, targets: str = "centre_out", n_targets: int = 8,
+                 distance: float = 0.10, posture=None, target_on: float = 0.05,
+                 go: tuple[float, float] = (0.15, 0.35), movement: float = 0.45,
+                 catch: float = 0.0, horizon: int | None = None,
+                 weights: CostWeights = CostWeights(1.0, 1e-4, 0.1, 1.0)) -> None:
+        _remember(self, locals())
+        if not isinstance(plant, PlanarArm):
+            raise TypeError(f"plant must be a PlanarArm, got {type(plant).__name__}")
+        dt = plant.dt
+        self.target_on = V.nonnegative(target_on, "target_on")
+        go = V.as_finite_array(go, "go", (2,))
+        if not 0 <= go[0] <= go[1]:
+            raise ValueError(f"go must be a range (earliest, latest) of times >= 0 (s), got "
+                             f"{tuple(go)}")
+        self.go = (float(go[0]), float(go[1]))
+        self.movement = V.positive(movement, "movement")
+        self.catch = V.nonnegative(catch, "catch")
+        if self.catch >= 1:
+            raise ValueError(f"catch must be a probability in [0, 1), got {catch!r}")
+        self._on = int(round(self.target_on / dt))
+        self._go = (int(round(self.go[0] / dt)), int(round(self.go[1] / dt)))
+        self._move = max(1, int(round(self.movement / dt)))
+        if horizon is None:
+            horizon = self._go[1] + self._move + max(1, int(round(0.1 / dt)))
+        super().__init__(plant, targets=targets, n_targets=n_targets, distance=distance,
+                         posture=posture, horizon=horizon, weights=weights)
+        if self._on > self._go[0]:
+            raise ValueError(f"target_on ({self.target_on} s) must not come after the "
+                             f"earliest go cue ({self.go[0]} s)")
+        if self._go[1] + self._move >= self.horizon:
+            raise ValueError(f"the latest go cue ({self.go[1]} s) plus movement "
+                             f"({self.movement} s) must end before the horizon "
+                             f"({self.horizon} steps of {dt} s)")
+
+    def _sample(self, B, rng):
+        goals = self.goals(B, rng)
+        go = rng.integers(self._go[0], self._go[1] + 1, size=B)
+        caught = rng.uniform(size=B) < self.catch if self.catch else np.zeros(B, bool)
+        return self._rest(self.posture, B), *self.episodes(goals, go, caught)
+
+    def episodes(self, goals: ArrayLike, go: ArrayLike, catch: ArrayLike | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """``(targets [B, T, 2], inputs [B, T, 3])`` of episodes with these goals
+        ``[B, 2]``, go-cue steps ``[B]`` and catch flags ``[B]`` (default none): for
+        held-out batches built by hand, ``TaskBatch(x0, *task.episodes(goals, go))``."""
+        goals = V.as_finite_array(goals, "goals", (None, 2))
+        B, T = goals.shape[0], self.horizon
+        go = np.asarray(go)
+        if go.shape != (B,) or go.dtype.kind not in "iu" or (go < self._on).any() \
+                or (go + self._move >= T).any():
+            raise ValueError(f"go must be {B} integer steps in {self._on}..{T - self._move - 1}"
+                             f" (after the target appears, leaving the movement time), got "
+                             f"{go!r}")
+        catch = np.zeros(B, bool) if catch is None else np.asarray(catch, dtype=bool)
+        if catch.shape != (B,):
+            raise ValueError(f"catch must be {B} flags, got shape {catch.shape}")
+        t = np.arange(T)
+        # targets[:, t] is the goal of the state after step t
+        before = t[None, :] + 1 <= go[:, None]
+        after = t[None, :] + 1 >= go[:, None] + self._move
+        hold = before | catch[:, None]
+        reach = after & ~catch[:, None]
+        targets = np.full((B, T, 2), np.nan)
+        targets[hold] = np.broadcast_to(self.start, (B, T, 2))[hold]
+        targets[reach] = np.broadcast_to(goals[:, None, :], (B, T, 2))[reach]
+        inputs = np.zeros((B, T, 3))
+        inputs[:, self._on:, :2] = (goals - self.start)[:, None, :]
+        inputs[:, :, 2] = (t[None, :] >= go[:, None]) & ~catch[:, None]
+        return targets, inputs
 
 
 class Hold(_ArmTask):
