@@ -11,7 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["plot_hand_paths", "plot_reach_kinematics", "plot_speed_profiles",
-           "plot_learning_curves", "plot_phase_portrait", "plot_arm_postures"]
+           "plot_learning_curves", "plot_phase_portrait", "plot_arm_postures",
+           "plot_state_trajectories"]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -160,4 +161,25 @@ def plot_arm_postures(joints: np.ndarray, start: np.ndarray, goals: np.ndarray,
             ax.plot(0, 0, "ks", ms=6)
             ax.set_title("whole arm (shoulder at the origin)")
             ax.legend(loc="lower left")
+    _save(fig, path, title)
+
+
+def plot_state_trajectories(t: np.ndarray, states: np.ndarray, controls: np.ndarray,
+                            path: str | os.PathLike, state_labels: Sequence[str],
+                            control_label: str, title: str | None = None) -> None:
+    """Chosen state coordinates ``states [B, T + 1, k]`` and the control ``controls
+    [B, T, 1]`` of several episodes against time ``t [T + 1]`` (s), one panel each."""
+    k = states.shape[2]
+    if len(state_labels) != k:
+        raise ValueError(f"state_labels must have {k} entries, got {len(state_labels)}")
+    fig = _figure(3.6 * (k + 1), 3.4)
+    axes = fig.subplots(1, k + 1)
+    for i in range(states.shape[0]):
+        colour = f"C{i % 10}"
+        for j in range(k):
+            axes[j].plot(t, states[i, :, j], color=colour, lw=0.9)
+        axes[k].plot(t[:-1], controls[i, :, 0], color=colour, lw=0.9)
+    for ax, label in zip(axes, (*state_labels, control_label), strict=True):
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(label)
     _save(fig, path, title)
