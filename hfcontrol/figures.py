@@ -11,7 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["plot_hand_paths", "plot_reach_kinematics", "plot_speed_profiles",
-           "plot_learning_curves", "plot_phase_portrait"]
+           "plot_learning_curves", "plot_phase_portrait", "plot_arm_postures",
+           "plot_state_trajectories"]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -129,4 +130,56 @@ def plot_phase_portrait(angles: np.ndarray, velocities: np.ndarray, path: str | 
         ax.plot(a[0], v[0], "o", color=f"C{i % 10}", ms=3)
     ax.set_xlabel("angle (rad)")
     ax.set_ylabel("velocity (rad/s)")
+    _save(fig, path, title)
+
+
+def plot_arm_postures(joints: np.ndarray, start: np.ndarray, goals: np.ndarray,
+                      path: str | os.PathLike, title: str | None = None) -> None:
+    """Stick figures of a planar arm: ``joints [B, N + 1, 2]`` (m; shoulder, elbow, ...,
+    hand) one per reach, over the start posture ``start [N + 1, 2]`` (grey) with the
+    targets ``goals [B, 2]`` as circles; the whole arm on the left, the hand region
+    enlarged on the right."""
+    fig = _figure(10, 4.8)
+    axes = fig.subplots(1, 2)
+    for k, ax in enumerate(axes):
+        ax.plot(100 * start[:, 0], 100 * start[:, 1], "--o", color="k", lw=1.2, ms=3,
+                label="start")
+        for i, (arm, g) in enumerate(zip(joints, goals, strict=True)):
+            c = f"C{i % 10}"
+            ax.plot(100 * arm[:, 0], 100 * arm[:, 1], "-o", color=c, lw=1.5, ms=3)
+            ax.plot(100 * g[0], 100 * g[1], "o", color=c, ms=9, mfc="none")
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (cm)")
+        ax.set_ylabel("y (cm)")
+        if k == 1:  # the hand region
+            pts = np.concatenate([joints[:, -2:].reshape(-1, 2), goals, start[-2:]])
+            lo, hi = 100 * pts.min(axis=0) - 2, 100 * pts.max(axis=0) + 2
+            ax.set_xlim(lo[0], hi[0])
+            ax.set_ylim(lo[1], hi[1])
+            ax.set_title("hand region (last link and targets)")
+        else:
+            ax.plot(0, 0, "ks", ms=6)
+            ax.set_title("whole arm (shoulder at the origin)")
+            ax.legend(loc="lower left")
+    _save(fig, path, title)
+
+
+def plot_state_trajectories(t: np.ndarray, states: np.ndarray, controls: np.ndarray,
+                            path: str | os.PathLike, state_labels: Sequence[str],
+                            control_label: str, title: str | None = None) -> None:
+    """Chosen state coordinates ``states [B, T + 1, k]`` and the control ``controls
+    [B, T, 1]`` of several episodes against time ``t [T + 1]`` (s), one panel each."""
+    k = states.shape[2]
+    if len(state_labels) != k:
+        raise ValueError(f"state_labels must have {k} entries, got {len(state_labels)}")
+    fig = _figure(3.6 * (k + 1), 3.4)
+    axes = fig.subplots(1, k + 1)
+    for i in range(states.shape[0]):
+        colour = f"C{i % 10}"
+        for j in range(k):
+            axes[j].plot(t, states[i, :, j], color=colour, lw=0.9)
+        axes[k].plot(t[:-1], controls[i, :, 0], color=colour, lw=0.9)
+    for ax, label in zip(axes, (*state_labels, control_label), strict=True):
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(label)
     _save(fig, path, title)

@@ -1,4 +1,4 @@
-"""Arm recipes: reaching with the two-link arm."""
+"""Arm recipes: reaching with the two-link arm and with the redundant three-link arm."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .. import optimizers as opt
 from ..closed_loop import ClosedLoop
 from ._base import Recipe, check_seed
 
-__all__ = ["arm_reach", "centre_out", "reach_errors"]
+__all__ = ["arm_reach", "arm3_reach", "centre_out", "reach_errors"]
 
 
 def centre_out(task, distance: float = 0.10, n: int = 8):
@@ -79,6 +79,50 @@ def _reach_figures(recipe: Recipe, controller, out: Path, title: str) -> list[Pa
     return paths
 
 
+def _reach_heldout(task, distance: float):
+    """32 held-out reaches: 8 directions (22.5 degrees off the axes) x 4 distances up to
+    ``distance``, from the task's start posture; returns ``(goals, TaskBatch)``."""
+    from plants.tasks import TaskBatch
+
+    angles = np.repeat(np.pi / 8 + np.arange(8) * np.pi / 4, 4)
+    dist = np.tile(distance * np.arange(1, 5) / 4, 8)
+    goals = task.start + dist[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    start = task.sample(goals.shape[0], seed=0)
+    targets = np.full_like(start.targets, np.nan)
+    targets[:, -1] = goals
+    return goals, TaskBatch(start.x0, targets)
+
+
+def _reach_recipe(name: str, arm, seed: int, *, hidden: int, delay: int, obs_noise: float,
+                  batch: int, updates: int, feedback: str, dtype: Any, distance: float,
+                  cg_iter: int, adam: tuple[float, int]) -> Recipe:
+    """The reaching recipe of either arm (see :func:`arm_reach`)."""
+    from plants.tasks import CostWeights, Reach
+
+    seed = check_seed(seed)
+    options = {"hidden": hidden, "delay": delay, "obs_noise": obs_noise, "batch": batch,
+               "updates": updates, "feedback": feedback, "dtype": np.dtype(dtype).name,
+               "distance": distance}
+    task = Reach(arm, targets="disc", distance=distance,
+                 weights=CostWeights(final_error=1.0, effort=1e-4, final_velocity=0.1))
+    rng = np.random.default_rng(seed)
+    loop = ClosedLoop(arm, task, hidden=hidden, delay=delay, obs_noise=obs_noise,
+                      feedback=feedback, rng=rng, dtype=dtype)
+    goals, heldout = _reach_heldout(task, distance)
+    l_rate, adam_updates = adam
+    return Recipe(name, loop, lambda: opt.HessianFree(CG_iter=cg_iter, init_damping=1.0),
+                  lambda k: (task.sample(batch, rng=rng),), heldout, updates, rng,
+                  info={"goals": goals, "batch": batch},
+                  validation=task.sample(64, seed=10_000 + seed),
+                  curve=lambda: float(reach_errors(loop, heldout)[0].mean()),
+                  curve_label="held-out final hand error (m)",
+                  headline="heldout_final_error_m",
+                  evaluate=lambda controller: _reach_metrics(controller.loop, heldout),
+                  summary=_reach_summary, options=options,
+                  optimizers={"adam": (lambda: opt.Adam(l_rate=l_rate, clip_norm=1.0),
+                                       adam_updates)})
+
+
 def arm_reach(seed: int = 0, *, hidden: int = 32, delay: int = 0, obs_noise: float = 0.0,
               batch: int = 64, updates: int = 120, feedback: str = "exact",
               dtype: Any = np.float32, distance: float = 0.12) -> Recipe:
@@ -92,35 +136,58 @@ def arm_reach(seed: int = 0, *, hidden: int = 32, delay: int = 0, obs_noise: flo
     best on 64 validation reaches drawn from the task with a seed of their own.
     """
     import plants
-    from plants.tasks import CostWeights, Reach, TaskBatch
 
-    seed = check_seed(seed)
-    options = {"hidden": hidden, "delay": delay, "obs_noise": obs_noise, "batch": batch,
-               "updates": updates, "feedback": feedback, "dtype": np.dtype(dtype).name,
-               "distance": distance}
-    arm = plants.TwoLinkArm()
-    task = Reach(arm, targets="disc", distance=distance,
-                 weights=CostWeights(final_error=1.0, effort=1e-4, final_velocity=0.1))
-    rng = np.random.default_rng(seed)
-    loop = ClosedLoop(arm, task, hidden=hidden, delay=delay, obs_noise=obs_noise,
-                      feedback=feedback, rng=rng, dtype=dtype)
-    angles = np.repeat(np.pi / 8 + np.arange(8) * np.pi / 4, 4)
-    dist = np.tile(distance * np.arange(1, 5) / 4, 8)
-    goals = task.start + dist[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    start = task.sample(goals.shape[0], seed=0)
-    targets = np.full_like(start.targets, np.nan)
-    targets[:, -1] = goals
-    heldout = TaskBatch(start.x0, targets)
-    recipe = Recipe("arm-reach", loop, lambda: opt.HessianFree(CG_iter=60, init_damping=1.0),
-                    lambda k: (task.sample(batch, rng=rng),), heldout, updates, rng,
-                    info={"goals": goals, "batch": batch},
-                    validation=task.sample(64, seed=10_000 + seed),
-                    curve=lambda: float(reach_errors(loop, heldout)[0].mean()),
-                    curve_label="held-out final hand error (m)",
-                    headline="heldout_final_error_m",
-                    evaluate=lambda controller: _reach_metrics(controller.loop, heldout),
-                    summary=_reach_summary, options=options,
-                    optimizers={"adam": (lambda: opt.Adam(l_rate=3e-3, clip_norm=1.0), 3000)})
+    recipe = _reach_recipe("arm-reach", plants.TwoLinkArm(), seed, hidden=hidden, delay=delay,
+                           obs_noise=obs_noise, batch=batch, updates=updates,
+                           feedback=feedback, dtype=dtype, distance=distance, cg_iter=60,
+                           adam=(3e-3, 3000))
     recipe.plot = lambda controller, out: _reach_figures(recipe, controller, out,
                                                          "Two-link arm")
+    return recipe
+
+
+def arm3_reach(seed: int = 0, *, hidden: int = 48, delay: int = 0, obs_noise: float = 0.0,
+               batch: int = 64, updates: int = 150, feedback: str = "exact",
+               dtype: Any = np.float32, distance: float = 0.12) -> Recipe:
+    """Reaching with the redundant three-link arm (shoulder, elbow, wrist; Winter's
+    anthropometry for a 70 kg, 1.75 m adult; dt 10 ms, 0.5 s).
+
+    Three joints place a hand in the plane: the posture at each target is the controller's
+    choice, not the task's. Targets, sensing, held-out reaches and model selection as in
+    :func:`arm_reach` (32 held-out targets, 8 directions x 4 distances up to ``distance``;
+    64 validation reaches with a seed of their own). The metrics add the final joint
+    angles at the held-out targets; the figures add the arm's postures at the end of 8
+    centre-out reaches.
+    """
+    import plants
+
+    recipe = _reach_recipe("arm3-reach", plants.ThreeLinkArm(), seed, hidden=hidden,
+                           delay=delay, obs_noise=obs_noise, batch=batch, updates=updates,
+                           feedback=feedback, dtype=dtype, distance=distance, cg_iter=80,
+                           adam=(3e-3, 3000))
+    heldout = recipe.heldout
+
+    def evaluate(controller) -> dict[str, Any]:
+        metrics = _reach_metrics(controller.loop, heldout)
+        final = controller.rollout(heldout).states[:, -1, :3]
+        metrics["heldout_final_joint_angles_deg"] = np.degrees(final).round(2).tolist()
+        # how much the wrist is used: its final angle relative to the start posture
+        wrist = np.degrees(final[:, 2] - controller.task.posture[2])
+        metrics["heldout_wrist_excursion_deg_mean_abs"] = float(np.abs(wrist).mean())
+        return metrics
+
+    def plot(controller, out: Path) -> list[Path]:
+        paths = _reach_figures(recipe, controller, out, "Three-link arm")
+        batch = centre_out(controller.task)
+        final = controller.rollout(batch).states[:, -1]
+        arm = controller.plant
+        start = batch.x0[:1]
+        path = out / "postures.png"
+        figures.plot_arm_postures(arm.joint_positions(final), arm.joint_positions(start)[0],
+                                  batch.targets[:, -1], path,
+                                  title="Three-link arm: postures at the end of 8 reaches")
+        return [*paths, path]
+
+    recipe.evaluate = evaluate
+    recipe.plot = plot
     return recipe
