@@ -13,8 +13,8 @@ of :mod:`plants._integrate` and the plant's right-hand side (``plants/_dyn_*.py`
     velocity clipping and joint stops included).
 
 ``<plant>`` is ``pendulum``, ``cartpole``, ``two_link``, ``three_link``, ``chain`` (any number
-of links), ``linear``, ``muscle_arm`` or ``point_mass``; ``plant.kernels`` names a plant's pair. Both return -1, the
-first sample with a non-finite input, or ``-2 - b`` for the first sample ``b`` whose
+of links), ``linear``, ``muscle_arm`` or ``point_mass``; ``plant.kernels`` names a plant's
+pair. Both return -1, the first sample with a non-finite input, or ``-2 - b`` for the first sample ``b`` whose
 result is not finite. All arrays are C-contiguous float64; ``ws`` is a scratch array of
 ``plant.workspace_size`` elements, and nothing is allocated.
 

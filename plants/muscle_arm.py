@@ -41,6 +41,8 @@ from .arms import TwoLinkArm
 _MOTORNET_INERTIA_COM = (0.051, 0.057)
 _MOTORNET_MASSES = (1.82, 1.43)
 _MOTORNET_COM = (0.135, 0.165)
+#: MotorNet's RigidTendonArm26 joint stops: shoulder [0, 135] deg, elbow [0, 155] deg
+_MOTORNET_JOINT_LIMITS = ((0.0, 0.0), (float(np.deg2rad(135.0)), float(np.deg2rad(155.0))))
 #: MotorNet's inertias about the centres of mass moved to the joints: ``I + m s^2``
 _MOTORNET_INERTIA_JOINT = tuple(i + m * s**2 for i, m, s in zip(
     _MOTORNET_INERTIA_COM, _MOTORNET_MASSES, _MOTORNET_COM, strict=True))
@@ -87,8 +89,7 @@ class MuscleArm(PlantBase):
                  path_a2=M.ARM26["path_a2"], path_a3=M.ARM26["path_a3"],
                  tau_activation: float = 0.015, tau_deactivation: float = 0.05,
                  min_activation: float = 0.001, dt: float = 0.01, integrator: str = "euler",
-                 substeps: int = 1, joint_limits=((0.0, 0.0), (np.deg2rad(135.0),
-                                                             np.deg2rad(155.0))),
+                 substeps: int = 1, joint_limits=_MOTORNET_JOINT_LIMITS,
                  max_speed=None, constant_force=(0.0, 0.0), curl: float = 0.0, field=None,
                  control_noise=0.0, process_noise=0.0, rng=None, seed=None) -> None:
         self._remember(locals())

@@ -38,7 +38,9 @@ parallel element ``l_pe = 1.4 l0`` and maximal shortening velocity ``v_max = 10 
         s = 0.001
     F     = F_max (max(f_v, 0) + f_pe)
 
-The active force ``f_v`` already contains ``a f_l``: at ``vn = 0`` it equals ``a f_l``, so at
+At zero activation the eccentric curve keeps the term ``s vn`` (``0.1 %`` of ``F_max`` per
+``v_max`` of lengthening); otherwise a muscle without activation pulls only with its
+passive element. The active force ``f_v`` already contains ``a f_l``: at ``vn = 0`` it equals ``a f_l``, so at
 the optimal length (``ln = 1``, ``f_pe = 0``) an isometric muscle pulls ``a F_max``. The
 eccentric branch tends to ``1.5 a f_l`` for fast lengthening and starts with twice the
 concentric slope (Kistemaker et al.'s asymmetry).
