@@ -7,16 +7,17 @@ a muscle plant ends with its ``na`` activations; the loops here are those of
 RK4, substeps, velocity clip, joint stops) plus one more operation after each substep:
 every activation is clamped to ``[a_min, 1]``, and its row of the step's derivative is set
 to zero where the clamp acts. A plant's right-hand side has the signature
-``rhs(c, z, u, dz, F, G, jac, pw)``: ``dz = f(z, u)`` and, if ``jac`` (a constant at each
-call site), ``F = df/dz`` and ``G = df/du`` (every entry written).
+``eval(p, z, u, dz, F, G, jac, pw, ...)`` (``p`` the parameter array): ``dz = f(z, u)``
+and, if ``jac`` (a constant at each call site), ``F = df/dz`` and ``G = df/du`` (every entry
+written).
 
 Sections (after the header of :mod:`plants._layout`):
 
 * muscle arm: the two-link arm's section (:mod:`plants._dyn_two_link`, 20 numbers), then
-  ``[n_muscles, tau_act, tau_deact, a_min, a3_1, a3_2]`` and per muscle
-  ``[F_max, l0, l_se, v_max, a0, a1_1, a1_2, a2_1, a2_2]`` (moment arm
+  ``[n_muscles, tau_act, 1 / tau_deact, a_min, a3_1, a3_2]`` and per muscle
+  ``[F_max, 1 / l0, l_se, 1 / v_max, a0, a1_1, a1_2, a2_1, a2_2]`` (moment arm
   ``r_j = a1_j + 2 a2_j (q_j - a3_j)``, length ``L = a0 + sum_j (a1_j + a2_j d_j) d_j``).
-* point mass: the field block (7), ``[mass, n_muscles, tau_act, tau_deact, a_min]`` and
+* point mass: the field block (7), ``[mass, n_muscles, tau_act, 1 / tau_deact, a_min]`` and
   per muscle ``[F_max, anchor_x, anchor_y]`` (``n_muscles = 0``: force-driven).
 """
 
@@ -61,29 +62,30 @@ _KPE = 1.0 / ((1.66 - 1.4) * (1.66 - 1.4))
 
 
 @njit(**HOT_INLINE)
-def activation(a, u, ta, td):
-    """``(da/dt, d/da, d/du)`` for clamped activation ``a`` and excitation ``u``."""
+def activation(a, u, ta, itd):
+    """``(da/dt, d/da, d/du)`` for clamped activation ``a`` and excitation ``u``
+    (``itd = 1 / tau_deact``)."""
     t = 0.5 + 1.5 * a
     if u > a:
         inv = 1.0 / (ta * t)
         r = (u - a) * inv
-        return r, -inv - 1.5 * r / t, inv
-    g = t / td
-    return (u - a) * g, -g + 1.5 * (u - a) / td, g
+        return r, -inv - 1.5 * r * ta * inv, inv
+    g = t * itd
+    return (u - a) * g, -g + 1.5 * (u - a) * itd, g
 
 
 @njit(**HOT_INLINE)
-def hill(a, L, Ld, fmax, l0, lse, vmax, jac):
+def hill(a, L, Ld, fmax, inv_l0, lse, inv_vmax, jac):
     """Force ``F`` (N) of the rigid-tendon Hill muscle and, if ``jac``, its partials by the
     activation ``a``, the musculotendon length ``L`` and its rate ``Ld``:
-    ``(F, F_a, F_L, F_Ld)`` (see :mod:`plants.muscles` for the equations)."""
+    ``(F, F_a, F_L, F_Ld)`` (see :mod:`plants.muscles` for the equations; ``inv_l0 = 1 /
+    l0``, ``inv_vmax = 1 / v_max``)."""
     l = L - lse
     lpos = l > 0.0
     if not lpos:
         l = 0.0
-    inv_l0 = 1.0 / l0
     ln = l * inv_l0
-    vn = Ld / vmax
+    vn = Ld * inv_vmax
     # passive element
     st = ln - _PESLACK
     fpe = 0.0
@@ -126,6 +128,17 @@ def hill(a, L, Ld, fmax, l0, lse, vmax, jac):
         f_l = num_l / den
         f_v = (num_v + f) / den
     else:  # eccentric
+        if not jac:
+            # the same quotient with p1, p2 and s0's denominators multiplied out: one
+            # division (dpb = (s - 2 s0) Bq)
+            dpb = _SAS * br - 2.0 * a * (fl + ar)
+            tm = 0.5 * fa
+            p3 = -_ECC * fa
+            num = br * tm * (p3 - _SAS * vn + tm) + vn * dpb * (_SAS * vn - p3)
+            f = num / (vn * dpb - tm * br)
+            if f < 0.0:
+                return fmax * fpe, 0.0, 0.0, 0.0
+            return fmax * (f + fpe), 0.0, 0.0, 0.0
         ib = 1.0 / br
         s0 = a * (fl + ar) * ib
         s0_a = (fl + ar) * ib - s0 * br_a * ib
@@ -161,7 +174,7 @@ def hill(a, L, Ld, fmax, l0, lse, vmax, jac):
         f_l = (num_l - f * p1_l) / den
         f_v = (num_v - f) / den
     F_L = fmax * (f_l + fpe_l) if lpos else 0.0
-    return fmax * (f + fpe), fmax * f_a, F_L, fmax * f_v / vmax
+    return fmax * (f + fpe), fmax * f_a, F_L, fmax * f_v * inv_vmax
 
 
 # -- the muscle arm -------------------------------------------------------------------------
@@ -178,13 +191,13 @@ def arm_floor(p):
 
 
 @njit(**HOT_INLINE)
-def arm_eval(c, z, u, dz, F, G, jac, pw, forces, prm):
+def arm_eval(prm, z, u, dz, F, G, jac, pw, forces):
     """The muscle arm's right-hand side (``prm`` is the parameter array; ``forces``: the
-    arm has gravity or an end-point field). ``pw`` holds ``tau (2), F4 (16), G4 (8),
-    dtau/da (12)``."""
-    sk, mo = c
+    arm has gravity or an end-point field), this module's convention. ``pw`` holds
+    ``tau (2), F4 (16), G4 (8), dtau/da (12)``."""
+    sk, mo = arm_consts(prm)
     ta = prm[mo + 1]
-    td = prm[mo + 2]
+    itd = prm[mo + 2]
     am = prm[mo + 3]
     d1 = z[0] - prm[mo + 4]
     d2 = z[1] - prm[mo + 5]
@@ -202,9 +215,9 @@ def arm_eval(c, z, u, dz, F, G, jac, pw, forces, prm):
     for i in range(6):
         o = mo + ARM_MUSCLE_HEAD + ARM_PER_MUSCLE * i
         fmax = prm[o]
-        l0 = prm[o + 1]
+        il0 = prm[o + 1]
         lse = prm[o + 2]
-        vmax = prm[o + 3]
+        ivmax = prm[o + 3]
         a0 = prm[o + 4]
         a1s = prm[o + 5]
         a1e = prm[o + 6]
@@ -227,10 +240,10 @@ def arm_eval(c, z, u, dz, F, G, jac, pw, forces, prm):
         if ui < am:
             ui = am
             umask = 0.0
-        Fm, Fa, FL, Fv = hill(ai, L, Ld, fmax, l0, lse, vmax, jac)
+        Fm, Fa, FL, Fv = hill(ai, L, Ld, fmax, il0, lse, ivmax, jac)
         t1 -= Fm * r1
         t2 -= Fm * r2
-        rate, ra, ru = activation(ai, ui, ta, td)
+        rate, ra, ru = activation(ai, ui, ta, itd)
         dz[4 + i] = rate
         if jac:
             dq1 = FL * r1 + Fv * 2.0 * a2s * v1
@@ -255,9 +268,9 @@ def arm_eval(c, z, u, dz, F, G, jac, pw, forces, prm):
     tau[1] = t2
     if not jac:
         if forces:
-            two_link.rhs(sk, z, tau, dz, pw)
+            two_link._rhs(sk, z, tau, dz, True)
         else:
-            two_link.rhs_plain(sk, z, tau, dz, pw)
+            two_link._rhs(sk, z, tau, dz, False)
         return
     F4 = pw[2:18].reshape((4, 4))
     G4 = pw[18:26].reshape((4, 2))
@@ -282,24 +295,6 @@ def arm_eval(c, z, u, dz, F, G, jac, pw, forces, prm):
 
 
 ARM_WORKSPACE = 40
-
-
-@njit(**HOT_INTERNAL)
-def arm_rhs(c, z, u, dz, F, G, jac, pw, prm):
-    """:func:`arm_eval` with gravity and end-point field."""
-    if jac:
-        arm_eval(c, z, u, dz, F, G, True, pw, True, prm)
-    else:
-        arm_eval(c, z, u, dz, F, G, False, pw, True, prm)
-
-
-@njit(**HOT_INTERNAL)
-def arm_rhs_plain(c, z, u, dz, F, G, jac, pw, prm):
-    """:func:`arm_eval` for an arm without gravity or field."""
-    if jac:
-        arm_eval(c, z, u, dz, F, G, True, pw, False, prm)
-    else:
-        arm_eval(c, z, u, dz, F, G, False, pw, False, prm)
 
 
 @njit(**HOT_INLINE)
@@ -365,11 +360,11 @@ def pm_rhs_jac(c, z, u, dz, F, G, pw):
     G[3, 1] = im
 
 
-@njit(**HOT_INTERNAL)
-def pm_muscle_rhs(c, z, u, dz, F, G, jac, pw, prm):
+@njit(**HOT_INLINE)
+def pm_muscle_eval(prm, z, u, dz, F, G, jac, pw):
     """Point mass pulled by ``n_muscles`` ReLU muscles (force ``a F_max`` along the line
     to each anchor), the convention of this module."""
-    on, f0x, f0y, k00, k01, k10, k11, mass, nmf, ta, td, am, mof = c
+    on, f0x, f0y, k00, k01, k10, k11, mass, nmf, ta, itd, am, mof = pm_consts(prm)
     nm = int(nmf)
     mo = int(mof)
     n = 4 + nm
@@ -416,7 +411,7 @@ def pm_muscle_rhs(c, z, u, dz, F, G, jac, pw, prm):
         Fm = ai * fmax
         fx -= Fm * ex
         fy -= Fm * ey
-        rate, ra, ru = activation(ai, ui, ta, td)
+        rate, ra, ru = activation(ai, ui, ta, itd)
         dz[4 + i] = rate
         if jac:
             # d(-F e)/dp = -F (I - e e^T) / len
@@ -446,10 +441,21 @@ def _clamp_activations(z, D, jac, n, na, amin):
 
 
 @njit(**HOT_INLINE)
-def muscle_rollout(c, rhs, p, X0, U, W, noisy, X, o0, ws, n, m, na, amin):
+def _eval(kind, p, z, u, dz, F, G, jac, pw, forces):
+    """The right-hand side of plant ``kind`` (0: muscle arm, with gravity and field if
+    ``forces``; 1: muscle-driven point mass), called directly rather than passed as a
+    function, so that it is inlined (as a call per stage the arm's steps took 1.7x longer)."""
+    if kind == 0:
+        arm_eval(p, z, u, dz, F, G, jac, pw, forces)
+    else:
+        pm_muscle_eval(p, z, u, dz, F, G, jac, pw)
+
+
+@njit(**HOT_INLINE)
+def muscle_rollout(kind, p, X0, U, W, noisy, X, o0, ws, n, m, na, amin, forces):
     """As :func:`plants._integrate.rollout_rows` (same arguments and return value; Euler or
-    RK4), with the activations (the last ``na`` states) clamped to ``[amin, 1]`` after each
-    substep."""
+    RK4) for plant ``kind`` (:func:`_eval`), with the activations (the last ``na`` states)
+    clamped to ``[amin, 1]`` after each substep."""
     integ, S, h, vclip, stops = settings(p)
     z, k, acc, tmp, rowsrc, u, umask, F, G, J, pw = views(ws, n, m)
     T = U.shape[1]
@@ -466,7 +472,7 @@ def muscle_rollout(c, rhs, p, X0, U, W, noisy, X, o0, ws, n, m, na, amin):
             load_control(p, U[b, t], u, umask, m)
             for _ in range(S):
                 for st in range(ns):
-                    rhs(c, z if st == 0 else tmp, u, k, F, G, False, pw, p)
+                    _eval(kind, p, z if st == 0 else tmp, u, k, F, G, False, pw, forces)
                     if integ == RK4:
                         if st == 0:
                             for i in range(n):
@@ -500,10 +506,11 @@ def muscle_rollout(c, rhs, p, X0, U, W, noisy, X, o0, ws, n, m, na, amin):
 
 
 @njit(**HOT_INLINE)
-def muscle_jacobians(c, rhs, p, X, U, A, B, ws, n, m, na, amin):
+def muscle_jacobians(kind, p, X, U, A, B, ws, n, m, na, amin, forces):
     """As :func:`plants._integrate.jacobian_rows` for :func:`muscle_rollout`'s step: the chain
     rule through the stages (``dk_i/dy = [F_i | G_i] + c_i-1 F_i dk_i-1/dy``, ``y = (z, u)``),
-    the substeps (``Q <- D_z Q + [0 | D_u]``), the clips, stops and activation clamps."""
+    the substeps (``Q <- D_z Q + [0 | D_u]``), the clips, stops and activation clamps
+    (plant ``kind`` as :func:`muscle_rollout`)."""
     integ, S, h, vclip, stops = settings(p)
     z, k, acc, tmp, rowsrc, u, umask, F, G, J, pw = views(ws, n, m)
     nm = n + m
@@ -525,7 +532,7 @@ def muscle_jacobians(c, rhs, p, X, U, A, B, ws, n, m, na, amin):
                 for st in range(ns):
                     Kc = K0 if st % 2 == 0 else K1
                     Kp = K1 if st % 2 == 0 else K0
-                    rhs(c, z if st == 0 else tmp, u, k, F, G, True, pw, p)
+                    _eval(kind, p, z if st == 0 else tmp, u, k, F, G, True, pw, forces)
                     cp = h if st == 3 else 0.5 * h
                     for i in range(n):
                         for j in range(nm):
@@ -554,7 +561,7 @@ def muscle_jacobians(c, rhs, p, X, U, A, B, ws, n, m, na, amin):
                     for j in range(nm):
                         D[i, j] = h / 6.0 * Sm[i, j] + (1.0 if i == j else 0.0)
             else:
-                rhs(c, z, u, k, F, G, True, pw, p)
+                _eval(kind, p, z, u, k, F, G, True, pw, forces)
                 for i in range(n):
                     z[i] += h * k[i]
                     for j in range(n):

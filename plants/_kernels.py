@@ -177,23 +177,15 @@ def jacobians_three_link(p, X, U, A, B, ws):
 def rollout_muscle_arm(p, X0, U, W, noisy, X, o0, ws):
     """Rollout or step of the muscle arm (:mod:`plants._dyn_muscle`); see the module
     docstring."""
-    c = muscle.arm_consts(p)
-    if muscle.arm_plain(c):
-        return muscle.muscle_rollout(c, muscle.arm_rhs_plain, p, X0, U, W, noisy, X, o0, ws,
-                                     10, 6, 6, muscle.arm_floor(p))
-    return muscle.muscle_rollout(c, muscle.arm_rhs, p, X0, U, W, noisy, X, o0, ws, 10, 6, 6,
-                                 muscle.arm_floor(p))
+    return muscle.muscle_rollout(0, p, X0, U, W, noisy, X, o0, ws, 10, 6, 6,
+                                 muscle.arm_floor(p), not muscle.arm_plain(muscle.arm_consts(p)))
 
 
 @njit(**HOT)
 def jacobians_muscle_arm(p, X, U, A, B, ws):
     """Jacobians of the step of the muscle arm; see the module docstring."""
-    c = muscle.arm_consts(p)
-    if muscle.arm_plain(c):
-        return muscle.muscle_jacobians(c, muscle.arm_rhs_plain, p, X, U, A, B, ws, 10, 6, 6,
-                                       muscle.arm_floor(p))
-    return muscle.muscle_jacobians(c, muscle.arm_rhs, p, X, U, A, B, ws, 10, 6, 6,
-                                   muscle.arm_floor(p))
+    return muscle.muscle_jacobians(0, p, X, U, A, B, ws, 10, 6, 6, muscle.arm_floor(p),
+                                   not muscle.arm_plain(muscle.arm_consts(p)))
 
 
 @njit(**HOT)
@@ -201,8 +193,8 @@ def rollout_point_mass(p, X0, U, W, noisy, X, o0, ws):
     """Rollout or step of the point mass, force-driven or with four muscles; see the module
     docstring."""
     if muscle.pm_muscles(p) == 4:
-        return muscle.muscle_rollout(muscle.pm_consts(p), muscle.pm_muscle_rhs, p, X0, U, W,
-                                     noisy, X, o0, ws, 8, 4, 4, muscle.pm_floor(p))
+        return muscle.muscle_rollout(1, p, X0, U, W, noisy, X, o0, ws, 8, 4, 4,
+                                     muscle.pm_floor(p), False)
     return rollout_rows(muscle.pm_consts, muscle.pm_rhs, p, X0, U, W, noisy, X, o0, ws, 4, 2)
 
 
@@ -210,8 +202,8 @@ def rollout_point_mass(p, X0, U, W, noisy, X, o0, ws):
 def jacobians_point_mass(p, X, U, A, B, ws):
     """Jacobians of the step of the point mass; see the module docstring."""
     if muscle.pm_muscles(p) == 4:
-        return muscle.muscle_jacobians(muscle.pm_consts(p), muscle.pm_muscle_rhs, p, X, U, A,
-                                       B, ws, 8, 4, 4, muscle.pm_floor(p))
+        return muscle.muscle_jacobians(1, p, X, U, A, B, ws, 8, 4, 4, muscle.pm_floor(p),
+                                       False)
     return jacobian_rows(muscle.pm_consts, muscle.pm_rhs_jac, p, X, U, A, B, ws, 4, 2)
 
 

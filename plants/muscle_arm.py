@@ -119,8 +119,9 @@ class MuscleArm(PlantBase):
         self.tau_activation, self.tau_deactivation, self.min_activation = ta, td, am
         vmax = M.VMAX_PER_L0 * l0
         skp = sk.kernel_params
-        per = np.stack([fmax, l0, lse, vmax, a0, a1[0], a1[1], a2[0], a2[1]], axis=1)
-        section = np.concatenate([skp[int(skp[H_PLANT]):], [k, ta, td, am, a3[0], a3[1]],
+        per = np.stack([fmax, 1.0 / l0, lse, 1.0 / vmax, a0, a1[0], a1[1], a2[0], a2[1]],
+                       axis=1)
+        section = np.concatenate([skp[int(skp[H_PLANT]):], [k, ta, 1.0 / td, am, a3[0], a3[1]],
                                   per.ravel()])
         self._setup(code=MUSCLE_ARM, integrator=integrator, allowed_integrators=("euler", "rk4"),
                     substeps=substeps, dt=dt, n=4 + k, m=k, pos_index=[0, 1], vel_index=[2, 3],

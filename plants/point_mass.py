@@ -95,7 +95,7 @@ class PointMass(PlantBase):
                                  f"{int(np.flatnonzero(inside)[0])} at "
                                  f"{anc[int(np.flatnonzero(inside)[0])]}")
             ta, td, am = M.activation_times(tau_activation, tau_deactivation, min_activation)
-            section = np.concatenate([field_blk, [self.mass, k, ta, td, am],
+            section = np.concatenate([field_blk, [self.mass, k, ta, 1.0 / td, am],
                                       np.concatenate([fmax[:, None], anc], axis=1).ravel()])
             ulo, uhi = np.zeros(k), np.ones(k)
             n, m, allowed = 8, k, ("euler", "rk4")
