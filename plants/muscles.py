@@ -59,9 +59,12 @@ that can actually be met: excitations outside ``[0, 1]`` are clipped to it by th
 (its control limits) and then raised to ``a_min`` (derivative 0 below ``a_min``);
 activations are clamped to ``[a_min, 1]`` before use and after every integration step
 (derivative 0 where clamped: with Euler and ``dt = 10 ms`` a full excitation step from
-rest overshoots 1, as in MotorNet, which clamps the same way). The floors ``f_l >= 0.01``,
-``f_v >= 0`` and ``l >= 0`` act only far outside the arm's workspace (``ln`` beyond
-``1 +- 0.66``, shortening faster than ``12 v_max``, a fibre of zero length). ``a_min > 0``
+rest overshoots 1, as in MotorNet, which clamps the same way). The floor ``f_l >= 0.01``
+(``ln`` beyond ``1 +- 0.657``) is met inside RigidTendonArm26's joint range by the two
+biarticular muscles at extreme postures (biceps down to 0.15 l0, triceps long to 0.27 l0);
+there ``f_l`` and its derivative in the length are constant. ``f_v >= 0`` and ``l >= 0`` act
+only outside any practical state (shortening faster than about ``12 v_max``, a fibre of zero
+length). ``a_min > 0``
 is required: at ``a = 0`` and ``vn = 0`` the eccentric branch is ``0/0``.
 """
 
