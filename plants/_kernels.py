@@ -13,8 +13,8 @@ of :mod:`plants._integrate` and the plant's right-hand side (``plants/_dyn_*.py`
     velocity clipping and joint stops included).
 
 ``<plant>`` is ``pendulum``, ``cartpole``, ``two_link``, ``three_link``, ``chain`` (any number
-of links) or ``linear``; ``plant.kernels`` names a plant's pair. Both return -1, the
-first sample with a non-finite input, or ``-2 - b`` for the first sample ``b`` whose
+of links), ``linear``, ``muscle_arm`` or ``point_mass``; ``plant.kernels`` names a plant's
+pair. Both return -1, the first sample with a non-finite input, or ``-2 - b`` for the first sample ``b`` whose
 result is not finite. All arrays are C-contiguous float64; ``ws`` is a scratch array of
 ``plant.workspace_size`` elements, and nothing is allocated.
 
@@ -34,6 +34,7 @@ from numba import njit
 from . import _dyn_cartpole as cartpole
 from . import _dyn_chain as chain
 from . import _dyn_linear as linear
+from . import _dyn_muscle as muscle
 from . import _dyn_pendulum as pendulum
 from . import _dyn_two_link as two_link
 from ._chunked import applies as chunked
@@ -48,7 +49,9 @@ from ._layout import (
     H_N,
     HOT,
     LINEAR,
+    MUSCLE_ARM,
     PENDULUM,
+    POINT_MASS,
     THREE_LINK,
     TWO_LINK,
 )
@@ -170,6 +173,40 @@ def jacobians_three_link(p, X, U, A, B, ws):
     return jacobian_rows(chain.consts, chain.rhs_jac3, p, X, U, A, B, ws, 6, 3)
 
 
+@njit(**HOT)
+def rollout_muscle_arm(p, X0, U, W, noisy, X, o0, ws):
+    """Rollout or step of the muscle arm (:mod:`plants._dyn_muscle`); see the module
+    docstring."""
+    return muscle.muscle_rollout(0, p, X0, U, W, noisy, X, o0, ws, 10, 6, 6,
+                                 muscle.arm_floor(p), not muscle.arm_plain(muscle.arm_consts(p)))
+
+
+@njit(**HOT)
+def jacobians_muscle_arm(p, X, U, A, B, ws):
+    """Jacobians of the step of the muscle arm; see the module docstring."""
+    return muscle.muscle_jacobians(0, p, X, U, A, B, ws, 10, 6, 6, muscle.arm_floor(p),
+                                   not muscle.arm_plain(muscle.arm_consts(p)))
+
+
+@njit(**HOT)
+def rollout_point_mass(p, X0, U, W, noisy, X, o0, ws):
+    """Rollout or step of the point mass, force-driven or with four muscles; see the module
+    docstring."""
+    if muscle.pm_muscles(p) == 4:
+        return muscle.muscle_rollout(1, p, X0, U, W, noisy, X, o0, ws, 8, 4, 4,
+                                     muscle.pm_floor(p), False)
+    return rollout_rows(muscle.pm_consts, muscle.pm_rhs, p, X0, U, W, noisy, X, o0, ws, 4, 2)
+
+
+@njit(**HOT)
+def jacobians_point_mass(p, X, U, A, B, ws):
+    """Jacobians of the step of the point mass; see the module docstring."""
+    if muscle.pm_muscles(p) == 4:
+        return muscle.muscle_jacobians(1, p, X, U, A, B, ws, 8, 4, 4, muscle.pm_floor(p),
+                                       False)
+    return jacobian_rows(muscle.pm_consts, muscle.pm_rhs_jac, p, X, U, A, B, ws, 4, 2)
+
+
 _KERNELS = {
     PENDULUM: (rollout_pendulum, jacobians_pendulum),
     CARTPOLE: (rollout_cartpole, jacobians_cartpole),
@@ -177,6 +214,8 @@ _KERNELS = {
     CHAIN: (rollout_chain, jacobians_chain),
     THREE_LINK: (rollout_three_link, jacobians_three_link),
     LINEAR: (rollout_linear, jacobians_linear),
+    MUSCLE_ARM: (rollout_muscle_arm, jacobians_muscle_arm),
+    POINT_MASS: (rollout_point_mass, jacobians_point_mass),
 }
 
 

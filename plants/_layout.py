@@ -2,7 +2,8 @@
 
 Every built-in plant packs itself into one 1-D float64 array ``params``::
 
-    params[0]   plant code              (LINEAR, PENDULUM, CARTPOLE, CHAIN, TWO_LINK, THREE_LINK)
+    params[0]   plant code              (LINEAR, PENDULUM, CARTPOLE, CHAIN, TWO_LINK, THREE_LINK,
+                                         MUSCLE_ARM, POINT_MASS)
     params[1]   integrator code         (EULER, SEMI_IMPLICIT, RK4, DISCRETE)
     params[2]   substeps                (int >= 1, stored as float)
     params[3]   dt                      (one full step; each substep is dt / substeps)
@@ -46,8 +47,10 @@ HOT_INTERNAL = {**HOT, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 HOT_INLINE = {"cache": True, "_nrt": False, "inline": "always"}
 
 #: Plant codes (they select the compiled kernels). CHAIN is a planar chain of any length,
-#: THREE_LINK the same code compiled for three links, TWO_LINK the two-link closed form.
+#: THREE_LINK the same code compiled for three links, TWO_LINK the two-link closed form;
+#: MUSCLE_ARM the two-link arm driven by six Hill muscles, POINT_MASS the planar point mass.
 LINEAR, PENDULUM, CARTPOLE, CHAIN, TWO_LINK, THREE_LINK = 0, 1, 2, 3, 4, 5
+MUSCLE_ARM, POINT_MASS = 6, 7
 EULER, SEMI_IMPLICIT, RK4, DISCRETE = 0, 1, 2, 3
 
 H_CODE, H_INTEG, H_SUB, H_DT, H_N, H_M, H_NQ = 0, 1, 2, 3, 4, 5, 6

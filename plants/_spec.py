@@ -18,13 +18,16 @@ from ._base import PlantBase
 from .arms import ThreeLinkArm, TwoLinkArm
 from .cartpole import CartPole
 from .linear import LinearPlant
+from .muscle_arm import MuscleArm
 from .pendulum import Pendulum
+from .point_mass import PointMass
 
 __all__ = ["to_spec", "from_spec"]
 
 _CLASSES = {cls.__name__: cls for cls in (
-    Pendulum, CartPole, TwoLinkArm, ThreeLinkArm, LinearPlant, tasks.Reach, tasks.DelayedReach,
-    tasks.Hold, tasks.Track, tasks.SwingUp, tasks.PendulumV1, tasks.Balance, tasks.StateTarget)}
+    Pendulum, CartPole, TwoLinkArm, ThreeLinkArm, LinearPlant, MuscleArm, PointMass,
+    tasks.Reach, tasks.DelayedReach, tasks.Hold, tasks.Track, tasks.SwingUp, tasks.PendulumV1,
+    tasks.Balance, tasks.StateTarget)}
 _NOT_SAVED = ("rng", "seed")
 
 

@@ -56,10 +56,16 @@ from . import _validation as V
 from .arms import PlanarArm
 from .cartpole import CartPole
 from .linear import LinearPlant
+from .muscle_arm import MuscleArm
 from .pendulum import Pendulum
 from .protocol import Dynamics
 
-__all__ = ["Balance", "CostWeights", "DelayedReach", "Hold", "PendulumV1", "Reach", "StateTarget", "SwingUp",
+#: The plants the arm tasks accept: torque-driven chains and the muscle arm (both give the
+#: hand's kinematics, ``n_links`` and ``lengths``).
+_ARMS = (PlanarArm, MuscleArm)
+
+__all__ = ["Balance", "CostWeights", "DelayedReach", "Hold", "PendulumV1", "Reach",
+           "StateTarget", "SwingUp",
            "Task", "TaskBatch", "Track", "reach_radii"]
 
 
@@ -141,7 +147,9 @@ class Task:
 
     def _common(self, plant, cls, horizon, weights) -> None:
         if not isinstance(plant, cls):
-            raise TypeError(f"plant must be a {cls.__name__}, got {type(plant).__name__}")
+            name = (cls.__name__ if isinstance(cls, type)
+                    else " or ".join(c.__name__ for c in cls))
+            raise TypeError(f"plant must be a {name}, got {type(plant).__name__}")
         self.plant = plant
         self.horizon = V.integer(horizon, "horizon")
         if not isinstance(weights, CostWeights):
@@ -268,7 +276,7 @@ class Task:
 
 
 # -- arms -----------------------------------------------------------------------------------
-def reach_radii(arm: PlanarArm) -> tuple[float, float]:
+def reach_radii(arm: PlanarArm | MuscleArm) -> tuple[float, float]:
     """Distances from the shoulder that the hand of ``arm`` can reach, ``(r_min, r_max)``.
 
     For a planar chain of links ``l_a`` whose joints turn freely, every distance between
@@ -280,7 +288,7 @@ def reach_radii(arm: PlanarArm) -> tuple[float, float]:
     return max(0.0, 2.0 * float(lengths.max()) - total), total
 
 
-def _default_posture(arm: PlanarArm) -> np.ndarray:
+def _default_posture(arm: PlanarArm | MuscleArm) -> np.ndarray:
     """Shoulder 45 deg, elbow 90 deg (and wrist 0) - a central workspace posture."""
     q = np.zeros(arm.n_links)
     q[0] = np.pi / 4
@@ -299,7 +307,7 @@ class _ArmTask(Task):
 
     def _outputs_jacobian(self, x) -> np.ndarray:
         N = self.plant.n_links
-        J = np.zeros((x.shape[0], 2, 2 * N))
+        J = np.zeros((x.shape[0], 2, self.plant.state_dim))
         J[:, :, :N] = self.plant.hand_jacobian(x)
         return J
 
@@ -317,6 +325,8 @@ class _ArmTask(Task):
     def _rest(self, q, B) -> np.ndarray:
         x0 = np.zeros((B, self.plant.state_dim))
         x0[:, : self.plant.n_links] = q
+        if isinstance(self.plant, MuscleArm):  # muscles at rest: activations at their floor
+            x0[:, 2 * self.plant.n_links:] = self.plant.min_activation
         return x0
 
 
@@ -325,7 +335,7 @@ class Reach(_ArmTask):
 
     Parameters
     ----------
-    plant : TwoLinkArm or ThreeLinkArm
+    plant : TwoLinkArm, ThreeLinkArm or MuscleArm
     targets : {"centre_out", "disc", "random"}
         "centre_out": ``n_targets`` (default 8) targets evenly spaced on a circle of radius
         ``distance`` (default 0.10 m) around the start hand position; sample ``i`` of a
@@ -350,14 +360,15 @@ class Reach(_ArmTask):
         Default final error 1, effort 1e-4, final velocity 0.1.
     """
 
-    def __init__(self, plant: PlanarArm, *, targets: str = "centre_out", n_targets: int = 8,
+    def __init__(self, plant: PlanarArm | MuscleArm, *, targets: str = "centre_out",
+                 n_targets: int = 8,
                  distance: float = 0.10, posture=None, horizon: int | None = None,
                  hold_steps: int = 1,
                  weights: CostWeights = CostWeights(1.0, 1e-4, 0.1, 0.0)) -> None:
         _remember(self, locals())
         if horizon is None:
-            horizon = max(1, int(round(0.5 / plant.dt))) if isinstance(plant, PlanarArm) else 1
-        self._common(plant, PlanarArm, horizon, weights)
+            horizon = max(1, int(round(0.5 / plant.dt))) if isinstance(plant, _ARMS) else 1
+        self._common(plant, _ARMS, horizon, weights)
         if targets not in ("centre_out", "disc", "random"):
             raise ValueError(f"targets must be 'centre_out', 'disc' or 'random', got "
                              f"{targets!r}")
@@ -432,7 +443,7 @@ class DelayedReach(Reach):
 
     Parameters
     ----------
-    plant : PlanarArm
+    plant : PlanarArm or MuscleArm
     targets, n_targets, distance, posture
         As for :class:`Reach` ("centre_out", "disc" or "random" targets).
     target_on : float
@@ -451,14 +462,16 @@ class DelayedReach(Reach):
 
     input_names = ("target_dx", "target_dy", "go")
 
-    def __init__(self, plant: PlanarArm, *, targets: str = "centre_out", n_targets: int = 8,
-                 distance: float = 0.10, posture=None, target_on: float = 0.05,
+    def __init__(self, plant: PlanarArm | MuscleArm, *, targets: str = "centre_out",
+                 n_targets: int = 8, distance: float = 0.10, posture=None,
+                 target_on: float = 0.05,
                  go: tuple[float, float] = (0.15, 0.35), movement: float = 0.45,
                  catch: float = 0.0, horizon: int | None = None,
                  weights: CostWeights = CostWeights(1.0, 1e-4, 0.1, 1.0)) -> None:
         _remember(self, locals())
-        if not isinstance(plant, PlanarArm):
-            raise TypeError(f"plant must be a PlanarArm, got {type(plant).__name__}")
+        if not isinstance(plant, _ARMS):
+            raise TypeError(f"plant must be a PlanarArm or MuscleArm, got "
+                            f"{type(plant).__name__}")
         dt = plant.dt
         self.target_on = V.nonnegative(target_on, "target_on")
         go = V.as_finite_array(go, "go", (2,))
@@ -529,16 +542,16 @@ class Hold(_ArmTask):
     hand position at every step. Default force (0, 5) N, horizon 1 s.
     """
 
-    def __init__(self, plant: PlanarArm, *, force=(0.0, 5.0), posture=None,
+    def __init__(self, plant: PlanarArm | MuscleArm, *, force=(0.0, 5.0), posture=None,
                  horizon: int | None = None,
                  weights: CostWeights = CostWeights(1.0, 1e-4, 0.1, 1.0)) -> None:
         _remember(self, locals())
-        if not isinstance(plant, PlanarArm):
-            raise TypeError(f"plant must be a PlanarArm, got {type(plant).__name__}")
+        if not isinstance(plant, _ARMS):
+            raise TypeError(f"plant must be a PlanarArm or MuscleArm, got {type(plant).__name__}")
         if horizon is None:
             horizon = max(1, int(round(1.0 / plant.dt)))
         force = V.as_finite_array(force, "force", (2,))
-        self._common(plant.replace(constant_force=force), PlanarArm, horizon, weights)
+        self._common(plant.replace(constant_force=force), _ARMS, horizon, weights)
         self.force = force
         self.posture = self._posture(posture)
         self.start = self.plant.hand_position(self._rest(self.posture, 1))[0]
@@ -557,11 +570,11 @@ class Track(_ArmTask):
     position of the default posture, over 1 s.
     """
 
-    def __init__(self, plant: PlanarArm, trajectory=None, *,
+    def __init__(self, plant: PlanarArm | MuscleArm, trajectory=None, *,
                  weights: CostWeights = CostWeights(0.0, 1e-4, 0.0, 1.0)) -> None:
         _remember(self, locals())
-        if not isinstance(plant, PlanarArm):
-            raise TypeError(f"plant must be a PlanarArm, got {type(plant).__name__}")
+        if not isinstance(plant, _ARMS):
+            raise TypeError(f"plant must be a PlanarArm or MuscleArm, got {type(plant).__name__}")
         if trajectory is None:
             T = max(1, int(round(1.0 / plant.dt)))
             q = _default_posture(plant)
@@ -580,7 +593,7 @@ class Track(_ArmTask):
             traj = V.as_finite_array(trajectory, "trajectory", (None, None, 2))
         if traj.shape[1] < 2:
             raise ValueError(f"trajectory needs at least 2 points, got {traj.shape[1]}")
-        self._common(plant, PlanarArm, traj.shape[1] - 1, weights)
+        self._common(plant, _ARMS, traj.shape[1] - 1, weights)
         self.trajectory = traj
         self._q0 = plant.inverse_kinematics(traj[:, 0])
 
@@ -785,7 +798,7 @@ def _default_velocity_index(plant) -> list[int]:
         return [1]
     if isinstance(plant, CartPole):
         return [1, 3]
-    if isinstance(plant, PlanarArm):
+    if isinstance(plant, _ARMS):
         return list(range(plant.n_links, 2 * plant.n_links))
     return []
 

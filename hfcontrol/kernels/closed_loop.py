@@ -201,6 +201,38 @@ def rollout_linear(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, 
     return -1
 
 
+@njit(cache=True, nogil=True)
+def rollout_muscle_arm(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
+                       fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
+    """The closed loop with the muscle arm: returns -1, or the first step whose control or
+    next state is not finite."""
+    for t in range(T):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
+                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+            return t
+        if pk.rollout_muscle_arm(pp, _view(X, t * B * n, (B, n)),
+                                 _view(U, t * B * m, (B, 1, m)), dummy, False,
+                                 _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
+            return t
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def rollout_point_mass(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
+                       fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
+    """The closed loop with the point mass: returns -1, or the first step whose control or
+    next state is not finite."""
+    for t in range(T):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
+                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+            return t
+        if pk.rollout_point_mass(pp, _view(X, t * B * n, (B, n)),
+                                 _view(U, t * B * m, (B, 1, m)), dummy, False,
+                                 _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
+            return t
+    return -1
+
+
 #: The closed-loop rollout for each plant's step kernel.
 ROLLOUTS = {
     pk.rollout_pendulum: rollout_pendulum,
@@ -209,6 +241,8 @@ ROLLOUTS = {
     pk.rollout_three_link: rollout_three_link,
     pk.rollout_chain: rollout_chain,
     pk.rollout_linear: rollout_linear,
+    pk.rollout_muscle_arm: rollout_muscle_arm,
+    pk.rollout_point_mass: rollout_point_mass,
 }
 
 
