@@ -32,8 +32,9 @@ over the recipe's 32 hand-built targets that training never sees) is measured at
 updates spaced by 3 % of the elapsed training time (at least ``budget / 1000``), and the
 time spent measuring it is left out of the clock. Before the timed runs each method
 trains one update on a throw-away copy, so that loading the compiled kernels is not
-charged to whichever method runs first. A validation batch drawn from the task (seed
-``10000 + seed``) is measured alongside: it, not the held-out set, is what to tune on.
+charged to whichever method runs first; the order of the methods turns with the seed. A
+validation batch drawn from the task (seed ``10000 + seed``) is measured alongside: it,
+not the held-out set, is what to tune on.
 
 Writes to ``DIR``: ``metrics.json`` (settings, the machine's load, every curve, the time
 and update at which each run first reaches 1 cm and 5 mm held-out error, per-method
@@ -228,9 +229,14 @@ def main(argv=None) -> int:
         warmup[method] = time.perf_counter() - t
 
     runs: dict[str, list[dict]] = {m: [] for m in args.methods}
-    for seed in seeds:
+    orders = []
+    for i, seed in enumerate(seeds):
         W0 = recipes.arm_reach(seed).loop.W.copy()
-        for method in args.methods:
+        # the order of the methods turns with the seed, so that a drift in the machine's
+        # load does not always fall on the same method
+        shift = i % len(args.methods)
+        orders.append(args.methods[shift:] + args.methods[:shift])
+        for method in orders[-1]:
             r = run(method, seed, args, W0, args.budget,
                     progress=not args.quick and sys.stderr.isatty())
             runs[method].append(r)
@@ -261,7 +267,8 @@ def main(argv=None) -> int:
         "task": "arm-reach (hfcontrol.recipes.arm_reach)",
         "error": "held-out final hand error, mean over 32 hand-built targets (m)",
         "settings": {"seeds": seeds, "budget_s": args.budget, "quick": args.quick,
-                     "methods": args.methods, "thresholds_m": THRESHOLDS,
+                     "methods": args.methods, "order_per_seed": orders,
+                     "thresholds_m": THRESHOLDS,
                      "evaluation_spacing": f"{EVAL_RELATIVE_GAP:g} x elapsed training time, at "
                                            f"least {EVAL_MIN_GAP:g} x budget"},
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
