@@ -139,6 +139,7 @@ def run(method: str, seed: int, args, W0: np.ndarray | None, budget: float,
     from hfcontrol.training import train
 
     recipe, optimizer = _recipe(method, seed, args)
+    settings = _optimizer_settings(optimizer)  # before training changes the damping
     loop = recipe.loop
     if W0 is not None:
         if not np.array_equal(loop.W, W0):
@@ -195,7 +196,7 @@ def run(method: str, seed: int, args, W0: np.ndarray | None, budget: float,
             "train_time_s": curve["time"][-1], "evaluation_time_s": excluded,
             "final_heldout_m": curve["heldout"][-1], "best_heldout_m": min(curve["heldout"]),
             "final_validation_m": curve["validation"][-1], "reached": reached,
-            "optimizer": _optimizer_settings(optimizer), "batch": recipe.info["batch"],
+            "optimizer": settings, "batch": recipe.info["batch"],
             "curve": curve}
 
 
@@ -211,9 +212,25 @@ def _fmt_time(value: float | None) -> str:
     return "not reached" if value is None else f"{value:.1f} s"
 
 
+def write_figure(runs: dict[str, list[dict]], path, n_seeds: int, budget: float) -> None:
+    """Held-out error against updates and against training time, one colour per method,
+    one thin line per seed (``runs`` as in ``metrics.json``)."""
+    from hfcontrol import figures
+
+    curves = {}
+    for method, rs in runs.items():
+        curves[f"{METHODS[method]} (batch {rs[0]['batch']})"] = {
+            key: [r["curve"][key] for r in rs] for key in ("update", "time", "heldout")}
+    figures.plot_learning_curves(
+        curves, path, ylabel="held-out final hand error (m)",
+        hline=list(THRESHOLDS.values()), log_x=True,
+        title=f"Two-link arm reaching, {n_seeds} seed{'s' if n_seeds > 1 else ''}, "
+              f"{budget:g} s of training per run")
+
+
 def main(argv=None) -> int:
     args = _arguments(argv)
-    from hfcontrol import figures, recipes
+    from hfcontrol import recipes
     from hfcontrol.persistence import atomic_write_text
 
     out = Path(args.out)
@@ -281,15 +298,7 @@ def main(argv=None) -> int:
     }
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
 
-    curves = {}
-    for method, rs in runs.items():
-        curves[f"{METHODS[method]} (batch {rs[0]['batch']})"] = {
-            key: [r["curve"][key] for r in rs] for key in ("update", "time", "heldout")}
-    figures.plot_learning_curves(
-        curves, out / "optimizer_comparison.png", ylabel="held-out final hand error (m)",
-        hline=list(THRESHOLDS.values()), log_x=True,
-        title=f"Two-link arm reaching, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}, "
-              f"{args.budget:g} s of training per run")
+    write_figure(runs, out / "optimizer_comparison.png", len(seeds), args.budget)
 
     width = max(len(METHODS[m]) for m in runs)
     print(f"\n{'method':{width}s}  {'to 1 cm (median)':>18s}  {'to 5 mm (median)':>18s}  "

@@ -20,10 +20,12 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | os.PathLike, title: str | None) -> None:
+def _save(fig: Figure, path: str | os.PathLike, title: str | None,
+          rect: tuple[float, float, float, float] | None = None) -> None:
+    """Title, tight layout (within ``rect`` of the figure, if given) and PNG."""
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
 
 
@@ -99,7 +101,10 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
         Log scales on both x axes (for methods whose update counts or speeds differ by
         orders of magnitude); the points at update 0 or time 0 are then left out.
     """
-    fig = _figure(10, 3.8)
+    # more than two labels go in a legend below the panels, where it hides no curve
+    legend_rows = (len(curves) + 1) // 2 if len(curves) > 2 else 0
+    height = 3.8 + 0.25 * legend_rows
+    fig = _figure(10, height)
     axes = fig.subplots(1, 2, sharey=True)
     for i, (label, hist) in enumerate(curves.items()):
         colour = f"C{i % 10}"
@@ -122,8 +127,13 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
         for level in lines:
             ax.axhline(level, color="k", ls=":", lw=1)
     axes[0].set_ylabel(ylabel)
-    axes[0].legend(fontsize="small")
-    _save(fig, path, title)
+    if legend_rows:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2,
+                   fontsize="small", frameon=False)
+        _save(fig, path, title, rect=(0, 0.22 * legend_rows / height, 1, 1))
+    else:
+        axes[0].legend(fontsize="small")
+        _save(fig, path, title)
 
 
 def plot_phase_portrait(angles: np.ndarray, velocities: np.ndarray, path: str | os.PathLike,
