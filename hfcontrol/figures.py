@@ -21,10 +21,12 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | os.PathLike, title: str | None) -> None:
+def _save(fig: Figure, path: str | os.PathLike, title: str | None,
+          rect: tuple[float, float, float, float] | None = None) -> None:
+    """Title, tight layout (within ``rect`` of the figure, if given) and PNG."""
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
 
 
@@ -83,20 +85,27 @@ def plot_speed_profiles(t: np.ndarray, speeds: np.ndarray, path: str | os.PathLi
 def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
                          path: str | os.PathLike, key: str = "heldout",
                          ylabel: str = "held-out error", title: str | None = None,
-                         hline: float | None = None) -> None:
+                         hline: float | Sequence[float] | None = None,
+                         log_x: bool = False) -> None:
     """Learning curves against updates and against wall time, side by side.
 
     Parameters
     ----------
     curves : dict of str to dict of lists
         Label to a history with ``update``, ``time`` (s) and ``key``; a label may name
-        several runs, as lists of lists, drawn thin with their median thick.
+        several runs (e.g. seeds), as lists of lists, drawn as thin lines of one colour.
     key : str
         The error drawn (log scale).
-    hline : float, optional
-        A horizontal reference line (e.g. a target error).
+    hline : float or sequence of floats, optional
+        Horizontal reference lines (e.g. target errors).
+    log_x : bool
+        Log scales on both x axes (for methods whose update counts or speeds differ by
+        orders of magnitude); the points at update 0 or time 0 are then left out.
     """
-    fig = _figure(10, 3.8)
+    # more than two labels go in a legend below the panels, where it hides no curve
+    legend_rows = (len(curves) + 1) // 2 if len(curves) > 2 else 0
+    height = 3.8 + 0.25 * legend_rows
+    fig = _figure(10, height)
     axes = fig.subplots(1, 2, sharey=True)
     for i, (label, hist) in enumerate(curves.items()):
         colour = f"C{i % 10}"
@@ -104,17 +113,28 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
         if runs_e and np.ndim(runs_e[0]) == 0:
             runs_u, runs_t, runs_e = [runs_u], [runs_t], [runs_e]
         for j, (u, t, e) in enumerate(zip(runs_u, runs_t, runs_e, strict=True)):
-            kw = {"color": colour, "lw": 1.5, "alpha": 1.0 if len(runs_e) == 1 else 0.6,
-                  "label": label if j == 0 else None}
-            axes[0].semilogy(u, e, **kw)
-            axes[1].semilogy(t, e, **kw)
+            kw = {"color": colour, "lw": 1.5 if len(runs_e) == 1 else 0.9,
+                  "alpha": 1.0 if len(runs_e) == 1 else 0.7, "label": label if j == 0 else None}
+            u, t, e = (np.asarray(a, float) for a in (u, t, e))
+            for ax, x in zip(axes, (u, t), strict=True):
+                keep = x > 0 if log_x else np.ones(x.shape, bool)
+                ax.semilogy(x[keep], e[keep], **kw)
+    if log_x:
+        for ax in axes:
+            ax.set_xscale("log")
+    lines = [] if hline is None else np.atleast_1d(np.asarray(hline, float))
     for ax, xlabel in zip(axes, ("update", "wall time (s)"), strict=True):
         ax.set_xlabel(xlabel)
-        if hline is not None:
-            ax.axhline(hline, color="k", ls=":", lw=1)
+        for level in lines:
+            ax.axhline(level, color="k", ls=":", lw=1)
     axes[0].set_ylabel(ylabel)
-    axes[0].legend()
-    _save(fig, path, title)
+    if legend_rows:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2,
+                   fontsize="small", frameon=False)
+        _save(fig, path, title, rect=(0, 0.22 * legend_rows / height, 1, 1))
+    else:
+        axes[0].legend(fontsize="small")
+        _save(fig, path, title)
 
 
 def plot_phase_portrait(angles: np.ndarray, velocities: np.ndarray, path: str | os.PathLike,
