@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["plot_hand_paths", "plot_reach_kinematics", "plot_speed_profiles",
-           "plot_learning_curves", "plot_phase_portrait", "plot_arm_postures",
+           "plot_learning_curves", "plot_phase_portrait", "plot_muscle_activity", "plot_arm_postures",
            "plot_state_trajectories"]
 
 
@@ -70,15 +70,44 @@ def plot_reach_kinematics(t: np.ndarray, states: np.ndarray, controls: np.ndarra
 
 
 def plot_speed_profiles(t: np.ndarray, speeds: np.ndarray, path: str | os.PathLike,
-                        title: str | None = None) -> None:
+                        title: str | None = None, vline: float | None = None) -> None:
     """Hand speed ``speeds [B, T + 1]`` (m/s) against time ``t [T + 1]``: reaches of a
-    well-trained controller have bell-shaped profiles."""
+    well-trained controller have bell-shaped profiles. ``vline``: a time to mark (s)."""
     fig = _figure(5, 3.6)
     ax = fig.subplots()
     for i, s in enumerate(speeds):
         ax.plot(t, 100 * s, color=f"C{i % 10}", lw=1.2)
+    if vline is not None:
+        ax.axvline(vline, color="k", ls=":", lw=1)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("hand speed (cm/s)")
+    _save(fig, path, title)
+
+
+def plot_muscle_activity(t: np.ndarray, excitations: np.ndarray, activations: np.ndarray,
+                         names: Sequence[str], path: str | os.PathLike,
+                         go_time: float | None = None, title: str | None = None) -> None:
+    """Each muscle's excitation (``[T, M]``, the controls, drawn as steps) and activation
+    (``[T + 1, M]``) against time ``t [T + 1]`` (s), one panel per muscle."""
+    M = len(names)
+    cols = min(M, 3)
+    rows = -(-M // cols)
+    fig = _figure(3.6 * cols, 2.4 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True)).ravel()
+    for i, ax in enumerate(axes):
+        if i >= M:
+            ax.set_visible(False)
+            continue
+        ax.step(t[:-1], excitations[:, i], where="post", color="C0", lw=1, label="excitation")
+        ax.plot(t, activations[:, i], color="C3", lw=1.5, label="activation")
+        if go_time is not None:
+            ax.axvline(go_time, color="k", ls=":", lw=1)
+        ax.set_title(names[i], fontsize=9)
+        if i % cols == 0:
+            ax.set_ylabel("(0 to 1)")
+        if i >= M - cols:
+            ax.set_xlabel("time (s)")
+    axes[0].legend(fontsize=8)
     _save(fig, path, title)
 
 

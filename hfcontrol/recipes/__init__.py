@@ -20,15 +20,17 @@ from ._base import Phase, Recipe, check_seed
 from .arm import arm3_reach, arm_reach
 from .cartpole import cartpole_balance
 from .linear import linear_demo
+from .muscle import muscle_reach
 
 __all__ = ["Phase", "Recipe", "RECIPES", "get", "describe", "options_of", "check_seed", "arm_reach",
-           "arm3_reach", "cartpole_balance", "linear_demo"]
+           "arm3_reach", "cartpole_balance", "linear_demo", "muscle_reach"]
 
 RECIPES: dict[str, Callable[..., Recipe]] = {
     "arm-reach": arm_reach,
     "arm3-reach": arm3_reach,
     "cartpole-balance": cartpole_balance,
     "linear-demo": linear_demo,
+    "muscle-reach": muscle_reach,
 }
 
 
