@@ -18,10 +18,13 @@ from plants._chunked import CHUNK, MIN_BATCH
 BATCHES = (1, MIN_BATCH - 1, MIN_BATCH, CHUNK + 1, 1024)
 assert MIN_BATCH <= CHUNK
 
-MAKERS = {"arm2": TwoLinkArm, "arm3": ThreeLinkArm, "cartpole": CartPole}
+MAKERS = {"arm2": TwoLinkArm, "arm3": ThreeLinkArm, "cartpole": CartPole,
+          # gravity, a constant push and a curl field: the two-link arm's other stage function
+          "arm2_forces": lambda **kw: TwoLinkArm(gravity=True, constant_force=(0.5, -2.0),
+                                                 curl=3.0, **kw)}
 # control limits tight enough that the controls below are often clipped
 LIMITS = {"arm2": dict(max_torque=0.4), "arm3": dict(max_torque=0.4),
-          "cartpole": dict(force_mag=0.3)}
+          "cartpole": dict(force_mag=0.3), "arm2_forces": dict(max_torque=0.4)}
 
 
 def _run(plant, x0, U, *, o0, W=None):
