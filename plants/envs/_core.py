@@ -90,6 +90,8 @@ class Layout:
     goal_columns: slice
     #: ``(features, step)``: the family's kernels of :mod:`plants.envs._step`.
     kernels: tuple[Callable, Callable]
+    #: The task's outputs and velocities that the step kernel computes (checked).
+    kernel_outputs: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
     def constants(self) -> np.ndarray:
         """The family's constants that its kernels read (after the common ones)."""
@@ -108,7 +110,12 @@ class Layout:
 
     # -- shared ---------------------------------------------------------------------------
     def finish(self) -> None:
-        """Convert the bounds (call at the end of a subclass's ``__init__``)."""
+        """Convert the bounds and check that the step kernel computes the task's outputs and
+        velocities (call at the end of a subclass's ``__init__``)."""
+        names = (tuple(self.task.output_names), tuple(self.task.velocity_names))
+        if names != self.kernel_outputs:
+            raise ValueError(f"the environment's step kernel computes the outputs and "
+                             f"velocities {self.kernel_outputs}, the task has {names}")
         self.obs_low = _f32(self.obs_low, -np.inf)
         self.obs_high = _f32(self.obs_high, np.inf)
         self.target_low = np.asarray(self.target_low, dtype=float)
@@ -203,8 +210,13 @@ class Episodes:
         self.goal = np.zeros((B, k))
         self.t = np.zeros(B, dtype=np.int64)
         self.f = np.zeros((B, self.p))
+        self._sc = np.zeros(_step.SCRATCH)
+        # (arguments of the features kernels that they do not use)
+        self._obs1 = np.zeros((1, self.p), dtype=np.float32)
+        self._rew1 = np.zeros(1)
+        self._trunc1 = np.zeros(1, dtype=np.bool_)
         self._count = np.zeros(1, dtype=np.int64)
-        self._all = np.arange(B)
+        self._all = np.arange(B, dtype=np.int64)
         self._features, self._step = layout.kernels
         self._params = plant.kernel_params
         self._ws = np.empty(plant.workspace_size)
@@ -226,13 +238,18 @@ class Episodes:
         _step.begin(rows, np.ascontiguousarray(x0, dtype=np.float64),
                     np.ascontiguousarray(targets, dtype=np.float64), self._tracking,
                     self._final_error, self.x, self.t, self.c, self.targets, self.goal)
-        self._features(rows, self.x, self.t, self.goal, self._cfg, self._lo, self._hi, self.f)
+        self._observe(rows)
 
     def set_state(self, x: np.ndarray) -> None:
         """Place the plant (all copies) at states ``x[B, n]``."""
         self.x[:] = x
-        self._features(self._all, self.x, self.t, self.goal, self._cfg, self._lo, self._hi,
-                       self.f)
+        self._observe(self._all)
+
+    def _observe(self, rows: np.ndarray) -> None:
+        """The features of copies ``rows``, into ``f``."""
+        self._features(rows, self.x, self._u, self.t, self.c, self.targets, self.goal,
+                       self._cfg, self._w, self._lo, self._hi, self.f, self._sc, self._obs1,
+                       self._rew1, self._trunc1)
 
     def check(self, a: np.ndarray) -> None:
         """Raise a ``ValueError`` if an action of ``a[B, m]`` is not finite."""
@@ -251,7 +268,8 @@ class Episodes:
         trunc = np.empty(B, dtype=np.bool_)
         code = self._step(self._params, self._ws, self._a, self.x, self._xn, self._u, self.t,
                           self.c, self.targets, self.goal, self._cfg, self._w, self._scale,
-                          self._lo, self._hi, self.f, obs, rew, trunc, self._count)
+                          self._lo, self._hi, self.f, self._sc, self._all, obs, rew, trunc,
+                          self._count)
         if code != -1:
             if code == _step.BAD_ACTION:
                 self.check(a)

@@ -31,7 +31,11 @@ Arguments shared by the kernels (all C-contiguous; float64 unless said):
               (the arm's link lengths)
 ``wout[k]``   the task's output weights; ``scale[m]`` the action scale
 ``lo, hi[p]`` the observation bounds; ``f[B, p]`` the features (the goal columns
-              included), ``obs[B, p]`` float32, ``rew[B]``, ``trunc[B]`` (bool) out
+              included)
+``w``         scratch of :data:`SCRATCH` elements (a chunk of copies, coordinate-major: the
+              angles and their sines and cosines, so that the trigonometry vectorises)
+``rows[B]``   int64 ``0 .. B - 1``
+``obs[B, p]`` float32, ``rew[B]``, ``trunc[B]`` (bool) out
 ``count[1]``  int64 out: the number of copies truncated by this step
 """
 
@@ -40,14 +44,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._chunked import CHUNK, sincos_row
 from .._kernels import rollout_cartpole, rollout_pendulum, rollout_three_link, rollout_two_link
 from .._layout import HOT, HOT_INLINE, TWO_LINK
 
-__all__ = ["BAD_ACTION", "begin", "features_arm", "features_cartpole", "features_pendulum",
+__all__ = ["BAD_ACTION", "SCRATCH", "begin", "features_arm", "features_cartpole", "features_pendulum",
            "step_arm", "step_cartpole", "step_pendulum"]
 
 #: Returned by a step kernel when an action is not finite (nothing was stepped).
 BAD_ACTION = -(2**62)
+
+#: Size of the kernels' scratch ``w``: a chunk of ``CHUNK`` copies, coordinate-major, of at
+#: most 15 rows (the three-link arm's angles and the sines and cosines of them and of the
+#: absolute angles).
+SCRATCH = 15 * CHUNK
 
 # cfg entries
 EFFORT_DT, FINAL_VELOCITY, HORIZON, INV_HORIZON, MAX_STEPS, FAMILY = 0, 1, 2, 3, 4, 5
@@ -136,7 +146,7 @@ def _error(y, o, tg, wout, b, s):
 
 
 @njit(**HOT_INLINE)
-def _finish(b, tb, cost, t, c, cfg, f, obs, rew, trunc):
+def _finish(b, tb, cost, t, cfg, f, obs, rew, trunc):
     """Step count, reward, truncation and float32 observation of copy ``b``; returns
     whether it was truncated."""
     t[b] = tb + 1
@@ -148,57 +158,102 @@ def _finish(b, tb, cost, t, c, cfg, f, obs, rew, trunc):
     return out
 
 
+@njit(**HOT_INLINE)
+def _new_states(x, xn):
+    for b in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            x[b, i] = xn[b, 0, i]
+
+
+@njit(**HOT_INLINE)
+def _gather(w, o, x, rows, c0, nc, i):
+    """``w[o + k] = x[rows[c0 + k], i]`` for the ``nc`` copies of a chunk, zeros after."""
+    for k in range(CHUNK):
+        w[o + k] = x[rows[c0 + k], i] if k < nc else 0.0
+
+
 # -- the arms: [cos q (N), sin q (N), q_dot (N), hand (2), goal (2), t / T] ----------------
-@njit(**HOT_INLINE)
-def _arm_features(x, b, tb, g, cfg, lo, hi, f):
-    N = x.shape[1] // 2
-    px = 0.0
-    py = 0.0
-    phi = 0.0
-    for i in range(N):
-        q = x[b, i]
-        f[b, i] = np.cos(q)
-        f[b, N + i] = np.sin(q)
-        f[b, 2 * N + i] = _clip(x[b, N + i], lo[2 * N + i], hi[2 * N + i])
-        phi += q
-        px += np.cos(phi) * cfg[FAMILY + i]
-        py += np.sin(phi) * cfg[FAMILY + i]
-    f[b, 3 * N] = px
-    f[b, 3 * N + 1] = py
-    f[b, 3 * N + 2] = g[b, 0]
-    f[b, 3 * N + 3] = g[b, 1]
-    f[b, 3 * N + 4] = tb * cfg[INV_HORIZON]
-
-
-@njit(**HOT_INLINE)
-def _hand_speed2(x, b, cfg):
-    """``|J(q) q_dot|^2``: the hand velocity is ``sum_a l_a phidot_a (-sin phi_a, cos phi_a)``
-    with ``phi_a = q_1 + ... + q_a``."""
-    N = x.shape[1] // 2
-    vx = 0.0
-    vy = 0.0
-    phi = 0.0
-    w = 0.0
-    for i in range(N):
-        phi += x[b, i]
-        w += x[b, N + i]
-        lw = cfg[FAMILY + i] * w
-        vx -= lw * np.sin(phi)
-        vy += lw * np.cos(phi)
-    return vx * vx + vy * vy
-
-
-@njit(**HOT)
-def features_arm(rows, x, t, g, cfg, lo, hi, f):
-    """The arms' features of copies ``rows``."""
-    for r in range(rows.shape[0]):
-        b = rows[r]
-        _arm_features(x, b, t[b], g, cfg, lo, hi, f)
+@njit(**HOT_INLINE, error_model="numpy")
+def _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, N, step):
+    """The features of copies ``rows`` (after ``t`` steps; after ``t + 1`` and with the step's
+    rewards when ``step``), with ``N`` links. ``N`` and ``step`` are constants where this is
+    inlined, so that every offset in the scratch ``w`` is too and the trigonometry vectorises
+    (chunks of ``CHUNK`` copies, coordinate-major: row ``j`` of a chunk at ``w[j * CHUNK]``):
+    the joint angles (rows ``0 .. N - 1``), their sines and cosines
+    (:func:`plants._chunked.sincos_row`: rows ``N + 2 i`` and ``N + 2 i + 1``) and those of the
+    absolute angles ``phi_i = q_1 + ... + q_i`` by the angle-addition formulas (rows
+    ``3 N + 2 i`` and ``3 N + 2 i + 1``). Returns the number of copies truncated."""
+    CH = CHUNK
+    nr = rows.shape[0]
+    effort_dt, fv, last = cfg[EFFORT_DT], cfg[FINAL_VELOCITY], int(cfg[HORIZON]) - 1
+    nt = 0
+    for c0 in range(0, nr, CH):
+        nc = min(CH, nr - c0)
+        for i in range(N):
+            _gather(w, i * CH, x, rows, c0, nc, i)
+        for i in range(N):
+            sincos_row(w, i * CH, (N + 2 * i) * CH)
+        for k in range(CH):
+            sp = 0.0
+            cp = 1.0
+            for i in range(N):
+                sq = w[(N + 2 * i) * CH + k]
+                cq = w[(N + 2 * i + 1) * CH + k]
+                sp, cp = sp * cq + cp * sq, cp * cq - sp * sq
+                w[(3 * N + 2 * i) * CH + k] = sp
+                w[(3 * N + 2 * i + 1) * CH + k] = cp
+        for k in range(nc):
+            b = rows[c0 + k]
+            px = 0.0
+            py = 0.0
+            for i in range(N):
+                f[b, i] = w[(N + 2 * i + 1) * CH + k]
+                f[b, N + i] = w[(N + 2 * i) * CH + k]
+                f[b, 2 * N + i] = _clip(x[b, N + i], lo[2 * N + i], hi[2 * N + i])
+                px += w[(3 * N + 2 * i + 1) * CH + k] * cfg[FAMILY + i]
+                py += w[(3 * N + 2 * i) * CH + k] * cfg[FAMILY + i]
+            f[b, 3 * N] = px
+            f[b, 3 * N + 1] = py
+            f[b, 3 * N + 2] = g[b, 0]
+            f[b, 3 * N + 3] = g[b, 1]
+            tb = t[b]
+            if not step:
+                f[b, 3 * N + 4] = tb * cfg[INV_HORIZON]
+                continue
+            f[b, 3 * N + 4] = (tb + 1) * cfg[INV_HORIZON]
+            cost = _effort(u, b) * effort_dt
+            cb = c[b, tb]
+            if cb != 0.0:
+                cost += cb * _error(f, 3 * N, tg, wout, b, tb)  # the outputs: the hand
+            if fv != 0.0 and tb == last:
+                # |J(q) q_dot|^2, the hand velocity being sum_a l_a phidot_a (-sin phi_a,
+                # cos phi_a)
+                vx = 0.0
+                vy = 0.0
+                pd = 0.0
+                for i in range(N):
+                    pd += x[b, N + i]
+                    lw = cfg[FAMILY + i] * pd
+                    vx -= lw * w[(3 * N + 2 * i) * CH + k]
+                    vy += lw * w[(3 * N + 2 * i + 1) * CH + k]
+                cost += fv * (vx * vx + vy * vy)
+            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc)
+    return nt
 
 
 @njit(**HOT, error_model="numpy")
-def step_arm(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, obs, rew, trunc,
-             count):
+def features_arm(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc):
+    """The arms' features of copies ``rows`` (the arguments of :func:`step_arm`'s pass; ``u``
+    to ``wout`` and ``obs`` to ``trunc`` are not used)."""
+    if x.shape[1] == 4:
+        _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, 2, False)
+    else:
+        _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, 3, False)
+
+
+@njit(**HOT, error_model="numpy")
+def step_arm(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, w, rows, obs,
+             rew, trunc, count):
     """One step of the arms' copies (two or three links); see the module docstring."""
     if not _load(a, scale, u):
         return BAD_ACTION
@@ -208,110 +263,106 @@ def step_arm(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, obs
         bad = rollout_three_link(prm, x, u, u, False, xn, 0, ws)
     if bad != -1:
         return bad
-    N = x.shape[1] // 2
-    effort_dt, fv, last = cfg[EFFORT_DT], cfg[FINAL_VELOCITY], int(cfg[HORIZON]) - 1
-    nt = 0
-    for b in range(x.shape[0]):
-        for i in range(2 * N):
-            x[b, i] = xn[b, 0, i]
-        tb = t[b]
-        _arm_features(x, b, tb + 1, g, cfg, lo, hi, f)
-        cost = _effort(u, b) * effort_dt
-        cb = c[b, tb]
-        if cb != 0.0:
-            cost += cb * _error(f, 3 * N, tg, wout, b, tb)  # the outputs: the hand
-        if fv != 0.0 and tb == last:
-            cost += fv * _hand_speed2(x, b, cfg)
-        nt += _finish(b, tb, cost, t, c, cfg, f, obs, rew, trunc)
-    count[0] = nt
+    _new_states(x, xn)
+    if x.shape[1] == 4:
+        count[0] = _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
+                             2, True)
+    else:
+        count[0] = _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
+                             3, True)
     return -1
 
 
-# -- the pendulum: [cos theta, sin theta, theta_dot, goal (3)] -----------------------------
-@njit(**HOT_INLINE)
-def _pendulum_features(x, b, g, f):
-    f[b, 0] = np.cos(x[b, 0])
-    f[b, 1] = np.sin(x[b, 0])
-    f[b, 2] = x[b, 1]
-    for i in range(3):
-        f[b, 3 + i] = g[b, i]
-
-
-@njit(**HOT)
-def features_pendulum(rows, x, t, g, cfg, lo, hi, f):
-    """The pendulum's features of copies ``rows``."""
-    for r in range(rows.shape[0]):
-        _pendulum_features(x, rows[r], g, f)
+# -- the pendulum and the cart-pole: one angle each ------------------------------------------
+@njit(**HOT_INLINE, error_model="numpy")
+def _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, cart, step):
+    """The features of copies ``rows`` of the pendulum (``[cos theta, sin theta, theta_dot,
+    goal (3)]``) or, with ``cart``, the cart-pole (``[x, x_dot, cos theta, sin theta,
+    theta_dot, goal (4)]``, the velocities clipped to the bounds), and with ``step`` the
+    rewards of the step (see :func:`_arm_pass`; scratch rows: theta, its sine and cosine)."""
+    CH = CHUNK
+    nr = rows.shape[0]
+    effort_dt, fv, last = cfg[EFFORT_DT], cfg[FINAL_VELOCITY], int(cfg[HORIZON]) - 1
+    a = 2 if cart else 0  # theta's index in the state
+    nt = 0
+    for c0 in range(0, nr, CH):
+        nc = min(CH, nr - c0)
+        _gather(w, 0, x, rows, c0, nc, a)
+        sincos_row(w, 0, CH)
+        for k in range(nc):
+            b = rows[c0 + k]
+            sn = w[CH + k]
+            cs = w[2 * CH + k]
+            if cart:
+                f[b, 0] = x[b, 0]
+                f[b, 1] = _clip(x[b, 1], lo[1], hi[1])
+                f[b, 2] = cs
+                f[b, 3] = sn
+                f[b, 4] = _clip(x[b, 3], lo[4], hi[4])
+                for i in range(4):
+                    f[b, 5 + i] = g[b, i]
+            else:
+                f[b, 0] = cs
+                f[b, 1] = sn
+                f[b, 2] = x[b, 1]
+                for i in range(3):
+                    f[b, 3 + i] = g[b, i]
+            if not step:
+                continue
+            tb = t[b]
+            cost = _effort(u, b) * effort_dt
+            cb = c[b, tb]
+            if cb != 0.0:
+                if cart:
+                    cost += cb * _error(x, 0, tg, wout, b, tb)  # the outputs: the state
+                else:
+                    cost += cb * _error(f, 0, tg, wout, b, tb)  # (cos, sin, theta_dot)
+            if fv != 0.0 and tb == last:
+                if cart:
+                    cost += fv * (x[b, 1] * x[b, 1] + x[b, 3] * x[b, 3])  # (x_dot, theta_dot)
+                else:
+                    cost += fv * (x[b, 1] * x[b, 1])  # theta_dot
+            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc)
+    return nt
 
 
 @njit(**HOT, error_model="numpy")
-def step_pendulum(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, obs, rew,
-                  trunc, count):
+def features_pendulum(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc):
+    """The pendulum's features of copies ``rows`` (see :func:`features_arm`)."""
+    _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, False, False)
+
+
+@njit(**HOT, error_model="numpy")
+def step_pendulum(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, w, rows, obs,
+                  rew, trunc, count):
     """One step of the pendulum's copies; see the module docstring."""
     if not _load(a, scale, u):
         return BAD_ACTION
     bad = rollout_pendulum(prm, x, u, u, False, xn, 0, ws)
     if bad != -1:
         return bad
-    effort_dt, fv, last = cfg[EFFORT_DT], cfg[FINAL_VELOCITY], int(cfg[HORIZON]) - 1
-    nt = 0
-    for b in range(x.shape[0]):
-        x[b, 0] = xn[b, 0, 0]
-        x[b, 1] = xn[b, 0, 1]
-        tb = t[b]
-        _pendulum_features(x, b, g, f)
-        cost = _effort(u, b) * effort_dt
-        cb = c[b, tb]
-        if cb != 0.0:
-            cost += cb * _error(f, 0, tg, wout, b, tb)  # the outputs: (cos, sin, theta_dot)
-        if fv != 0.0 and tb == last:
-            cost += fv * (x[b, 1] * x[b, 1])
-        nt += _finish(b, tb, cost, t, c, cfg, f, obs, rew, trunc)
-    count[0] = nt
+    _new_states(x, xn)
+    count[0] = _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
+                           False, True)
     return -1
 
 
-# -- the cart-pole: [x, x_dot, cos theta, sin theta, theta_dot, goal (4)] ------------------
-@njit(**HOT_INLINE)
-def _cartpole_features(x, b, g, lo, hi, f):
-    f[b, 0] = x[b, 0]
-    f[b, 1] = _clip(x[b, 1], lo[1], hi[1])
-    f[b, 2] = np.cos(x[b, 2])
-    f[b, 3] = np.sin(x[b, 2])
-    f[b, 4] = _clip(x[b, 3], lo[4], hi[4])
-    for i in range(4):
-        f[b, 5 + i] = g[b, i]
-
-
-@njit(**HOT)
-def features_cartpole(rows, x, t, g, cfg, lo, hi, f):
-    """The cart-pole's features of copies ``rows``."""
-    for r in range(rows.shape[0]):
-        _cartpole_features(x, rows[r], g, lo, hi, f)
+@njit(**HOT, error_model="numpy")
+def features_cartpole(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc):
+    """The cart-pole's features of copies ``rows`` (see :func:`features_arm`)."""
+    _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, True, False)
 
 
 @njit(**HOT, error_model="numpy")
-def step_cartpole(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, obs, rew,
-                  trunc, count):
+def step_cartpole(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, w, rows, obs,
+                  rew, trunc, count):
     """One step of the cart-pole's copies; see the module docstring."""
     if not _load(a, scale, u):
         return BAD_ACTION
     bad = rollout_cartpole(prm, x, u, u, False, xn, 0, ws)
     if bad != -1:
         return bad
-    effort_dt, fv, last = cfg[EFFORT_DT], cfg[FINAL_VELOCITY], int(cfg[HORIZON]) - 1
-    nt = 0
-    for b in range(x.shape[0]):
-        for i in range(4):
-            x[b, i] = xn[b, 0, i]
-        tb = t[b]
-        _cartpole_features(x, b, g, lo, hi, f)
-        cost = _effort(u, b) * effort_dt
-        cb = c[b, tb]
-        if cb != 0.0:
-            cost += cb * _error(x, 0, tg, wout, b, tb)  # the outputs: the state
-        if fv != 0.0 and tb == last:
-            cost += fv * (x[b, 1] * x[b, 1] + x[b, 3] * x[b, 3])  # (x_dot, theta_dot)
-        nt += _finish(b, tb, cost, t, c, cfg, f, obs, rew, trunc)
-    count[0] = nt
+    _new_states(x, xn)
+    count[0] = _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
+                           True, True)
     return -1

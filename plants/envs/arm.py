@@ -34,6 +34,8 @@ def _arm(n_links: int, max_torque) -> PlanarArm:
 
 
 class _ArmLayout(Layout):
+    kernel_outputs = (("hand_x", "hand_y"), ("hand_vx", "hand_vy"))
+
     def __init__(self, task: Task) -> None:
         super().__init__(task)
         N = self.N = self.plant.n_links

@@ -45,6 +45,7 @@ class _CartPoleLayout(Layout):
                              f"within ±{TRACK} m, got {x0[np.abs(x0[:, 0]) > TRACK][0]}")
 
     goal_columns = slice(5, 9)
+    kernel_outputs = (("x", "x_dot", "theta", "theta_dot"), ("x_dot", "theta_dot"))
     def decode(self, obs):
         x = np.stack([obs[:, 0], obs[:, 1], np.arctan2(obs[:, 3], obs[:, 2]), obs[:, 4]], axis=1)
         return x, obs[:, 5:9].copy()

@@ -23,9 +23,6 @@ class _PendulumLayout(Layout):
         self.obs_low = [-1.0, -1.0, -vmax, -1.0, -1.0, -vmax]
         self.obs_high = [1.0, 1.0, vmax, 1.0, 1.0, vmax]
         self.target_low, self.target_high = self.obs_low[3:], self.obs_high[3:]
-        if self.k != 3:
-            raise ValueError("the environment's task must have the outputs (cos theta, "
-                             f"sin theta, theta_dot), got {self.task.output_names}")
         self.kernels = (_step.features_pendulum, _step.step_pendulum)
         self.finish()
 
@@ -33,6 +30,7 @@ class _PendulumLayout(Layout):
         return "[theta, theta_dot]"
 
     goal_columns = slice(3, 6)
+    kernel_outputs = (("cos_theta", "sin_theta", "theta_dot"), ("theta_dot",))
 
     def decode(self, obs):
         x = np.stack([np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2]], axis=1)
