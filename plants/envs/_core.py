@@ -230,6 +230,10 @@ class Episodes:
         self._hi = layout.obs_high
         self._tracking = float(task.weights.tracking)
         self._final_error = float(task.weights.final_error)
+        # the step kernel's arguments before the returned arrays (fixed buffers)
+        self._args = (self._params, self._ws, self._a, self.x, self._xn, self._u, self.t, self.c,
+                      self.targets, self.goal, self._cfg, self._w, self._scale, self._lo,
+                      self._hi, self.f, self._sc, self._all)
 
     def start(self, rows: np.ndarray, x0: np.ndarray, targets: np.ndarray) -> None:
         """Begin new episodes in copies ``rows`` (int64 indices) from ``x0[len(rows), n]``
@@ -266,10 +270,7 @@ class Episodes:
         obs = np.empty((B, self.p), dtype=np.float32)
         rew = np.empty(B)
         trunc = np.empty(B, dtype=np.bool_)
-        code = self._step(self._params, self._ws, self._a, self.x, self._xn, self._u, self.t,
-                          self.c, self.targets, self.goal, self._cfg, self._w, self._scale,
-                          self._lo, self._hi, self.f, self._sc, self._all, obs, rew, trunc,
-                          self._count)
+        code = self._step(*self._args, obs, rew, trunc, self._count)
         if code != -1:
             if code == _step.BAD_ACTION:
                 self.check(a)

@@ -69,7 +69,8 @@ def begin(rows, x0, targets, tracking, final_error, x, t, c, tg, g):
     ``targets[r]`` (``[T, k]``, NaN: no target at that step) the step weights ``c``, the
     targets ``tg`` with 0 for NaN and the goal ``g``, the target of the last targeted step
     (0 without any). The weights are :meth:`plants.tasks.Task.step_weights`'s:
-    ``tracking / n_targeted`` at each targeted step, plus ``final_error`` at the last."""
+    ``tracking / n_targeted`` at each targeted step, plus ``final_error`` at the last.
+    One pass over the targets (``c`` marks the targeted steps), one over ``c``."""
     T = targets.shape[1]
     k = targets.shape[2]
     n = x0.shape[1]
@@ -84,26 +85,20 @@ def begin(rows, x0, targets, tracking, final_error, x, t, c, tg, g):
             has = True
             for i in range(k):
                 v = targets[r, s, i]
-                if v != v:
-                    has = False
+                tg[b, s, i] = v
+                has &= v == v
             if has:
                 cnt += 1
                 last = s
+                c[b, s] = 1.0
+            else:
+                c[b, s] = 0.0
+                for i in range(k):
+                    tg[b, s, i] = 0.0
+        w = tracking / cnt if tracking != 0.0 and cnt > 0 else 0.0
         for s in range(T):
-            has = True
-            for i in range(k):
-                v = targets[r, s, i]
-                if v != v:
-                    has = False
-            w = 0.0
-            if has:
-                if tracking != 0.0:
-                    w = tracking / cnt
-                if final_error != 0.0 and s == last:
-                    w += final_error
-            c[b, s] = w
-            for i in range(k):
-                tg[b, s, i] = targets[r, s, i] if has else 0.0
+            if c[b, s] != 0.0:
+                c[b, s] = w + final_error if s == last else w
         for i in range(k):
             g[b, i] = targets[r, last, i] if last >= 0 else 0.0
 
@@ -146,14 +141,14 @@ def _error(y, o, tg, wout, b, s):
 
 
 @njit(**HOT_INLINE)
-def _finish(b, tb, cost, t, cfg, f, obs, rew, trunc):
-    """Step count, reward, truncation and float32 observation of copy ``b``; returns
-    whether it was truncated."""
+def _finish(b, tb, cost, t, cfg, f, obs, rew, trunc, p):
+    """Step count, reward, truncation and float32 observation (``p`` features, a constant
+    where inlined) of copy ``b``; returns whether it was truncated."""
     t[b] = tb + 1
     rew[b] = -cost
     out = tb + 1 >= cfg[MAX_STEPS]
     trunc[b] = out
-    for j in range(f.shape[1]):
+    for j in range(p):
         obs[b, j] = f[b, j]
     return out
 
@@ -237,7 +232,7 @@ def _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
                     vx -= lw * w[(3 * N + 2 * i) * CH + k]
                     vy += lw * w[(3 * N + 2 * i + 1) * CH + k]
                 cost += fv * (vx * vx + vy * vy)
-            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc)
+            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc, 3 * N + 5)
     return nt
 
 
@@ -322,7 +317,7 @@ def _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trun
                     cost += fv * (x[b, 1] * x[b, 1] + x[b, 3] * x[b, 3])  # (x_dot, theta_dot)
                 else:
                     cost += fv * (x[b, 1] * x[b, 1])  # theta_dot
-            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc)
+            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc, 9 if cart else 6)
     return nt
 
 
