@@ -278,7 +278,9 @@ class Episodes:
         return obs, rew, trunc, int(self._count[0])
 
     def observe(self) -> np.ndarray:
-        """The observations ``[B, p]``, float32, inside the observation space (a new array)."""
+        """The observations ``[B, p]`` of every copy, float32, inside the observation space (a
+        new array)."""
+        self._observe(self._all)
         return self.f.astype(np.float32)
 
 

@@ -8,15 +8,15 @@ kernel, ``step_arm``, ``step_pendulum`` or ``step_cartpole``, which
 2. steps every copy with the plant's own compiled kernel, called by name
    (:mod:`plants._kernels`; its return code is returned if the step fails, the state
    unchanged);
-3. per copy: the observation features of the new state (velocities the plant does not limit
-   clipped to the observation bounds), the reward (minus the task's cost of the step, see
-   :mod:`plants.envs._core`), the step count and the truncation flag, and the float32
-   observation.
+3. per copy: the float32 observation of the new state (velocities the plant does not
+   limit clipped to the observation bounds), the reward (minus the task's cost of the step,
+   see :mod:`plants.envs._core`), the step count and the truncation flag.
 
 The plant kernels are reached by name, never passed as arguments: a cached function that
 receives a jitted function compiles again in every process (see :mod:`plants._kernels`).
 :func:`begin` starts episodes (the targets with NaN replaced by 0, their step weights and the
-goals); ``features_<family>`` computes the features after a reset. Each family's features
+goals); ``features_<family>`` computes the float64 features (after a reset, or when the
+observations of every copy are asked for). Each family's features
 are one inlined function shared by its two kernels.
 
 Arguments shared by the kernels (all C-contiguous; float64 unless said):
@@ -31,7 +31,7 @@ Arguments shared by the kernels (all C-contiguous; float64 unless said):
               (the arm's link lengths)
 ``wout[k]``   the task's output weights; ``scale[m]`` the action scale
 ``lo, hi[p]`` the observation bounds; ``f[B, p]`` the features (the goal columns
-              included)
+              included), written by ``features_<family>`` only
 ``w``         scratch of :data:`SCRATCH` elements (a chunk of copies, coordinate-major: the
               angles and their sines and cosines, so that the trigonometry vectorises)
 ``rows[B]``   int64 ``0 .. B - 1``
@@ -131,25 +131,19 @@ def _effort(u, b):
 
 
 @njit(**HOT_INLINE)
-def _error(y, o, tg, wout, b, s):
-    """``sum_i w_i (y[b, o + i] - tg[b, s, i])^2``."""
-    e = 0.0
-    for i in range(wout.shape[0]):
-        d = y[b, o + i] - tg[b, s, i]
-        e += wout[i] * (d * d)
-    return e
+def _sq(wout, i, y, tg, b, s):
+    """``w_i (y - tg[b, s, i])^2``."""
+    d = y - tg[b, s, i]
+    return wout[i] * (d * d)
 
 
 @njit(**HOT_INLINE)
-def _finish(b, tb, cost, t, cfg, f, obs, rew, trunc, p):
-    """Step count, reward, truncation and float32 observation (``p`` features, a constant
-    where inlined) of copy ``b``; returns whether it was truncated."""
+def _finish(b, tb, cost, t, cfg, rew, trunc):
+    """Step count, reward and truncation of copy ``b``; returns whether it was truncated."""
     t[b] = tb + 1
     rew[b] = -cost
     out = tb + 1 >= cfg[MAX_STEPS]
     trunc[b] = out
-    for j in range(p):
-        obs[b, j] = f[b, j]
     return out
 
 
@@ -170,9 +164,10 @@ def _gather(w, o, x, rows, c0, nc, i):
 # -- the arms: [cos q (N), sin q (N), q_dot (N), hand (2), goal (2), t / T] ----------------
 @njit(**HOT_INLINE, error_model="numpy")
 def _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, N, step):
-    """The features of copies ``rows`` (after ``t`` steps; after ``t + 1`` and with the step's
-    rewards when ``step``), with ``N`` links. ``N`` and ``step`` are constants where this is
-    inlined, so that every offset in the scratch ``w`` is too and the trigonometry vectorises
+    """The features of copies ``rows`` into ``f`` (after ``t`` steps), or with ``step`` the
+    observations ``obs`` after ``t + 1`` steps and the step's rewards, with ``N`` links.
+    ``N`` and ``step`` are constants where this is inlined, so that every offset in the
+    scratch ``w`` is too and the trigonometry vectorises
     (chunks of ``CHUNK`` copies, coordinate-major: row ``j`` of a chunk at ``w[j * CHUNK]``):
     the joint angles (rows ``0 .. N - 1``), their sines and cosines
     (:func:`plants._chunked.sincos_row`: rows ``N + 2 i`` and ``N + 2 i + 1``) and those of the
@@ -197,29 +192,30 @@ def _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
                 sp, cp = sp * cq + cp * sq, cp * cq - sp * sq
                 w[(3 * N + 2 * i) * CH + k] = sp
                 w[(3 * N + 2 * i + 1) * CH + k] = cp
+        out = obs if step else f
         for k in range(nc):
             b = rows[c0 + k]
             px = 0.0
             py = 0.0
             for i in range(N):
-                f[b, i] = w[(N + 2 * i + 1) * CH + k]
-                f[b, N + i] = w[(N + 2 * i) * CH + k]
-                f[b, 2 * N + i] = _clip(x[b, N + i], lo[2 * N + i], hi[2 * N + i])
+                out[b, i] = w[(N + 2 * i + 1) * CH + k]
+                out[b, N + i] = w[(N + 2 * i) * CH + k]
+                out[b, 2 * N + i] = _clip(x[b, N + i], lo[2 * N + i], hi[2 * N + i])
                 px += w[(3 * N + 2 * i + 1) * CH + k] * cfg[FAMILY + i]
                 py += w[(3 * N + 2 * i) * CH + k] * cfg[FAMILY + i]
-            f[b, 3 * N] = px
-            f[b, 3 * N + 1] = py
-            f[b, 3 * N + 2] = g[b, 0]
-            f[b, 3 * N + 3] = g[b, 1]
+            out[b, 3 * N] = px
+            out[b, 3 * N + 1] = py
+            out[b, 3 * N + 2] = g[b, 0]
+            out[b, 3 * N + 3] = g[b, 1]
             tb = t[b]
             if not step:
-                f[b, 3 * N + 4] = tb * cfg[INV_HORIZON]
+                out[b, 3 * N + 4] = tb * cfg[INV_HORIZON]
                 continue
-            f[b, 3 * N + 4] = (tb + 1) * cfg[INV_HORIZON]
+            out[b, 3 * N + 4] = (tb + 1) * cfg[INV_HORIZON]
             cost = _effort(u, b) * effort_dt
             cb = c[b, tb]
-            if cb != 0.0:
-                cost += cb * _error(f, 3 * N, tg, wout, b, tb)  # the outputs: the hand
+            if cb != 0.0:  # the outputs: the hand
+                cost += cb * (_sq(wout, 0, px, tg, b, tb) + _sq(wout, 1, py, tg, b, tb))
             if fv != 0.0 and tb == last:
                 # |J(q) q_dot|^2, the hand velocity being sum_a l_a phidot_a (-sin phi_a,
                 # cos phi_a)
@@ -232,7 +228,7 @@ def _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
                     vx -= lw * w[(3 * N + 2 * i) * CH + k]
                     vy += lw * w[(3 * N + 2 * i + 1) * CH + k]
                 cost += fv * (vx * vx + vy * vy)
-            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc, 3 * N + 5)
+            nt += _finish(b, tb, cost, t, cfg, rew, trunc)
     return nt
 
 
@@ -273,8 +269,9 @@ def step_arm(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, w, 
 def _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, cart, step):
     """The features of copies ``rows`` of the pendulum (``[cos theta, sin theta, theta_dot,
     goal (3)]``) or, with ``cart``, the cart-pole (``[x, x_dot, cos theta, sin theta,
-    theta_dot, goal (4)]``, the velocities clipped to the bounds), and with ``step`` the
-    rewards of the step (see :func:`_arm_pass`; scratch rows: theta, its sine and cosine)."""
+    theta_dot, goal (4)]``, the velocities clipped to the bounds) into ``f``, or with ``step``
+    into ``obs`` with the rewards of the step (see :func:`_arm_pass`; scratch rows: theta,
+    its sine and cosine)."""
     CH = CHUNK
     nr = rows.shape[0]
     effort_dt, fv, last = cfg[EFFORT_DT], cfg[FINAL_VELOCITY], int(cfg[HORIZON]) - 1
@@ -284,40 +281,45 @@ def _angle_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trun
         nc = min(CH, nr - c0)
         _gather(w, 0, x, rows, c0, nc, a)
         sincos_row(w, 0, CH)
+        out = obs if step else f
         for k in range(nc):
             b = rows[c0 + k]
             sn = w[CH + k]
             cs = w[2 * CH + k]
             if cart:
-                f[b, 0] = x[b, 0]
-                f[b, 1] = _clip(x[b, 1], lo[1], hi[1])
-                f[b, 2] = cs
-                f[b, 3] = sn
-                f[b, 4] = _clip(x[b, 3], lo[4], hi[4])
+                out[b, 0] = x[b, 0]
+                out[b, 1] = _clip(x[b, 1], lo[1], hi[1])
+                out[b, 2] = cs
+                out[b, 3] = sn
+                out[b, 4] = _clip(x[b, 3], lo[4], hi[4])
                 for i in range(4):
-                    f[b, 5 + i] = g[b, i]
+                    out[b, 5 + i] = g[b, i]
             else:
-                f[b, 0] = cs
-                f[b, 1] = sn
-                f[b, 2] = x[b, 1]
+                out[b, 0] = cs
+                out[b, 1] = sn
+                out[b, 2] = x[b, 1]
                 for i in range(3):
-                    f[b, 3 + i] = g[b, i]
+                    out[b, 3 + i] = g[b, i]
             if not step:
                 continue
             tb = t[b]
             cost = _effort(u, b) * effort_dt
             cb = c[b, tb]
             if cb != 0.0:
-                if cart:
-                    cost += cb * _error(x, 0, tg, wout, b, tb)  # the outputs: the state
-                else:
-                    cost += cb * _error(f, 0, tg, wout, b, tb)  # (cos, sin, theta_dot)
+                if cart:  # the outputs: the state
+                    cost += cb * (_sq(wout, 0, x[b, 0], tg, b, tb)
+                                  + _sq(wout, 1, x[b, 1], tg, b, tb)
+                                  + _sq(wout, 2, x[b, 2], tg, b, tb)
+                                  + _sq(wout, 3, x[b, 3], tg, b, tb))
+                else:  # (cos theta, sin theta, theta_dot)
+                    cost += cb * (_sq(wout, 0, cs, tg, b, tb) + _sq(wout, 1, sn, tg, b, tb)
+                                  + _sq(wout, 2, x[b, 1], tg, b, tb))
             if fv != 0.0 and tb == last:
                 if cart:
                     cost += fv * (x[b, 1] * x[b, 1] + x[b, 3] * x[b, 3])  # (x_dot, theta_dot)
                 else:
                     cost += fv * (x[b, 1] * x[b, 1])  # theta_dot
-            nt += _finish(b, tb, cost, t, cfg, f, obs, rew, trunc, 9 if cart else 6)
+            nt += _finish(b, tb, cost, t, cfg, rew, trunc)
     return nt
 
 
