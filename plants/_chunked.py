@@ -43,7 +43,7 @@ chunk: Euler, semi-implicit Euler and RK4 with any number of substeps, as long a
 no velocity clip and no joint stop (:func:`rollout_applies`; the arms and the cart-pole
 have neither by default). The two passes differ only in the rounding of the
 right-hand side (the vectorised ``sincos``, a reciprocal where the per-sample code
-divides).
+divides, and for the three-link arm fused multiply-adds).
 """
 
 from __future__ import annotations

@@ -119,6 +119,58 @@ def stage_plain(c, w):
         w[ko + 3 * CH + b] = (m11 * r2 - m12 * r1) * inv
 
 
+@njit(**HOT_INTERNAL, error_model="numpy")
+def stage_forces(c, w):
+    """:func:`rhs` (gravity and force field included) for a chunk of samples, the stage
+    function of :func:`plants._chunked.rollout_chunks` for the arms that
+    :func:`stage_plain` does not cover (``Hold``'s constant push, a curl field). The terms
+    are :func:`_rhs`'s in its order; the three angles' sines and cosines go through
+    :func:`plants._chunked.sincos_row`, so that the loop over the samples vectorises (the
+    per-sample pass calls ``np.sin``/``np.cos`` six times per stage)."""
+    zo, ko, uo, wo = rollout_stage_offsets(4, 2)
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
+    CH = CHUNK
+    # own scratch (8 rows): sin/cos q2, sin/cos q1, q1 + q2, sin/cos (q1 + q2)
+    s2o, c2o, s1o, c1o, qo, s12o, c12o = wo, wo + CH, wo + 2 * CH, wo + 3 * CH, wo + 4 * CH, \
+        wo + 5 * CH, wo + 6 * CH
+    sincos_row(w, zo + CH, s2o)
+    sincos_row(w, zo, s1o)
+    for b in range(CH):
+        w[qo + b] = w[zo + b] + w[zo + CH + b]
+    sincos_row(w, qo, s12o)
+    for b in range(CH):
+        s2 = w[s2o + b]
+        c2 = w[c2o + b]
+        c1 = w[c1o + b]
+        s1 = w[s1o + b]
+        c12 = w[c12o + b]
+        s12 = w[s12o + b]
+        v1 = w[zo + 2 * CH + b]
+        v2 = w[zo + 3 * CH + b]
+        r1 = w[uo + b] - b11 * v1 - b12 * v2 + n21 * s2 * (2.0 * v1 * v2 + v2 * v2)
+        r2 = w[uo + CH + b] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+        r1 -= gc1 * c1 + gc2 * c12
+        r2 -= gc2 * c12
+        # the field (``on`` is 1 here unless only gravity acts; then F = 0 adds nothing)
+        jx1 = -l1 * s1 - l2 * s12
+        jx2 = -l2 * s12
+        jy1 = l1 * c1 + l2 * c12
+        jy2 = l2 * c12
+        px = jx1 * v1 + jx2 * v2
+        py = jy1 * v1 + jy2 * v2
+        fx = f0x + k00 * px + k01 * py
+        fy = f0y + k10 * px + k11 * py
+        r1 += on * (jx1 * fx + jy1 * fy)
+        r2 += on * (jx2 * fx + jy2 * fy)
+        m11 = n11 + n22 + 2.0 * n21 * c2
+        m12 = n22 + n21 * c2
+        inv = 1.0 / (m11 * n22 - m12 * m12)
+        w[ko + b] = v1
+        w[ko + CH + b] = v2
+        w[ko + 2 * CH + b] = (n22 * r1 - m12 * r2) * inv
+        w[ko + 3 * CH + b] = (m11 * r2 - m12 * r1) * inv
+
+
 @njit(**HOT_INLINE)
 def plain(c):
     """Whether the arm has neither gravity nor a force field (the common case; see

@@ -98,14 +98,17 @@ def jacobians_cartpole(p, X, U, A, B, ws):
 @njit(**HOT)
 def rollout_two_link(p, X0, U, W, noisy, X, o0, ws):
     """Rollout or step of the closed-form two-link arm; see the module docstring. (Its
-    common case, no gravity and no field, runs a right-hand side compiled without them,
-    batch-major where the settings allow: :func:`plants._chunked.rollout_chunks`.)"""
+    common case, no gravity and no field, runs a right-hand side compiled without them;
+    both run batch-major where the settings allow: :func:`plants._chunked.rollout_chunks`.)"""
     if two_link.plain(two_link.consts(p)):
         if rollout_applies(p, X0.shape[0]):
             return rollout_chunks(two_link.consts, two_link.stage_plain, p, X0, U, W, noisy, X,
                                   o0, ws, 4, 2)
         return rollout_rows(two_link.consts, two_link.rhs_plain, p, X0, U, W, noisy, X, o0, ws,
                             4, 2)
+    if rollout_applies(p, X0.shape[0]):
+        return rollout_chunks(two_link.consts, two_link.stage_forces, p, X0, U, W, noisy, X, o0,
+                              ws, 4, 2)
     return rollout_rows(two_link.consts, two_link.rhs, p, X0, U, W, noisy, X, o0, ws, 4, 2)
 
 

@@ -210,3 +210,99 @@ def test_vector_render_gives_one_frame_per_copy():
     assert len(frames) == 2 and frames[0].shape == (400, 400, 3)
     assert not np.array_equal(frames[0], frames[1])
     vec.close()
+
+
+@pytest.mark.parametrize("env_id", ["plants/ArmReach-v0", "plants/ArmHold-v0"])
+def test_episode_start_gives_the_tasks_step_weights(env_id):
+    """The compiled start of episodes against ``task.step_weights`` (Reach: final error only;
+    Hold: tracking and final error), with random steps left without a target, some copies
+    without any, and a partial reset."""
+    vec = _vec(env_id, 5)
+    vec.reset(seed=0)
+    ep, task = vec.unwrapped._ep, vec.unwrapped.task
+    rng = np.random.default_rng(4)
+    T, k = task.horizon, task.output_dim
+    targets = rng.uniform(-0.5, 0.5, (3, T, k))
+    targets[rng.random((3, T)) < 0.6] = np.nan
+    targets[0, :, 1] = np.nan  # one entry missing: no target at any step
+    targets[2, -5:] = np.nan   # the last targeted step before the end
+    rows = np.array([4, 1, 2])
+    before = ep.c[[0, 3]].copy()
+    ep.start(rows, task.sample(3, rng=rng).x0, targets)
+    np.testing.assert_allclose(ep.c[rows], task.step_weights(targets), rtol=1e-15, atol=0)
+    has = ~np.isnan(targets).any(axis=2)  # a step with any entry NaN has no target
+    np.testing.assert_array_equal(ep.targets[rows], np.where(has[:, :, None], targets, 0.0))
+    np.testing.assert_array_equal(ep.c[[0, 3]], before)
+    np.testing.assert_array_equal(ep.goal[rows[0]], [0.0, 0.0])
+    for j in (1, 2):
+        np.testing.assert_array_equal(ep.goal[rows[j]], targets[j, np.flatnonzero(has[j])[-1]])
+    assert (ep.t[rows] == 0).all()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_many_copies_agree_with_the_single_env(env_id):
+    """Enough copies for the plants' batch-major pass (a short last chunk included): every
+    copy's rewards and observations are the single env's, to the rounding of the pass."""
+    n = 37
+    vec = _vec(env_id, n, AutoresetMode.SAME_STEP, **SHORT)
+    obs, _ = vec.reset(seed=2)
+    picks = [0, 17, 36]
+    singles = {i: gym.make(env_id, **SHORT) for i in picks}
+    for i in picks:
+        _start(singles[i], vec, i)
+    rng = np.random.default_rng(5)
+    for _ in range(SHORT["horizon"] - 1):
+        a = rng.uniform(-1.2, 1.2, vec.action_space.shape).astype(np.float32)
+        obs, rew, term, trunc, _ = vec.step(a)
+        for i in picks:
+            o, r, _, tr, _ = singles[i].step(a[i])
+            assert rew[i] == pytest.approx(r, rel=1e-9, abs=1e-13) and tr == trunc[i]
+            np.testing.assert_allclose(obs[i], o, rtol=1e-5, atol=1e-6)
+
+
+def test_a_non_finite_action_changes_nothing():
+    vec = _vec("plants/ArmHold-v0", 20)
+    vec.reset(seed=0)
+    vec.step(np.full((20, 2), 0.3, np.float32))
+    u = vec.unwrapped
+    state, steps = u.state, u.elapsed_steps
+    bad = np.zeros((20, 2), np.float32)
+    bad[7, 0] = np.inf
+    with pytest.raises(ValueError, match="action must be finite"):
+        vec.step(bad)
+    np.testing.assert_array_equal(u.state, state)
+    np.testing.assert_array_equal(u.elapsed_steps, steps)
+    # the returned arrays are new on every step (Gymnasium's CartPole vector env does so too)
+    a = np.zeros((20, 2), np.float32)
+    first = vec.step(a)
+    second = vec.step(a)
+    for x, y in zip(first[:4], second[:4], strict=True):
+        assert not np.shares_memory(x, y)
+
+
+@pytest.mark.parametrize("env_id", ["plants/ArmReach-v0", "plants/PendulumSwingUp-v0",
+                                    "plants/CartPoleBalance-v0"])
+def test_observed_angles_match_numpy_trigonometry(env_id):
+    """The kernels' vectorised sines and cosines (libm beyond 1e6 rad) against NumPy's, for
+    ordinary angles and huge ones, in chunks of copies with a short last one."""
+    n = 37
+    vec = _vec(env_id, n)
+    u = vec.unwrapped
+    rng = np.random.default_rng(6)
+    x0 = u.task.sample(n, rng=rng).x0
+    a = 0 if "Arm" not in env_id else slice(0, 2)
+    col = 2 if "CartPole" in env_id else a
+    x0[:, col] = rng.uniform(-4.0, 4.0, x0[:, col].shape)
+    x0[::5, col] += 3.0e7
+    obs, _ = vec.reset(seed=0, options={"x0": x0})
+    q = u.state[:, col].reshape(n, -1)
+    k = q.shape[1]
+    c0 = 2 if "CartPole" in env_id else 0
+    np.testing.assert_allclose(obs[:, c0:c0 + k], np.cos(q), rtol=0, atol=2e-7)
+    np.testing.assert_allclose(obs[:, c0 + k:c0 + 2 * k], np.sin(q), rtol=0, atol=2e-7)
+    obs, *_ = vec.step(np.zeros(vec.action_space.shape, np.float32))
+    q = u.state[:, col].reshape(n, -1)
+    np.testing.assert_allclose(obs[:, c0:c0 + k], np.cos(q), rtol=0, atol=2e-7)
+    if "Arm" in env_id:  # the hand, from the absolute angles by angle addition
+        hand = u.plant.hand_position(u.state)
+        np.testing.assert_allclose(obs[:, 6:8], hand, rtol=0, atol=1e-6)

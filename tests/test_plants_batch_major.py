@@ -18,10 +18,13 @@ from plants._chunked import CHUNK, MIN_BATCH
 BATCHES = (1, MIN_BATCH - 1, MIN_BATCH, CHUNK + 1, 1024)
 assert MIN_BATCH <= CHUNK
 
-MAKERS = {"arm2": TwoLinkArm, "arm3": ThreeLinkArm, "cartpole": CartPole}
+MAKERS = {"arm2": TwoLinkArm, "arm3": ThreeLinkArm, "cartpole": CartPole,
+          # gravity, a constant push and a curl field: the two-link arm's other stage function
+          "arm2_forces": lambda **kw: TwoLinkArm(gravity=True, constant_force=(0.5, -2.0),
+                                                 curl=3.0, **kw)}
 # control limits tight enough that the controls below are often clipped
 LIMITS = {"arm2": dict(max_torque=0.4), "arm3": dict(max_torque=0.4),
-          "cartpole": dict(force_mag=0.3)}
+          "cartpole": dict(force_mag=0.3), "arm2_forces": dict(max_torque=0.4)}
 
 
 def _run(plant, x0, U, *, o0, W=None):
@@ -150,15 +153,14 @@ def test_non_finite_results_give_the_per_sample_return_code(name):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: TwoLinkArm(gravity=True), lambda: TwoLinkArm(curl=5.0),
-    lambda: TwoLinkArm(max_speed=0.6), lambda: TwoLinkArm(joint_limits=(-0.3, 0.3)),
+    lambda: TwoLinkArm(gravity=True, max_speed=0.6), lambda: TwoLinkArm(joint_limits=(-0.3, 0.3)),
     lambda: ThreeLinkArm(curl=10.0), lambda: ThreeLinkArm(max_speed=0.6),
     lambda: CartPole(curl=2.0), lambda: CartPole(max_speed=0.6),
     lambda: CartPole(integrator="semi_implicit", joint_limits=(-0.3, 0.3)),
 ])
 def test_settings_outside_the_pass_take_the_per_sample_pass(make):
-    """Gravity or a force field on the two-link arm, fields, velocity clips and joint stops:
-    a batch gives bit for bit what its samples give one at a time."""
+    """Fields on the three-link arm and the cart-pole, velocity clips and joint stops: a
+    batch gives bit for bit what its samples give one at a time."""
     plant = make()
     rng = np.random.default_rng(15)
     for T, o0 in ((1, 0), (4, 1)):

@@ -2,12 +2,13 @@
 
 An environment family (``arm.py``, ``pendulum.py``, ``cartpole.py``) describes itself with a
 :class:`Layout`: its task, the scale from normalised actions to the plant's controls, the
-observation (features of the state and the goal, and their bounds), the checks on reset
-options and the drawing. :class:`Episodes` runs a batch of ``B`` copies of the task's
-episodes with that layout: it steps them in one compiled call of the plant's kernel and
-computes the rewards and observations vectorised in NumPy. :class:`PlantEnv` is an
-``Episodes`` of one copy behind Gymnasium's ``Env`` API, :class:`PlantVectorEnv` one of
-``num_envs`` copies behind ``VectorEnv``; both therefore compute the same numbers.
+observation (features of the state and the goal, and their bounds), its compiled kernels
+(:mod:`plants.envs._step`), the checks on reset options and the drawing. :class:`Episodes`
+runs a batch of ``B`` copies of the task's episodes with that layout: one call of the
+family's step kernel steps them all (the plant's dynamics, the rewards, the observations
+and the step counts), into preallocated buffers. :class:`PlantEnv` is an ``Episodes`` of
+one copy behind Gymnasium's ``Env`` API, :class:`PlantVectorEnv` one of ``num_envs`` copies
+behind ``VectorEnv``; both therefore compute the same numbers.
 
 Reward: the task's cost (``plants.tasks``) split over the steps. Step ``t`` (control
 ``u_t``, new state ``x_{t+1}``, ``t = 0 .. T - 1``) is charged::
@@ -33,6 +34,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ..tasks import Task
+from . import _step
 
 __all__ = ["Episodes", "Layout", "PlantEnv", "PlantVectorEnv"]
 
@@ -53,8 +55,10 @@ class Layout:
 
     Subclasses set ``task`` (through :meth:`__init__`), ``obs_low``/``obs_high`` (float32
     values, one pair per observation entry), ``target_low``/``target_high`` (bounds of a
-    goal given through ``options["target"]``) and ``goal_columns``, and implement :meth:`features` (and
-    optionally :meth:`outputs_from`, :meth:`check_x0`, :meth:`decode` and :meth:`drawing`).
+    goal given through ``options["target"]``), ``goal_columns`` and ``kernels`` (the family's
+    compiled features and step kernels, :mod:`plants.envs._step`, which compute the features
+    of the layout), and implement :meth:`decode` and :meth:`drawing` (and optionally
+    :meth:`check_x0` and :meth:`constants`).
     """
 
     #: Observation entries' names.
@@ -82,21 +86,16 @@ class Layout:
     target_low: np.ndarray
     target_high: np.ndarray
 
-    #: The observation columns that hold the goal (written once per episode).
+    #: The observation columns that hold the goal.
     goal_columns: slice
-    #: The observation columns that may leave their bounds and are clipped (velocities the
-    #: plant does not limit), or None.
-    clip_columns: slice | None = None
+    #: ``(features, step)``: the family's kernels of :mod:`plants.envs._step`.
+    kernels: tuple[Callable, Callable]
+    #: The task's outputs and velocities that the step kernel computes (checked).
+    kernel_outputs: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
-    def features(self, x: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
-        """Write the observation features of states ``x[B, n]`` after ``t[B]`` steps into
-        ``out[B, p]`` (float64, before clipping to the bounds), all but the goal columns."""
-        raise NotImplementedError
-
-    def outputs_from(self, x: np.ndarray, f: np.ndarray) -> np.ndarray:
-        """The task's outputs ``y[B, k]`` of states ``x`` whose features are ``f`` (the same
-        values as ``task.outputs(x)``, to rounding, reusing what the features computed)."""
-        return self.task._outputs(x)
+    def constants(self) -> np.ndarray:
+        """The family's constants that its kernels read (after the common ones)."""
+        return np.zeros(0)
 
     def check_x0(self, x0: np.ndarray) -> None:
         """Raise a ``ValueError`` naming ``options["x0"]`` if a given state is not allowed."""
@@ -111,7 +110,12 @@ class Layout:
 
     # -- shared ---------------------------------------------------------------------------
     def finish(self) -> None:
-        """Convert the bounds (call at the end of a subclass's ``__init__``)."""
+        """Convert the bounds and check that the step kernel computes the task's outputs and
+        velocities (call at the end of a subclass's ``__init__``)."""
+        names = (tuple(self.task.output_names), tuple(self.task.velocity_names))
+        if names != self.kernel_outputs:
+            raise ValueError(f"the environment's step kernel computes the outputs and "
+                             f"velocities {self.kernel_outputs}, the task has {names}")
         self.obs_low = _f32(self.obs_low, -np.inf)
         self.obs_high = _f32(self.obs_high, np.inf)
         self.target_low = np.asarray(self.target_low, dtype=float)
@@ -185,121 +189,98 @@ class Episodes:
     Holds the states ``x[B, n]``, the targets ``[B, T, k]`` (NaN replaced by 0, their step
     weights 0), the step weights ``c[B, T]``, the goals ``[B, k]``, the step counts ``t[B]``
     and the observation features ``[B, p]`` of the current states. :meth:`advance` steps every
-    copy in one call of the plant's compiled kernel and returns the rewards; :meth:`observe`
-    gives the observations. While every copy is at the same step (all reset together: the
-    usual case, as episodes have one length) the step's targets and weights are strided
-    views rather than gathers.
+    copy in one call of the family's compiled step kernel (:mod:`plants.envs._step`), which
+    also computes the rewards, observations and truncations; :meth:`observe` gives the
+    observations after a reset. Nothing but the returned arrays is allocated per step.
+    ``max_steps``: episodes are truncated after ``min(max_steps, T)`` steps.
     """
 
-    def __init__(self, layout: Layout, B: int) -> None:
+    def __init__(self, layout: Layout, B: int, max_steps: int | None = None) -> None:
         self.layout = layout
         task, plant = layout.task, layout.plant
         self.B, n, m, k, T = B, layout.n, layout.m, layout.k, layout.horizon
         self.T = T
-        self._ar = np.arange(B)
-        # two state buffers [B, 1, n] (what the kernel writes), swapped after each step
-        self._bufs = [np.zeros((B, 1, n)), np.zeros((B, 1, n))]
-        self.x = self._bufs[0][:, 0]
-        self._u = np.zeros((B, m))
-        self._U = self._u.reshape(B, 1, m)
+        self.p = layout.obs_low.size
+        self.x = np.zeros((B, n))
+        self._xn = np.zeros((B, 1, n))
+        self._a = np.zeros((B, m))
+        self._u = np.zeros((B, 1, m))
         self.targets = np.zeros((B, T, k))
         self.c = np.zeros((B, T))
-        self._c_any = np.zeros(T, dtype=bool)  # (synchronous copies) any weight at step t
         self.goal = np.zeros((B, k))
         self.t = np.zeros(B, dtype=np.int64)
-        self._t0: int | None = 0  # the common step count, None when the copies differ
-        self.f = np.zeros((B, layout.obs_low.size))
-        self._gcols = layout.goal_columns
-        self._rollout = plant.kernels[0]
+        self.f = np.zeros((B, self.p))
+        self._sc = np.zeros(_step.SCRATCH)
+        # (arguments of the features kernels that they do not use)
+        self._obs1 = np.zeros((1, self.p), dtype=np.float32)
+        self._rew1 = np.zeros(1)
+        self._trunc1 = np.zeros(1, dtype=np.bool_)
+        self._count = np.zeros(1, dtype=np.int64)
+        self._all = np.arange(B, dtype=np.int64)
+        self._features, self._step = layout.kernels
         self._params = plant.kernel_params
         self._ws = np.empty(plant.workspace_size)
-        self._scale = layout.action_scale
-        self._w = task.output_weights
-        self._effort_dt = task.weights.effort * plant.dt
-        self._fv = task.weights.final_velocity
-        self._velocity = task._velocity
-        self._m = m
-        self._ones = np.ones(m)
-        cols = layout.clip_columns
-        self._clip = None if cols is None else (cols, layout.obs_low[cols], layout.obs_high[cols])
+        self._cfg = np.concatenate([[task.weights.effort * plant.dt,
+                                     task.weights.final_velocity, T, 1.0 / T,
+                                     T if max_steps is None else min(T, max_steps)],
+                                    layout.constants()])
+        self._w = np.ascontiguousarray(task.output_weights, dtype=np.float64)
+        self._scale = np.ascontiguousarray(layout.action_scale, dtype=np.float64)
+        self._lo = layout.obs_low
+        self._hi = layout.obs_high
+        self._tracking = float(task.weights.tracking)
+        self._final_error = float(task.weights.final_error)
+        # the step kernel's arguments before the returned arrays (fixed buffers)
+        self._args = (self._params, self._ws, self._a, self.x, self._xn, self._u, self.t, self.c,
+                      self.targets, self.goal, self._cfg, self._w, self._scale, self._lo,
+                      self._hi, self.f, self._sc, self._all)
 
-    def start(self, rows, x0: np.ndarray, targets: np.ndarray) -> None:
-        """Begin new episodes in copies ``rows`` (an index array or ``slice(None)``)."""
-        has = ~np.isnan(targets).any(axis=2)
-        self.c[rows] = self.layout.task.step_weights(targets)
-        self.targets[rows] = np.where(has[:, :, None], targets, 0.0)
-        T = targets.shape[1]
-        last = T - 1 - np.argmax(has[:, ::-1], axis=1)
-        goal = targets[np.arange(len(targets)), last]
-        self.goal[rows] = np.where(has.any(axis=1)[:, None], goal, 0.0)
-        self.f[:, self._gcols] = self.goal
-        self.x[rows] = x0
-        self.t[rows] = 0
-        t0 = int(self.t[0])
-        self._t0 = t0 if bool((self.t == t0).all()) else None
-        self._c_any = (self.c != 0).any(axis=0)
-        self.layout.features(self.x, self.t, self.f)
+    def start(self, rows: np.ndarray, x0: np.ndarray, targets: np.ndarray) -> None:
+        """Begin new episodes in copies ``rows`` (int64 indices) from ``x0[len(rows), n]``
+        and ``targets[len(rows), T, k]`` (NaN: no target at that step)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        _step.begin(rows, np.ascontiguousarray(x0, dtype=np.float64),
+                    np.ascontiguousarray(targets, dtype=np.float64), self._tracking,
+                    self._final_error, self.x, self.t, self.c, self.targets, self.goal)
+        self._observe(rows)
 
     def set_state(self, x: np.ndarray) -> None:
         """Place the plant (all copies) at states ``x[B, n]``."""
         self.x[:] = x
-        self.layout.features(self.x, self.t, self.f)
+        self._observe(self._all)
 
-    def advance(self, a: np.ndarray, check: bool = True, dry: bool = False) -> np.ndarray:
-        """Step every copy with normalised actions ``a[B, m]`` (clipped to [-1, 1] here) and
-        return the rewards ``[B]`` (float64). ``check``: raise a ``ValueError`` if an action
-        is not finite; ``dry``: only that."""
-        if check and not np.isfinite(a).all():
+    def _observe(self, rows: np.ndarray) -> None:
+        """The features of copies ``rows``, into ``f``."""
+        self._features(rows, self.x, self._u, self.t, self.c, self.targets, self.goal,
+                       self._cfg, self._w, self._lo, self._hi, self.f, self._sc, self._obs1,
+                       self._rew1, self._trunc1)
+
+    def check(self, a: np.ndarray) -> None:
+        """Raise a ``ValueError`` if an action of ``a[B, m]`` is not finite."""
+        if not np.isfinite(a).all():
             raise ValueError(f"action must be finite (no NaN or inf), got {a}")
-        if dry:
-            return np.zeros(0)
-        u = self._u
-        np.copyto(u, a)
-        np.minimum(u, 1.0, out=u)  # np.clip costs twice as much on small arrays
-        np.maximum(u, -1.0, out=u)
-        u *= self._scale
-        nxt = self._bufs[1]
-        bad = self._rollout(self._params, self.x, self._U, self._U, False, nxt, 0, self._ws)
-        if bad != -1:
-            raise self.layout.plant._bad(bad, "state", self.x, "the control")
-        self._bufs.reverse()
-        x = self.x = nxt[:, 0]
-        t0 = self._t0
-        f = self.f
-        self.layout.features(x, self.t + 1, f)
-        cost = np.square(u[:, 0]) if self._m == 1 else np.square(u) @ self._ones
-        cost *= self._effort_dt
-        if t0 is not None:  # synchronous copies: strided views
-            if self._c_any[t0]:
-                d = self.layout.outputs_from(x, f) - self.targets[:, t0]
-                d *= d
-                cost += self.c[:, t0] * (d @ self._w)
-            if self._fv and t0 == self.T - 1:
-                v = self._velocity(x)
-                cost += self._fv * (v * v).sum(axis=1)
-            self._t0 = t0 + 1
-        else:
-            t = self.t
-            ct = self.c[self._ar, t]
-            if ct.any():
-                d = self.layout.outputs_from(x, f) - self.targets[self._ar, t]
-                d *= d
-                cost += ct * (d @ self._w)
-            if self._fv:
-                last = t == self.T - 1
-                if last.any():
-                    v = self._velocity(x)
-                    cost += np.where(last, self._fv * (v * v).sum(axis=1), 0.0)
-        self.t += 1
-        return np.negative(cost, out=cost)
+
+    def advance(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Step every copy with normalised actions ``a[B, m]`` (clipped to [-1, 1] here):
+        ``(observations [B, p] float32, rewards [B] float64, truncated [B] bool, number
+        truncated)``, new arrays. A ``ValueError`` if an action is not finite or the plant's
+        step fails (then nothing has changed)."""
+        B = self.B
+        np.copyto(self._a, a)
+        obs = np.empty((B, self.p), dtype=np.float32)
+        rew = np.empty(B)
+        trunc = np.empty(B, dtype=np.bool_)
+        code = self._step(*self._args, obs, rew, trunc, self._count)
+        if code != -1:
+            if code == _step.BAD_ACTION:
+                self.check(a)
+            raise self.layout.plant._bad(code, "state", self.x, "the control")
+        return obs, rew, trunc, int(self._count[0])
 
     def observe(self) -> np.ndarray:
-        """The observations ``[B, p]``, float32, inside the observation space (a new array)."""
-        if self._clip is not None:
-            cols, lo, hi = self._clip
-            v = self.f[:, cols]
-            np.minimum(v, hi, out=v)
-            np.maximum(v, lo, out=v)
+        """The observations ``[B, p]`` of every copy, float32, inside the observation space (a
+        new array)."""
+        self._observe(self._all)
         return self.f.astype(np.float32)
 
 
@@ -402,7 +383,7 @@ class PlantEnv(gym.Env):
         if options and "reset_mask" in options:
             raise ValueError('options["reset_mask"] is for vector environments only')
         x0, targets = self._layout.draw(self.np_random, 1, options)
-        self._ep.start(slice(None), x0, targets)
+        self._ep.start(self._ep._all, x0, targets)
         self._targets = targets[0]
         self._started = True
         if self.render_mode == "human":
@@ -416,11 +397,10 @@ class PlantEnv(gym.Env):
             raise RuntimeError(f"the episode is over (the task's horizon is {self._ep.T} "
                                "steps): call reset()")
         a = _check_action(action, self.action_space.shape)
-        reward = float(self._ep.advance(a.reshape(1, -1))[0])
-        truncated = bool(self._ep.t[0] >= self._ep.T)
+        obs, reward, truncated, _ = self._ep.advance(a.reshape(1, -1))
         if self.render_mode == "human":
             self.render()
-        return self._ep.observe()[0], reward, False, truncated, {}
+        return obs[0], float(reward[0]), False, bool(truncated[0]), {}
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -496,7 +476,7 @@ class PlantVectorEnv(VectorEnv):
         self.single_observation_space = layout.observation_space
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self._ep = Episodes(layout, self.num_envs)
+        self._ep = Episodes(layout, self.num_envs, T)
         self._shape = (self.num_envs, layout.m)
         self._started = False
         self._done = np.zeros(self.num_envs, dtype=bool)  # episodes that ended
@@ -554,48 +534,42 @@ class PlantVectorEnv(VectorEnv):
         ep = self._ep
         mode = self.autoreset_mode
         N = self.num_envs
+        restart = None  # next-step mode: the copies that start their next episode now
         if self._any_done:
             if mode == AutoresetMode.DISABLED:
                 raise RuntimeError(f"copies {np.flatnonzero(self._done).tolist()} finished their "
                                    "episodes (autoreset disabled): reset them with "
                                    'reset(options={"reset_mask": mask})')
             if mode == AutoresetMode.NEXT_STEP:
-                done = self._done.copy()
-                if done.all():  # every copy starts its next episode: nothing steps
-                    ep.advance(a, check=True, dry=True)
-                    self._reset_rows(np.arange(N))
+                if self._done.all():  # every copy starts its next episode: nothing steps
+                    ep.check(a)
+                    self._reset_rows(ep._all)
                     return (ep.observe(), np.zeros(N), np.zeros(N, dtype=bool),
                             np.zeros(N, dtype=bool), {})
-                ep.t[done] = 0  # stepped below, then replaced by their new episodes
-                ep._t0 = None
-        rewards = ep.advance(a)
-        t0 = ep._t0
-        if t0 is not None:
-            truncated = np.full(N, t0 >= self.max_episode_steps)
-        else:
-            truncated = ep.t >= self.max_episode_steps
+                restart = np.flatnonzero(self._done)
+                ep.t[restart] = 0  # stepped below, then replaced by their new episodes
+        obs, rewards, truncated, ntrunc = ep.advance(a)
         infos: dict[str, Any] = {}
-        if self._any_done and mode == AutoresetMode.NEXT_STEP:
-            rows = np.flatnonzero(done)
-            self._reset_rows(rows)
-            rewards[rows] = 0.0
-            truncated[rows] = False
-        obs = ep.observe()
-        if truncated.any():
+        if restart is not None:
+            self._reset_rows(restart)
+            obs[restart] = ep.f[restart]
+            rewards[restart] = 0.0
+            truncated[restart] = False
+            ntrunc = int(np.count_nonzero(truncated))
+        if ntrunc:
             if mode == AutoresetMode.SAME_STEP:
                 rows = np.flatnonzero(truncated)
-                final = np.full(self.num_envs, None, dtype=object)
+                final = np.full(N, None, dtype=object)
                 for i in rows:
                     final[i] = obs[i].copy()
                 self._reset_rows(rows)
-                fresh = ep.observe()
-                obs[rows] = fresh[rows]
+                obs[rows] = ep.f[rows]
                 infos = {"final_obs": final, "_final_obs": truncated.copy(),
                          "final_info": {}, "_final_info": truncated.copy()}
             else:
                 self._done |= truncated
                 self._any_done = True
-        return obs, rewards, np.zeros(self.num_envs, dtype=bool), truncated, infos
+        return obs, rewards, np.zeros(N, dtype=bool), truncated, infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode is None:

@@ -10,6 +10,7 @@ from gymnasium.vector import AutoresetMode
 
 from ..arms import PlanarArm, ThreeLinkArm, TwoLinkArm
 from ..tasks import Hold, Reach, Task
+from . import _step
 from ._core import Layout, PlantEnv, PlantVectorEnv
 
 __all__ = ["ArmHoldEnv", "ArmHoldVectorEnv", "ArmReachEnv", "ArmReachVectorEnv"]
@@ -33,6 +34,8 @@ def _arm(n_links: int, max_torque) -> PlanarArm:
 
 
 class _ArmLayout(Layout):
+    kernel_outputs = (("hand_x", "hand_y"), ("hand_vx", "hand_vy"))
+
     def __init__(self, task: Task) -> None:
         super().__init__(task)
         N = self.N = self.plant.n_links
@@ -47,28 +50,15 @@ class _ArmLayout(Layout):
         self.obs_high = [1.0] * (2 * N) + [w] * N + [r, r, r, r, 1.0]
         self.reach = r
         self.goal_columns = slice(3 * N + 2, 3 * N + 4)
-        self.clip_columns = slice(2 * N, 3 * N)  # the joint velocities
-        self._lengths = np.asarray(self.plant.lengths, dtype=float)
+        self.kernels = (_step.features_arm, _step.step_arm)
         self.finish()
 
     def _state_names(self) -> str:
         N = self.N
         return f"[q1..q{N}, q1_dot..q{N}_dot]"
 
-    def features(self, x, t, out):
-        N = self.N
-        q = x[:, :N]
-        np.cos(q, out=out[:, :N])
-        np.sin(q, out=out[:, N:2 * N])
-        out[:, 2 * N:3 * N] = x[:, N:]
-        # the hand from the absolute link angles (PlanarArm.hand_position without its checks)
-        phi = np.cumsum(q, axis=1)
-        out[:, 3 * N] = np.cos(phi) @ self._lengths
-        out[:, 3 * N + 1] = np.sin(phi) @ self._lengths
-        np.multiply(t, 1.0 / self.horizon, out=out[:, 3 * N + 4])
-
-    def outputs_from(self, x, f):
-        return f[:, 3 * self.N:3 * self.N + 2]  # the hand position: Reach's and Hold's outputs
+    def constants(self):
+        return np.asarray(self.plant.lengths, dtype=float)  # the kernels' hand position
 
     def decode(self, obs):
         N = self.N

@@ -7,6 +7,7 @@ from gymnasium.vector import AutoresetMode
 
 from ..cartpole import CartPole
 from ..tasks import Balance
+from . import _step
 from ._core import Layout, PlantEnv, PlantVectorEnv
 
 __all__ = ["CartPoleBalanceEnv", "CartPoleBalanceVectorEnv"]
@@ -32,6 +33,7 @@ class _CartPoleLayout(Layout):
         self.target_high = [TRACK, v, np.pi, w]
         self.obs_low = [-TRACK, -v, -1.0, -1.0, -w, *self.target_low]
         self.obs_high = [TRACK, v, 1.0, 1.0, w, *self.target_high]
+        self.kernels = (_step.features_cartpole, _step.step_cartpole)
         self.finish()
 
     def _state_names(self) -> str:
@@ -43,17 +45,7 @@ class _CartPoleLayout(Layout):
                              f"within ±{TRACK} m, got {x0[np.abs(x0[:, 0]) > TRACK][0]}")
 
     goal_columns = slice(5, 9)
-    clip_columns = slice(1, 5, 3)  # x_dot and theta_dot
-
-    def features(self, x, t, out):
-        out[:, 0:2] = x[:, 0:2]
-        np.cos(x[:, 2], out=out[:, 2])
-        np.sin(x[:, 2], out=out[:, 3])
-        out[:, 4] = x[:, 3]
-
-    def outputs_from(self, x, f):
-        return x  # Balance's outputs are the state
-
+    kernel_outputs = (("x", "x_dot", "theta", "theta_dot"), ("x_dot", "theta_dot"))
     def decode(self, obs):
         x = np.stack([obs[:, 0], obs[:, 1], np.arctan2(obs[:, 3], obs[:, 2]), obs[:, 4]], axis=1)
         return x, obs[:, 5:9].copy()

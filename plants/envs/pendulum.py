@@ -7,6 +7,7 @@ from gymnasium.vector import AutoresetMode
 
 from ..pendulum import Pendulum
 from ..tasks import PendulumV1
+from . import _step
 from ._core import Layout, PlantEnv, PlantVectorEnv
 
 __all__ = ["PendulumSwingUpEnv", "PendulumSwingUpVectorEnv"]
@@ -22,20 +23,14 @@ class _PendulumLayout(Layout):
         self.obs_low = [-1.0, -1.0, -vmax, -1.0, -1.0, -vmax]
         self.obs_high = [1.0, 1.0, vmax, 1.0, 1.0, vmax]
         self.target_low, self.target_high = self.obs_low[3:], self.obs_high[3:]
+        self.kernels = (_step.features_pendulum, _step.step_pendulum)
         self.finish()
 
     def _state_names(self) -> str:
         return "[theta, theta_dot]"
 
     goal_columns = slice(3, 6)
-
-    def features(self, x, t, out):
-        np.cos(x[:, 0], out=out[:, 0])
-        np.sin(x[:, 0], out=out[:, 1])
-        out[:, 2] = x[:, 1]
-
-    def outputs_from(self, x, f):
-        return f[:, 0:3]  # (cos theta, sin theta, theta_dot): the task's outputs
+    kernel_outputs = (("cos_theta", "sin_theta", "theta_dot"), ("theta_dot",))
 
     def decode(self, obs):
         x = np.stack([np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2]], axis=1)
