@@ -349,7 +349,7 @@ class ClosedLoop:
                 A, Bm = self._plant_jacobians(traj.X[:, :-1], traj.U)
                 cache.update(A=A, Bm=Bm, Jo=self.observation.jacobian(traj.X))
             else:
-                cache["tm"] = self._compiled_derivatives(engine, terms, B, T)
+                cache["tm"] = self._compiled_derivatives(engine, W, terms, B, T)
         return cache
 
     def error(self, W: np.ndarray | None = None) -> float:
@@ -614,21 +614,13 @@ class ClosedLoop:
         traj.finite = all(s == -1 for s in status)
         return traj
 
-    def _compiled_derivatives(self, engine, terms, B: int, T: int) -> dict[str, Any]:
-        """What the compiled gradient and ``G v`` need, time-major and flat (copies: the
-        engine's buffers are reused by trial rollouts)."""
+    def _compiled_derivatives(self, engine, W, terms, B: int, T: int) -> dict[str, Any]:
+        """What the compiled gradient and ``G v`` need at the engine's last rollout at
+        ``W``, in the kernel's layouts (:meth:`CompiledLoop.derivatives`)."""
         n, m = self.n, self.m
         A, Bm = self.plant.jacobians(engine.X[:T * B * n].reshape(T * B, n),
                                      engine.U.reshape(T * B, m))
-
-        def flat(a, axes):
-            return np.ascontiguousarray(a.transpose(axes)).reshape(-1)
-
-        return {"E": engine.E.copy(), "S": engine.S.copy(), "FD": engine.FD.copy(),
-                "GD": engine.GD.copy(), "A": A.reshape(-1), "Bm": Bm.reshape(-1),
-                "Jo": self.observation.jacobian(engine.states()).reshape(-1),
-                "hx": flat(terms.hx / B, (1, 0, 2, 3)), "hu": terms.hu / B,
-                "gx": flat(terms.gx / B, (1, 0, 2)), "gu": flat(terms.gu / B, (1, 0, 2))}
+        return engine.derivatives(W, A, Bm, self.observation.jacobian(engine.states()), terms)
 
     def _simulate(self, W, x0, goals, noise, fixed_inputs=None) -> _Trajectory:
         """Roll the loop out at ``W`` (the NumPy reference path); with ``fixed_inputs``

@@ -374,6 +374,29 @@ def test_a_large_rollout_split_over_threads_matches_one_partition():
     np.testing.assert_array_equal(one.cost, two.cost)
 
 
+@pytest.mark.parametrize("feedback", ["exact", "data"])
+def test_gradient_and_G_split_over_threads_agree_with_the_numpy_reference(monkeypatch,
+                                                                          feedback):
+    from hfcontrol.kernels import closed_loop as kernels
+    from hfcontrol.kernels import runner
+
+    monkeypatch.setattr(kernels, "MIN_MACS_PER_THREAD", 1)
+    monkeypatch.setattr(kernels, "PARTITION_SAMPLES", 1)
+    monkeypatch.setattr(runner, "_THREADS", [4])  # 6 episodes: partitions of 1, 2, 1, 2
+    loops = []
+    for backend in ("numba", "numpy"):
+        loop, _, batch = _loop("arm", backend=backend, feedback=feedback, delay=2,
+                               obs_noise=0.05)
+        loop.cache_minibatch(batch)
+        loops.append(loop)
+    compiled, reference = loops
+    assert len(compiled._engine(6, batch.targets.shape[1]).parts) == 4
+    v = np.random.default_rng(1).standard_normal(compiled.n_params)
+    for a, b in ((compiled.calc_grad(), reference.calc_grad()),
+                 (compiled.calc_G(v), reference.calc_G(v))):
+        assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b))
+
+
 def test_a_rollout_keeps_its_arrays_when_another_runs():
     plant = plants.TwoLinkArm()
     task = Reach(plant, horizon=10)

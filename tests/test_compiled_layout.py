@@ -11,7 +11,7 @@ from test_compiled_agreement import _compare, _data, _rel
 import hfcontrol as hf
 from hfcontrol import loss_funcs as lf
 from hfcontrol import nl
-from hfcontrol.kernels import _blas, activations, plan
+from hfcontrol.kernels import _blas, _small, activations, plan
 from hfcontrol.kernels import runner as kernel_runner
 
 
@@ -160,6 +160,61 @@ def test_split_products_match_numpy(shape, acc):
     d = rng.standard_normal((m, n))
     _mm_call(a, True, d, False, g, acc)
     assert _rel(g, a.T @ d + (g0 if acc else 0)) < 1e-12
+
+
+@njit
+def _small_call(a, ta, b, c, init, has_init, d, has_d):
+    _small._small_gemm(a, ta, b, c, init, has_init, d, has_d)
+
+
+@njit
+def _fused_call(a, b, x, d, c, tmp):
+    _blas._fused_step(a, b, x, d, c, tmp)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_products_match_numpy(dtype):
+    """The vector loops for small products: every remainder of rows (blocks of 4 or 8, then
+    powers of two) and of columns (a 64-byte vector, then powers of two), ``k`` from 0,
+    ``a`` transposed or not, added to ``c`` or to another array, scaled or not."""
+    rng = np.random.default_rng(5)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for m in (0, 1, 2, 3, 6, 7, 9, 13):
+        for n in (1, 2, 3, 7, 16, 17, 35):
+            for k in (0, 1, 3, 9, 33):
+                for ta in (False, True):
+                    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                    b = rng.standard_normal((k, n)).astype(dtype)
+                    c0, x, d = (rng.standard_normal((m, n)).astype(dtype) for _ in range(3))
+                    product = (a.T if ta else a).astype(np.float64) @ b
+                    for init, has_d, expected in ((None, False, product),
+                                                  ("c", False, c0 + product),
+                                                  ("x", True, d * (x + product)),
+                                                  (None, True, d * product)):
+                        c = c0.copy()
+                        source = {"c": c, "x": x, None: c}[init]
+                        _small_call(a, ta, b, c, source, init is not None, d, has_d)
+                        assert np.max(np.abs(c - expected), initial=0) <= tol * max(
+                            1.0, np.max(np.abs(expected), initial=0)), (m, n, k, ta, init)
+    # a row's result does not depend on how many rows the product has (batch partitions)
+    a = rng.standard_normal((37, 20)).astype(dtype)
+    b = rng.standard_normal((20, 19)).astype(dtype)
+    whole, part = np.empty((37, 19), dtype), np.empty((21, 19), dtype)
+    _small_call(a, False, b, whole, whole, False, whole, False)
+    _small_call(a[:21], False, b, part, part, False, part, False)
+    np.testing.assert_array_equal(part, whole[:21])
+
+
+@pytest.mark.parametrize("rows", [64, 1100])  # the loops of _small, then BLAS and a loop
+def test_a_fused_recurrent_step_matches_numpy(rows):
+    rng = np.random.default_rng(6)
+    a, x, d = (rng.standard_normal((rows, 32)) for _ in range(3))
+    w = rng.standard_normal((32, 32))
+    c = np.empty((rows, 32))
+    _fused_call(a, w, x, d, c, np.empty(rows * 32))
+    assert _rel(c, d * (x + a @ w)) < 1e-13
+    _fused_call(a, w, x, d, x, np.empty(rows * 32))  # in place
+    assert _rel(x, c) == 0
 
 
 @njit

@@ -7,8 +7,10 @@ Everything here is called only from compiled code. Compile time is kept down by:
   whatever constants (``True``, ``0``) its callers pass -- an ``@njit`` function is
   compiled again for every combination of literal arguments -- and it gets no Python
   wrapper, which only the kernels called from Python need;
-* matrix products by :func:`_gemm`, a direct BLAS call taking transposition flags, instead
-  of ``np.dot`` on transposed views (one specialisation per combination of layouts);
+* matrix products by :func:`_gemm`: small ones in the hand-written vector loops of
+  :mod:`._small`, the others by a direct BLAS call taking transposition flags
+  (:func:`_blas_gemm`) instead of ``np.dot`` on transposed views (one specialisation per
+  combination of layouts);
 * views of the flat buffers made by :func:`_block`/:func:`_steps` (through the
   :func:`_view` intrinsic): every ``reshape`` costs numba tens of milliseconds to compile
   where it is written, a call of a helper a few;
@@ -32,6 +34,7 @@ from numba.extending import intrinsic, register_jitable
 from numba.np import linalg
 from numba.np.arrayobj import populate_array
 
+from ._small import _small_gemm
 from .plan import M_N
 
 #: Decorator of the functions called only from compiled code (see the module docstring);
@@ -133,10 +136,8 @@ def _offsets(meta, rows):
     return offs
 
 
-# Matrix products go to BLAS even when tiny: measured here, a [32, 16] @ [16, 16] sgemm
-# from compiled code takes 0.2 us, several times less than an explicit loop.
 @intrinsic
-def _gemm(typingctx, a, ta, b, tb, c, acc):
+def _blas_gemm(typingctx, a, ta, b, tb, c, acc):
     """``c = op(a) @ op(b)``, or ``c += op(a) @ op(b)`` if ``acc``, by one BLAS call;
     ``op(x)`` is ``x.T`` if its flag is set.
 
@@ -190,21 +191,62 @@ def _gemm(typingctx, a, ta, b, tb, c, acc):
     return sig, codegen
 
 
+#: Products of up to SMALL_MACS multiply-adds with at least SMALL_MIN_COLS columns run in
+#: the vector loops of :mod:`._small`; larger ones, and single columns (a ``gemv``), in
+#: BLAS. Measured here (one thread, float32), the loops beat OpenBLAS by 1.5 to 3 times
+#: up to 2^20 multiply-adds: ``[32, 16] @ [16, 16]`` 0.17 against 0.55 us, ``[3200, 16] @
+#: [16, 16]`` 18 against 31 us, a weight gradient ``[480, 2].T @ [480, 16]`` 1.2 against
+#: 5.7 us; above, OpenBLAS's cache blocking wins (``[1500, 100].T @ [1500, 100]``: 1.2
+#: against 1.7 ms), and a single column is a dot product per row, which the loops (made
+#: to vectorise along the columns) do at scalar speed.
+#:
 #: OpenBLAS (measured here, one thread) has a fast path for small products, up to about
 #: 2^20 multiply-adds; above it, a product with a narrow side (at most SKINNY columns or
 #: inner dimension) runs 1.5 to 3 times slower ([512, 256] @ [256, 10]: 49 against 72
 #: GFLOP/s), and a weight gradient ``a.T @ d`` over many rows slows down too ([256, 2048]
 #: @ [2048, 256]: 58 against 94 GFLOP/s at 512 rows). :func:`_mm` splits such products.
 SMALL_MACS = 1 << 20
+SMALL_MIN_COLS = 2
 SKINNY = 32
 GRADIENT_ROWS = 512
-#: A weight gradient ``a.T @ d`` with a side of 2 to GEMV_SIDE columns (a net's input or
-#: output layer of a few units) runs as one ``gemv`` per column of the narrow side:
-#: measured here, OpenBLAS's ``sgemm`` takes several times longer for it ([480, 2].T @
-#: [480, 16]: 7.2 against 1.3 us; [480, 16].T @ [480, 2]: 6.4 against 2.1 us), for
-#: products up to SMALL_MACS (larger ones read ``a`` once per gemv). A side of one column
-#: is a ``gemv`` in :func:`_gemm` already.
-GEMV_SIDE = 4
+
+
+@_helper
+def _is_small(m, n, k):
+    """Whether a ``[m, k] @ [k, n]`` product runs in the loops of :mod:`._small`."""
+    return n >= SMALL_MIN_COLS and m * n * k <= SMALL_MACS
+
+
+@_helper
+def _gemm(a, ta, b, tb, c, acc):
+    """``c = op(a) @ op(b)``, or ``c += op(a) @ op(b)`` if ``acc`` (``op(x)``: ``x.T`` if
+    its flag is set): small products (:func:`_is_small`, ``b`` not transposed) in the
+    loops of :mod:`._small`, the others by one BLAS call (:func:`_blas_gemm`, which needs
+    every dimension non-zero). ``a``, ``b``, ``c``: C-contiguous 2-D arrays of one float
+    dtype, shapes agreeing."""
+    m, n = c.shape
+    k = a.shape[0] if ta else a.shape[1]
+    if not tb and _is_small(m, n, k):
+        _small_gemm(a, ta, b, c, c, acc, c, False)
+    else:
+        _blas_gemm(a, ta, b, tb, c, acc)
+
+
+@_helper
+def _fused_step(a, b, x, d, c, tmp):
+    """``c = d * (x + a @ b)`` element-wise (``x`` may be ``c``): a recurrent layer's step
+    of the R-forward or backward pass, ``f'(z) * (input + previous @ W)``. In one pass
+    of the loops of :mod:`._small` when the product is small, else by BLAS into ``tmp``
+    (at least ``c.size`` elements) and one flat loop."""
+    m, n = c.shape
+    if _is_small(m, n, a.shape[1]):
+        _small_gemm(a, False, b, c, x, True, d, True)
+        return
+    t = _block(tmp, 0, m, n)
+    _blas_gemm(a, False, b, False, t, False)
+    cf, df, xf, tf = _flat(c), _flat(d), _flat(x), _flat(t)
+    for i in range(cf.size):
+        cf[i] = df[i] * (xf[i] + tf[i])
 
 
 @_helper
@@ -225,18 +267,18 @@ def _mm(a, ta, b, tb, c, acc):
         if not acc:
             c[:] = 0.0
         return
+    if not tb and _is_small(rows, cols, inner):
+        _small_gemm(a, ta, b, c, c, acc, c, False)
+        return
     if ta and not tb:
         # a reduction over the rows of a and b (a weight gradient)
-        if 1 < min(rows, cols) <= GEMV_SIDE and rows * cols * inner <= SMALL_MACS:
-            _reduce_by_gemv(a, b, c, acc)
-            return
         step = GRADIENT_ROWS
         if min(rows, cols) < SKINNY:
             step = max(64, SMALL_MACS // (rows * cols))
         if inner > step:
             for start in range(0, inner, step):
                 stop = min(inner, start + step)
-                _gemm(_row_range(a, start, stop), True, _row_range(b, start, stop), False, c,
+                _blas_gemm(_row_range(a, start, stop), True, _row_range(b, start, stop), False, c,
                       acc or start > 0)
             return
     elif not ta and min(cols, inner) < SKINNY and rows * cols * inner > SMALL_MACS:
@@ -244,33 +286,9 @@ def _mm(a, ta, b, tb, c, acc):
         step = max(64, SMALL_MACS // (cols * inner))
         for start in range(0, rows, step):
             stop = min(rows, start + step)
-            _gemm(_row_range(a, start, stop), False, b, tb, _row_range(c, start, stop), acc)
+            _blas_gemm(_row_range(a, start, stop), False, b, tb, _row_range(c, start, stop), acc)
         return
-    _gemm(a, ta, b, tb, c, acc)
-
-
-@_helper
-def _reduce_by_gemv(a, d, c, acc):
-    """``c (+)= a.T @ d`` for a ``c`` with at most GEMV_SIDE rows or columns: one ``gemv``
-    per row of ``c`` (against a column of ``a``) or per column (against a column of ``d``),
-    the column copied to be contiguous and the result added to ``c`` through a temporary
-    (a column of ``c`` is strided). One call site of the BLAS intrinsic: compile time."""
-    inner = a.shape[0]
-    rows, cols = c.shape
-    by_row = rows <= GEMV_SIDE
-    narrow, other = (a, d) if by_row else (d, a)
-    count, size = narrow.shape[1], other.shape[1]
-    step, stride = (cols, 1) if by_row else (1, cols)
-    x = np.empty(inner + size, a.dtype)
-    xc, y = _view(x, 0, (inner, 1)), _view(x, inner, (size, 1))
-    cf = _flat(c)
-    for q in range(count):
-        for r in range(inner):
-            x[r] = narrow[r, q]
-        _gemm(other, True, xc, False, y, False)
-        for i in range(size):
-            k = q * step + i * stride
-            cf[k] = y[i, 0] + cf[k] if acc else y[i, 0]
+    _blas_gemm(a, ta, b, tb, c, acc)
 
 
 @_helper
@@ -282,11 +300,13 @@ def _affine(a, w, b, c, acc, tmp, ones):
 
 @_helper
 def _product(a, w, c, acc, tmp):
-    """``c (+)= a @ w`` by BLAS. With ``beta = 1`` OpenBLAS is twice as slow for a few
-    columns as with ``beta = 0`` (measured here: [3200, 16] @ [16, 2], 34 against 17 us),
-    so such a product is accumulated through ``tmp`` (at least ``c.size`` elements)."""
+    """``c (+)= a @ w`` (:func:`_mm`). With ``beta = 1`` OpenBLAS is twice as slow for a
+    few columns as with ``beta = 0`` (measured here: [3200, 16] @ [16, 2], 34 against
+    17 us), so such a product, when BLAS runs it, is accumulated through ``tmp`` (at
+    least ``c.size`` elements)."""
     rows, cols = c.shape
-    if acc and cols <= 4 and rows > 0 and a.shape[1] > 0:
+    if (acc and cols <= 4 and rows > 0 and a.shape[1] > 0
+            and not _is_small(rows, cols, a.shape[1])):
         t = _block(tmp, 0, rows, cols)
         _mm(a, False, w, False, t, False)
         _add_flat(_flat(c), _flat(t))
@@ -320,9 +340,9 @@ def _add_bias(x, b, ones):
 
 @_helper
 def _add_colsum(d, out, ones):
-    """``out += `` the column sums of ``d`` (``d.T @ ones`` by BLAS)."""
+    """``out += `` the column sums of ``d``: the row ``ones.T @ d`` (:func:`_gemm`)."""
     rows, cols = d.shape
     if rows > 0 and cols > 0:
-        _gemm(d, True, _block(ones, 0, rows, 1), False, out.reshape((cols, 1)), True)
+        _gemm(_block(ones, 0, rows, 1), True, d, False, out.reshape((1, cols)), True)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from ..persistence import atomic_write_text
 
 #: The kernel modules whose caches are cleared (their cached functions inline the others).
-KERNEL_MODULES = ("_blas", "activations", "forward", "curvature", "plan", "closed_loop")
+KERNEL_MODULES = ("_blas", "_small", "activations", "forward", "curvature", "plan", "closed_loop")
 #: Where the stamp is kept, in each cache directory.
 STAMP_NAME = "hfcontrol-kernels.stamp"
 

@@ -22,12 +22,14 @@ states, controls and their derivatives are float64, as the plants are.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
 from plants import _kernels as pk
 
-from ._blas import _gemm, _helper, _mm, _view
+from ._blas import _flat, _fused_step, _gemm, _helper, _view
 from .activations import _elementwise
 from .runner import _kernel_blas_threads
 
@@ -246,176 +248,245 @@ ROLLOUTS = {
 }
 
 
+@_helper
+def _row(buf, off, size):
+    """``size`` consecutive elements of a flat buffer from ``off`` (a 1-D view)."""
+    return _view(buf, off, (size,))
+
+
+@_helper
+def _plant_r_step(A, Bm, RX, RU, t, n, m, B, b0, Bp):
+    """``R{x}_{t+1} = A_t R{x}_t + B_t R{u}_t`` for the partition's samples, vectorised
+    over them (the plant side is batch-minor: one row of ``B`` samples per entry)."""
+    for i in range(n):
+        nxt = _row(RX, ((t + 1) * n + i) * B + b0, Bp)
+        for b in range(Bp):
+            nxt[b] = 0.0
+        for q in range(n):
+            a = _row(A, ((t * n + i) * n + q) * B + b0, Bp)
+            x = _row(RX, (t * n + q) * B + b0, Bp)
+            for b in range(Bp):
+                nxt[b] += a[b] * x[b]
+        for q in range(m):
+            bm = _row(Bm, ((t * n + i) * m + q) * B + b0, Bp)
+            u = _row(RU, (t * m + q) * B + b0, Bp)
+            for b in range(Bp):
+                nxt[b] += bm[b] * u[b]
+
+
+@_helper
+def _obs_r(Jo, RX, j, p, n, B, b0, Bp, acc, tpo):
+    """``R{o}`` of the observation of ``x_j``, ``Jo_j R{x}_j``, into ``tpo [p, Bp]`` (the
+    network's dtype), vectorised over the samples; ``acc``: a float64 work row of
+    ``Bp``."""
+    for i in range(p):
+        for b in range(Bp):
+            acc[b] = 0.0
+        for q in range(n):
+            jo = _row(Jo, ((j * p + i) * n + q) * B + b0, Bp)
+            x = _row(RX, (j * n + q) * B + b0, Bp)
+            for b in range(Bp):
+                acc[b] += jo[b] * x[b]
+        out = tpo[i]
+        for b in range(Bp):
+            out[b] = acc[b]
+
+
+@_helper
+def _ones_row(ones, w_row, c):
+    """``c[r, :] = w_row`` on every row (``ones [rows, 1] @ w_row [1, cols]``)."""
+    _gemm(ones, False, w_row, False, c, False)
+
+
 @njit(cache=True, nogil=True)
-def backward(W, V, offs, codes, scale, exact, gv, delay, B, T, n, m, k, H, E, Sa, FD, GD,
-             A, Bm, Jo, hx, hu, gx, gu, RX, RU, RS, DZ, DY, lam, adj, t1, tp, gtmp, out):
+def backward(W, V, w_outT, w_recT, w_obsT, offs, scale, exact, gv, delay, B, T, n, m, k, H,
+             b0, Bp, E, Sa, FD, GD, A, Bm, Jo, hx, hu, gx, gu, RX, RU, RS, DZ, lam, adj, xb,
+             yb, tp, tpt, ones, vbias, tmp, gbuf, out):
     """The gradient (``gv`` false: errors ``gx``/``gu`` on the states and controls, already
     divided by the batch) or ``G V`` (``gv`` true: the R-forward pass of ``V``, then the
     errors ``hx R{x}`` and ``hu R{u}``) back-propagated through plant, observation and
-    network into ``out`` (float64, the size of ``W``).
+    network, for the samples ``b0 .. b0 + Bp - 1`` (a partition of the batch), into
+    ``out`` (float64, the size of ``W``).
 
-    ``A [T, B, n, n]``, ``Bm [T, B, n, m]``: the plant's step Jacobians; ``Jo [T + 1, B, p,
-    n]``: the observation's Jacobian at each state; ``hx [T + 1, B, n, n]``: the cost's
-    curvature in each state, divided by the batch; ``hu``: that of each control entry.
-    ``exact``: follow the feedback path (else the observations are data). Work buffers:
-    ``RX [T + 1, B, n]``, ``RU [T, B, m]``, ``RS``/``DZ [T, B, H]``, ``DY [T, B, m]``,
-    ``lam``/``t1`` ``[B, n]``, ``adj [T + 1, B, n]``, ``tp [B, p]`` and ``gtmp`` (the
-    largest weight matrix; network dtype), all flat.
+    Layouts (flat, time-major): the network side is batch-major, a step's ``[B, q]``
+    block of ``E``, ``Sa``, ``FD`` (``f'(z)``), ``GD`` (``g'(y)``), ``RS`` and ``DZ`` at
+    ``t * B * q`` (a partition's rows contiguous in it), so that its products are small
+    matrix products over the partition's rows; the plant side is batch-minor, one row of
+    ``B`` samples per entry, so that the plant's per-sample algebra (``n`` and ``m`` are
+    a handful) is vectorised over the samples: ``A [T, n, n, B]``, ``Bm [T, n, m, B]``
+    (the plant's step Jacobians), ``Jo [T + 1, p, n, B]`` (the observation's), ``hx
+    [T + 1, n, n, B]`` (the cost's curvature in the states, divided by the batch), ``gx
+    [T + 1, n, B]``, ``gu [T, m, B]``, ``RX [T + 1, n, B]``, ``RU [T, m, B]``, ``lam
+    [n, B]``, ``adj [T + 1, n, B]`` (float64). ``hu``: the cost's curvature in each
+    control entry, divided by the batch. ``w_outT``, ``w_recT``, ``w_obsT``: transposed
+    copies of ``W_out``, ``W_rec`` and the observation rows of ``W_in`` (the backward
+    products are then plain ones). ``exact``: follow the feedback path (else the
+    observations are data).
+
+    Per step, everything is a small product over the partition's rows while the step's
+    blocks are in cache (:func:`~._blas._gemm`, :func:`~._blas._fused_step`), the
+    recurrent step fused with ``f'(z)``; the weight gradients are accumulated step by
+    step too (into ``gbuf``, the network's dtype, laid out as ``W``), instead of one
+    product over all steps at the end, which streams its operands through the cache once
+    per block of the result. Partition work buffers: ``xb [max(n, m), Bp]`` (float64),
+    ``yb [Bp, m]``, ``tp [Bp, p]``, ``tpt [p, Bp]``, ``ones [Bp, 1]`` (filled),
+    ``vbias [3, H]`` and ``tmp`` (``Bp * H``; the network's dtype).
     """
     n_in = E.size // (T * B)
     p = n_in - k
     dt = E.dtype.type
-    w_in_obs = _blk(W, offs[O_IN] + k * H, p, H)
+    w_obs = _blk(W, offs[O_IN] + k * H, p, H)
     w_out = _blk(W, offs[O_OUT], H, m)
     w_rec = _blk(W, offs[O_REC], H, H)
-    TB = T * B
-    E2 = _blk(E, 0, TB, n_in)
-    S2 = _blk(Sa, 0, TB, H)
-    for i in range(out.size):
-        out[i] = 0.0
+    g_in = _blk(gbuf, offs[O_IN], n_in, H)
+    gb_in = _blk(gbuf, offs[O_IN + 1], 1, H)
+    g_out = _blk(gbuf, offs[O_OUT], H, m)
+    gb_out = _blk(gbuf, offs[O_OUT + 1], 1, m)
+    g_rec = _blk(gbuf, offs[O_REC], H, H)
+    gb_rec = _blk(gbuf, offs[O_REC + 1], 1, H)
+    for i in range(gbuf.size):
+        gbuf[i] = 0.0
+    tpo = _blk(tpt, 0, p, Bp)
+    yt = _blk(yb, 0, Bp, m)
     if gv:
         v_in = _blk(V, offs[O_IN], n_in, H)
-        vb_in = V[offs[O_IN + 1]:offs[O_IN + 2]]
         v_out = _blk(V, offs[O_OUT], H, m)
-        vb_out = V[offs[O_OUT + 1]:offs[O_OUT + 2]]
         v_rec = _blk(V, offs[O_REC], H, H)
-        vb_rec = V[offs[O_REC + 1]:offs[O_REC + 2]]
-        # everything the direction adds that does not depend on the recursion, in three
-        # products over all steps: R{z} gets e V_in (+ s_{t-1} V_rec), R{y} gets s V_out
-        rz = _blk(RS, 0, TB, H)
-        _gemm(E2, False, v_in, False, rz, False)
-        if T > 1:
-            _gemm(_blk(Sa, 0, TB - B, H), False, v_rec, False, _blk(RS, B * H, TB - B, H), True)
-        ry = _blk(DY, 0, TB, m)
-        _gemm(S2, False, v_out, False, ry, False)
-        for i in range(RX.size):
-            RX[i] = 0.0
-        tpo = _blk(tp, 0, B, p)
+        # the direction's biases as rows: b_in + b_rec (step 0), b_in, b_out
+        for h in range(H):
+            vbias[h] = V[offs[O_IN + 1] + h] + V[offs[O_REC + 1] + h]
+            vbias[H + h] = V[offs[O_IN + 1] + h]
+        for i in range(m):
+            vbias[2 * H + i] = V[offs[O_OUT + 1] + i]
+        for q in range(n):
+            x0 = _row(RX, q * B + b0, Bp)
+            for b in range(Bp):
+                x0[b] = 0.0
         for t in range(T):
-            rzt = _blk(RS, t * B * H, B, H)
-            for b in range(B):
-                for h in range(H):
-                    rzt[b, h] += vb_in[h] + (0.0 if t > 0 else vb_rec[h])
+            # R{z_t} = e_t V_in + b_V + s_{t-1} V_rec + R{o_t} W_obs, then
+            # R{s_t} = f'(z_t) (R{z_t} + R{s_{t-1}} W_rec)
+            rzt = _blk(RS, (t * B + b0) * H, Bp, H)
+            _ones_row(ones, _blk(vbias, 0 if t == 0 else H, 1, H), rzt)
+            _gemm(_blk(E, (t * B + b0) * n_in, Bp, n_in), False, v_in, False, rzt, True)
+            if t > 0:
+                _gemm(_blk(Sa, ((t - 1) * B + b0) * H, Bp, H), False, v_rec, False, rzt, True)
             j = t - delay
             if exact and j >= 0 and p > 0:
-                for b in range(B):
-                    for i in range(p):
-                        acc = 0.0
-                        jo = ((j * B + b) * p + i) * n
-                        for q in range(n):
-                            acc += Jo[jo + q] * RX[(j * B + b) * n + q]
-                        tpo[b, i] = dt(acc)
-                _gemm(tpo, False, w_in_obs, False, rzt, True)
+                _obs_r(Jo, RX, j, p, n, B, b0, Bp, _row(xb, 0, Bp), tpo)
+                _gemm(tpo, True, w_obs, False, rzt, True)
+            fdt = _blk(FD, (t * B + b0) * H, Bp, H)
             if t > 0:
-                _gemm(_blk(RS, (t - 1) * B * H, B, H), False, w_rec, False, rzt, True)
-            # R{s_t} = f'(z_t) R{z_t}, in place
-            fdt = FD[t * B * H:(t + 1) * B * H]
-            rzf = RS[t * B * H:(t + 1) * B * H]
-            for i in range(B * H):
-                rzf[i] = fdt[i] * rzf[i]
-            ryt = _blk(DY, t * B * m, B, m)
-            _gemm(rzt, False, w_out, False, ryt, True)
-            for b in range(B):
-                for i in range(m):
-                    o = (t * B + b) * m + i
-                    RU[o] = scale[i] * np.float64(GD[o] * (ryt[b, i] + vb_out[i]))
-                xo = (t * B + b) * n
-                for i in range(n):
-                    acc = 0.0
-                    ao = ((t * B + b) * n + i) * n
-                    for q in range(n):
-                        acc += A[ao + q] * RX[xo + q]
-                    bo = ((t * B + b) * n + i) * m
-                    for q in range(m):
-                        acc += Bm[bo + q] * RU[(t * B + b) * m + q]
-                    RX[xo + B * n + i] = acc
-    # backward, from the last step
-    for i in range(adj.size):
-        adj[i] = 0.0
-    for b in range(B):
-        for i in range(n):
-            o = (T * B + b) * n + i
+                _fused_step(_blk(RS, ((t - 1) * B + b0) * H, Bp, H), w_rec, rzt, fdt, rzt, tmp)
+            else:
+                rf, df = _flat(rzt), _flat(fdt)
+                for i in range(rf.size):
+                    rf[i] = df[i] * rf[i]
+            # R{y_t} = b_V_out + s_t V_out + R{s_t} W_out; R{u_t} = c g'(y_t) R{y_t}
+            _ones_row(ones, _blk(vbias, 2 * H, 1, m), yt)
+            _gemm(_blk(Sa, (t * B + b0) * H, Bp, H), False, v_out, False, yt, True)
+            _gemm(rzt, False, w_out, False, yt, True)
+            gd = _blk(GD, (t * B + b0) * m, Bp, m)
+            for i in range(m):
+                ru = _row(RU, (t * m + i) * B + b0, Bp)
+                for b in range(Bp):
+                    ru[b] = scale[i] * np.float64(gd[b, i] * yt[b, i])
+            _plant_r_step(A, Bm, RX, RU, t, n, m, B, b0, Bp)
+    # backward, from the last step: lam = dE/dx_{t+1}, adj = the observations' share
+    for q in range(n):
+        lq = _row(lam, q * B + b0, Bp)
+        for b in range(Bp):
             if gv:
                 acc = 0.0
-                for q in range(n):
-                    acc += hx[o * n + q] * RX[(T * B + b) * n + q]
-                lam[b * n + i] = acc
+                for i in range(n):
+                    acc += hx[((T * n + q) * n + i) * B + b0 + b] * RX[(T * n + i) * B + b0 + b]
+                lq[b] = acc
             else:
-                lam[b * n + i] = gx[o]
+                lq[b] = gx[(T * n + q) * B + b0 + b]
+        for t in range(T + 1):
+            aq = _row(adj, (t * n + q) * B + b0, Bp)
+            for b in range(Bp):
+                aq[b] = 0.0
     for t in range(T - 1, -1, -1):
-        dyt = _blk(DY, t * B * m, B, m)
-        for b in range(B):
+        # dE/dy_t = g'(y_t) c (hu R{u_t} or gu_t + B_t^T lam)
+        for i in range(m):
+            du = _row(xb, i * Bp, Bp)
+            src = _row(RU if gv else gu, (t * m + i) * B + b0, Bp)
+            f = hu if gv else 1.0
+            for b in range(Bp):
+                du[b] = f * src[b]
+            for q in range(n):
+                bm = _row(Bm, ((t * n + q) * m + i) * B + b0, Bp)
+                lq = _row(lam, q * B + b0, Bp)
+                for b in range(Bp):
+                    du[b] += bm[b] * lq[b]
+        gd = _blk(GD, (t * B + b0) * m, Bp, m)
+        for b in range(Bp):
             for i in range(m):
-                o = (t * B + b) * m + i
-                du = hu * RU[o] if gv else gu[o]
-                bo = (t * B + b) * n * m + i
-                for q in range(n):
-                    du += Bm[bo + q * m] * lam[b * n + q]
-                dyt[b, i] = GD[o] * dt(scale[i] * du)
-        dzt = _blk(DZ, t * B * H, B, H)
-        _gemm(dyt, False, w_out, True, dzt, False)
+                yt[b, i] = gd[b, i] * dt(scale[i] * xb[i * Bp + b])
+        # dE/dz_t = f'(z_t) (dy_t W_out^T + dz_{t+1} W_rec^T)
+        dzt = _blk(DZ, (t * B + b0) * H, Bp, H)
+        _gemm(yt, False, w_outT, False, dzt, False)
+        fdt = _blk(FD, (t * B + b0) * H, Bp, H)
         if t < T - 1:
-            _gemm(_blk(DZ, (t + 1) * B * H, B, H), False, w_rec, True, dzt, True)
-        fdt = FD[t * B * H:(t + 1) * B * H]
-        dzf = DZ[t * B * H:(t + 1) * B * H]
-        for i in range(B * H):
-            dzf[i] = fdt[i] * dzf[i]
+            _fused_step(_blk(DZ, ((t + 1) * B + b0) * H, Bp, H), w_recT, dzt, fdt, dzt, tmp)
+        else:
+            zf, df = _flat(dzt), _flat(fdt)
+            for i in range(zf.size):
+                zf[i] = df[i] * zf[i]
+        # the weight gradients of this step, while its blocks are in cache
+        st = _blk(Sa, (t * B + b0) * H, Bp, H)
+        _gemm(st, True, yt, False, g_out, True)
+        _gemm(ones, True, yt, False, gb_out, True)
+        _gemm(_blk(E, (t * B + b0) * n_in, Bp, n_in), True, dzt, False, g_in, True)
+        _gemm(ones, True, dzt, False, gb_in, True)
+        if t > 0:
+            _gemm(_blk(Sa, ((t - 1) * B + b0) * H, Bp, H), True, dzt, False, g_rec, True)
+        else:
+            _gemm(ones, True, dzt, False, gb_rec, True)
+        # the observation of x_j (j = t - delay) passes dz_t W_obs^T back to x_j
         j = t - delay
         if exact and j >= 0 and p > 0:
-            tpo = _blk(tp, 0, B, p)
-            _gemm(dzt, False, w_in_obs, True, tpo, False)
-            for b in range(B):
-                for q in range(n):
-                    acc = 0.0
-                    for i in range(p):
-                        acc += Jo[((j * B + b) * p + i) * n + q] * tpo[b, i]
-                    adj[(j * B + b) * n + q] += acc
-        # lam <- e_x(t) + adj(t) + A_t^T lam
-        for b in range(B):
+            tpb = _blk(tp, 0, Bp, p)
+            _gemm(dzt, False, w_obsT, False, tpb, False)
+            for i in range(p):
+                ti = tpo[i]
+                for b in range(Bp):
+                    ti[b] = tpb[b, i]
             for q in range(n):
-                acc = 0.0
+                aq = _row(adj, (j * n + q) * B + b0, Bp)
+                for i in range(p):
+                    jo = _row(Jo, ((j * p + i) * n + q) * B + b0, Bp)
+                    ti = tpo[i]
+                    for b in range(Bp):
+                        aq[b] += jo[b] * np.float64(ti[b])
+        # lam <- e_x(t) + adj(t) + A_t^T lam
+        for q in range(n):
+            nq = _row(xb, q * Bp, Bp)
+            aq = _row(adj, (t * n + q) * B + b0, Bp)
+            if gv:
+                for b in range(Bp):
+                    nq[b] = aq[b]
                 for i in range(n):
-                    acc += A[((t * B + b) * n + i) * n + q] * lam[b * n + i]
-                o = (t * B + b) * n + q
-                if gv:
-                    e = 0.0
-                    for i in range(n):
-                        e += hx[o * n + i] * RX[(t * B + b) * n + i]
-                else:
-                    e = gx[o]
-                t1[b * n + q] = acc + adj[o] + e
-        for i in range(B * n):
-            lam[i] = t1[i]
-    # weight gradients: one product over all steps each
-    DZ2 = _blk(DZ, 0, TB, H)
-    DY2 = _blk(DY, 0, TB, m)
-    g_in = _blk(out, offs[O_IN], n_in, H)
-    g_out = _blk(out, offs[O_OUT], H, m)
-    g_rec = _blk(out, offs[O_REC], H, H)
-    _acc_product(E2, DZ2, g_in, gtmp)
-    _acc_product(S2, DY2, g_out, gtmp)
-    if T > 1:
-        _acc_product(_blk(Sa, 0, TB - B, H), _blk(DZ, B * H, TB - B, H), g_rec, gtmp)
-    for r in range(TB):
-        for h in range(H):
-            out[offs[O_IN + 1] + h] += DZ2[r, h]
-        for i in range(m):
-            out[offs[O_OUT + 1] + i] += DY2[r, i]
-    for b in range(B):
-        for h in range(H):
-            out[offs[O_REC + 1] + h] += DZ2[b, h]
-
-
-@_helper
-def _acc_product(a, d, out, tmp):
-    """``out += a.T @ d`` (``out`` float64; ``a``, ``d`` and the work buffer ``tmp`` of
-    the network's dtype): one BLAS product over all rows."""
-    p, q = out.shape
-    t = _blk(tmp, 0, p, q)
-    _mm(a, True, d, False, t, False)
-    for i in range(p):
-        for j in range(q):
-            out[i, j] += t[i, j]
+                    hq = _row(hx, ((t * n + q) * n + i) * B + b0, Bp)
+                    xi = _row(RX, (t * n + i) * B + b0, Bp)
+                    for b in range(Bp):
+                        nq[b] += hq[b] * xi[b]
+            else:
+                gq = _row(gx, (t * n + q) * B + b0, Bp)
+                for b in range(Bp):
+                    nq[b] = aq[b] + gq[b]
+            for i in range(n):
+                ai = _row(A, ((t * n + i) * n + q) * B + b0, Bp)
+                li = _row(lam, i * B + b0, Bp)
+                for b in range(Bp):
+                    nq[b] += ai[b] * li[b]
+        for q in range(n):
+            nq = _row(xb, q * Bp, Bp)
+            lq = _row(lam, q * B + b0, Bp)
+            for b in range(Bp):
+                lq[b] = nq[b]
+    for i in range(out.size):
+        out[i] = gbuf[i]
 
 
 # ====================================================================== Python glue
@@ -448,18 +519,17 @@ class CompiledLoop:
         self.offs = np.array([*net.offsets[(0, 1)], *net.offsets[(1, 2)], *net.offsets[(1, 1)]],
                              np.int64)
         self.ws = np.empty(loop.plant.workspace_size)
-        # backward work buffers
+        # backward work buffers (float64 on the plant side, batch-minor; see backward)
         p = loop.observation.size
         self.RX = np.empty((T + 1) * B * n)
         self.RU = np.empty(T * B * m)
         self.RS = np.empty(T * B * H, dt)
         self.DZ = np.empty(T * B * H, dt)
-        self.DY = np.empty(T * B * m, dt)
         self.lam = np.empty(B * n)
         self.adj = np.empty((T + 1) * B * n)
-        self.t1 = np.empty(B * n)
-        self.tp = np.empty(max(B * p, 1), dt)
-        self.gtmp = np.empty(max(n_in * H, H * H, H * m), dt)
+        self.parts = _partitions(B, T, H, n_in, m)
+        self.work = [_PartitionBuffers(bp, n, m, p, H, net.n_params, dt)
+                     for _, bp in self.parts]
 
     @classmethod
     def for_loop(cls, loop, B: int, T: int) -> CompiledLoop | None:
@@ -519,19 +589,87 @@ class CompiledLoop:
         """``U [T, B, m]`` of the last run (a view)."""
         return self.U.reshape(self.T, self.B, self.loop.m)
 
-    def backward(self, W, V, derivs: dict, gv: bool) -> np.ndarray:
-        """The gradient (``gv`` false) or ``G V`` at the rollout whose buffers ``derivs``
-        holds (see :func:`backward`); float64, the size of ``W``."""
-        out = np.empty(W.size)
-        with _kernel_blas_threads(1):
-            self._backward(W, V, derivs, gv, out)
-        return out
+    def derivatives(self, W, A, Bm, Jo, terms) -> dict:
+        """What :meth:`backward` needs at a rollout at ``W`` (the last :meth:`run`), in the
+        kernel's layouts: copies of the network's buffers (a trial rollout reuses them),
+        the plant's step Jacobians ``A [T * B, n, n]``, ``Bm [T * B, n, m]`` (time-major
+        rows), the observation's Jacobian ``Jo [T + 1, B, p, n]`` and the cost's
+        derivatives ``terms`` (sample-major, :class:`~hfcontrol.task_cost.CostTerms`)
+        batch-minor and divided by the batch, and the transposed weight matrices."""
+        loop, B, T = self.loop, self.B, self.T
+        n, m, k, H = loop.n, loop.m, loop.k, loop.net.shape[1]
 
-    def _backward(self, W, V, derivs, gv, out):
+        def minor(a, axes):  # a copy with the batch axis last, flat
+            return np.ascontiguousarray(np.transpose(a, axes), np.float64).reshape(-1)
+
+        def transposed(start, rows, cols):
+            return np.ascontiguousarray(W[start:start + rows * cols].reshape(rows, cols).T)
+
+        p = loop.observation.size
+        return {"E": self.E.copy(), "S": self.S.copy(), "FD": self.FD.copy(),
+                "GD": self.GD.copy(),
+                "A": minor(A.reshape(T, B, n, n), (0, 2, 3, 1)),
+                "Bm": minor(Bm.reshape(T, B, n, m), (0, 2, 3, 1)),
+                "Jo": minor(Jo, (0, 2, 3, 1)),
+                "hx": minor(terms.hx / B, (1, 2, 3, 0)), "hu": float(terms.hu) / B,
+                "gx": minor(terms.gx / B, (1, 2, 0)), "gu": minor(terms.gu / B, (1, 2, 0)),
+                "w_outT": transposed(self.offs[O_OUT], H, m),
+                "w_recT": transposed(self.offs[O_REC], H, H),
+                "w_obsT": transposed(self.offs[O_IN] + k * H, p, H)}
+
+    def backward(self, W, V, derivs: dict, gv: bool) -> np.ndarray:
+        """The gradient (``gv`` false) or ``G V`` at the rollout whose :meth:`derivatives`
+        are ``derivs`` (see :func:`backward`); float64, the size of ``W``. The batch's
+        partitions run at once on the kernels' threads, each with single-threaded BLAS."""
+        from .runner import _run_all
+
+        calls = [functools.partial(self._backward, W, V, derivs, gv, b0, bp, work)
+                 for (b0, bp), work in zip(self.parts, self.work, strict=True)]
+        with _kernel_blas_threads(1):
+            _run_all(calls)
+        out = self.work[0].out
+        for work in self.work[1:]:
+            out = out + work.out
+        return out.copy() if len(self.work) == 1 else out
+
+    def _backward(self, W, V, d, gv, b0, bp, w):
         loop = self.loop
-        backward(W, W if V is None else V, self.offs, self.codes, loop.control_scale,
-                 loop.feedback == "exact", gv, loop.delay, self.B, self.T, loop.n, loop.m,
-                 loop.k, loop.net.shape[1], derivs["E"], derivs["S"], derivs["FD"],
-                 derivs["GD"], derivs["A"], derivs["Bm"], derivs["Jo"], derivs["hx"],
-                 derivs["hu"], derivs["gx"], derivs["gu"], self.RX, self.RU, self.RS, self.DZ,
-                 self.DY, self.lam, self.adj, self.t1, self.tp, self.gtmp, out)
+        backward(W, W if V is None else V, d["w_outT"], d["w_recT"], d["w_obsT"], self.offs,
+                 loop.control_scale, loop.feedback == "exact", gv, loop.delay, self.B, self.T,
+                 loop.n, loop.m, loop.k, loop.net.shape[1], b0, bp, d["E"], d["S"], d["FD"],
+                 d["GD"], d["A"], d["Bm"], d["Jo"], d["hx"], d["hu"], d["gx"], d["gu"],
+                 self.RX, self.RU, self.RS, self.DZ, self.lam, self.adj, w.xb, w.yb, w.tp,
+                 w.tpt, w.ones, w.vbias, w.tmp, w.gbuf, w.out)
+
+
+#: A ``G v`` of the closed loop is split over threads when each partition has at least
+#: this many multiply-adds of the network's products (about four forward passes' worth
+#: per ``G v``) and PARTITION_SAMPLES samples: a thread costs tens of microseconds.
+MIN_MACS_PER_THREAD = 4_000_000
+PARTITION_SAMPLES = 16
+
+
+def _partitions(B: int, T: int, H: int, n_in: int, m: int) -> list[tuple[int, int]]:
+    """``(b0, Bp)`` of the partitions of a batch of ``B`` samples for :meth:`CompiledLoop.backward`."""
+    from .runner import get_num_threads
+
+    macs = 4 * T * B * (n_in * H + H * H + H * m)
+    parts = max(1, min(get_num_threads(), macs // MIN_MACS_PER_THREAD,
+                       B // PARTITION_SAMPLES))
+    bounds = [B * i // parts for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(parts)]
+
+
+class _PartitionBuffers:
+    """The work buffers of one partition of :func:`backward` (``Bp`` samples)."""
+
+    def __init__(self, Bp: int, n: int, m: int, p: int, H: int, n_params: int, dtype):
+        self.xb = np.empty(max(n, m, 1) * Bp)
+        self.yb = np.empty(Bp * m, dtype)
+        self.tp = np.empty(max(Bp * p, 1), dtype)
+        self.tpt = np.empty(max(Bp * p, 1), dtype)
+        self.ones = np.ones((Bp, 1), dtype)
+        self.vbias = np.empty(2 * H + m, dtype)
+        self.tmp = np.empty(Bp * H, dtype)
+        self.gbuf = np.empty(n_params, dtype)
+        self.out = np.empty(n_params)

@@ -21,7 +21,19 @@ from __future__ import annotations
 
 from numba import njit
 
-from ._blas import _add_colsum, _affine, _block, _flat, _gemm, _helper, _mm, _product, _rows, _steps
+from ._blas import (
+    _add_colsum,
+    _affine,
+    _block,
+    _flat,
+    _fused_step,
+    _gemm,
+    _helper,
+    _mm,
+    _product,
+    _rows,
+    _steps,
+)
 from .activations import _jac
 from .forward import _copy_slot, _incoming, _regions
 from .plan import M_CODE, M_N, M_REC, M_REND, M_RMID, M_RSTART, M_STATEFUL, P_COEFF, SOFTMAX
@@ -132,7 +144,6 @@ def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, i
             coeff = prm[l, P_COEFF:P_COEFF + n]
             rs = _block(state, soff[l], Bp if stateful else 0, n)
             fuse = rec and not stateful and code != SOFTMAX
-            tvb = _block(tv, 0, Bp, n)
             rx3 = _steps(rx, nt, Bp)
             a3 = _steps(a_b, nt, Bp)
             d3 = _steps(d_b, nt, Bp)
@@ -144,10 +155,7 @@ def _r_forward(W, V, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, present, i
                     prev = _rsteps(ra, scratch, present, po, lo, l, t - 1, 1, t0, Bp, n)
                     if fuse:
                         # R{a}[t] = f'(x) * (R{x} + R{a}[t-1] @ W_rec), in one pass
-                        _gemm(prev, False, wr, False, tvb, False)
-                        rf, df, xf, tf = _flat(r3[i]), _flat(d3[i]), _flat(xt), _flat(tvb)
-                        for k in range(rf.size):
-                            rf[k] = df[k] * (xf[k] + tf[k])
+                        _fused_step(prev, wr, xt, d3[i], r3[i], tv)
                         continue
                     _gemm(prev, False, wr, False, xt, True)
                 if stateful:
@@ -235,7 +243,6 @@ def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2,
                 cr = _block(carry, soff[l], Bp, ns)
                 jt = _block(jtv, soff[l], Bp, ns)
                 fuse = rec and not stateful and code != SOFTMAX
-                tvb = _block(tv, 0, Bp, n)
                 e3 = _steps(_block(scratch, lo[l], (nt + 1) * Bp, n), nt + 1, Bp)
                 a3 = _steps(a_b, nt, Bp)
                 d3 = _steps(d_b, nt, Bp)
@@ -245,10 +252,7 @@ def _backward_window(WT, meta, prm, conns, T, B, b0, Bp, chunk, acts, ds, c, d2,
                     if rec and t < end - 1:
                         if fuse:
                             # dx[t] = f'(x) * (e[t] + dx[t+1] @ W_rec.T), in one pass
-                            _gemm(e3[i + 1], False, wrt, False, tvb, False)
-                            ef, df, tf = _flat(et), _flat(d3[i]), _flat(tvb)
-                            for k in range(ef.size):
-                                ef[k] = df[k] * (ef[k] + tf[k])
+                            _fused_step(e3[i + 1], wrt, et, d3[i], et, tv)
                             continue
                         _gemm(e3[i + 1], False, wrt, False, et, True)
                     if stateful:
