@@ -102,8 +102,9 @@ def muscle_reach(seed: int = 0, *, hidden: int = 64, batch: int = 64, updates: i
     appears at 50 ms, the go cue comes between 150 and 350 ms, the hand must be at the
     target 450 ms later and stay to the end (0.9 s); one episode in five is a catch trial
     (no go cue: hold). Targets are drawn anew each update from the disc of radius
-    ``distance`` (10 cm). A ``hidden``-unit RNN reads the cues and its senses and outputs
-    the six excitations through a logistic. Held out: 16 targets (8 directions 22.5
+    ``distance`` (10 cm). A ``hidden``-unit RNN reads the cues and the joint angles and
+    velocities (``delay`` steps late, with noise ``obs_noise``) and outputs the six
+    excitations through a logistic. Held out: 16 targets (8 directions 22.5
     degrees off the axes, at 5 and 10 cm) and 8 catch trials.
     """
     import plants
@@ -118,12 +119,14 @@ def muscle_reach(seed: int = 0, *, hidden: int = 64, batch: int = 64, updates: i
                         weights=CostWeights(final_error=1.0, effort=1e-4, final_velocity=0.1,
                                             tracking=1.0))
     rng = np.random.default_rng(seed)
-    n_in = task.input_dim + arm.state_dim
+    # proprioception: the joint angles and velocities (not the muscles' activations)
+    sensed = {"linear": list(range(2 * arm.n_links))}
+    n_in = task.input_dim + 2 * arm.n_links
     net = RNNet([n_in, hidden, arm.control_dim], layers=["Linear", "Tanh", "Logistic"],
                 rng=rng, dtype=dtype, W_init_params={"init_type": "gaussian", "coeff": 1.0},
                 W_rec_params={"init_type": "gaussian", "coeff": 0.5})
-    loop = ClosedLoop(arm, task, net, inputs="task", delay=delay, obs_noise=obs_noise,
-                      rng=rng)
+    loop = ClosedLoop(arm, task, net, inputs="task", observation=sensed, delay=delay,
+                      obs_noise=obs_noise, rng=rng)
     quiet_start(loop, bias=-3.0)  # excitations of 5 % to begin with
     reach, catch_trials, goals = _heldout(task, distance)
     recipe = Recipe("muscle-reach", loop, lambda: opt.HessianFree(CG_iter=60, init_damping=1.0),
