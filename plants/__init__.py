@@ -13,16 +13,20 @@ Each plant's compiled kernels (``plant.kernels``; :mod:`plants._kernels`) step b
 single samples and give their Jacobians from other compiled code; see ``docs/plants.md``.
 """
 
-from . import envs, tasks
-from ._spec import from_spec, to_spec
-from .arms import PlanarArm, ThreeLinkArm, TwoLinkArm
-from .cartpole import CartPole
-from .gym_dynamics import GymDynamics
-from .linear import LinearPlant
-from .muscle_arm import MuscleArm
-from .pendulum import Pendulum
-from .point_mass import PointMass
-from .protocol import ArmDynamics, CompiledDynamics, Dynamics, MechanicalDynamics
+from ._cache_guard import guard as _guard
+
+_guard()  # before any kernel is loaded from its cache: clear those built from old sources
+
+from . import envs, tasks  # noqa: E402
+from ._spec import from_spec, to_spec  # noqa: E402
+from .arms import PlanarArm, ThreeLinkArm, TwoLinkArm  # noqa: E402
+from .cartpole import CartPole  # noqa: E402
+from .gym_dynamics import GymDynamics  # noqa: E402
+from .linear import LinearPlant  # noqa: E402
+from .muscle_arm import MuscleArm  # noqa: E402
+from .pendulum import Pendulum  # noqa: E402
+from .point_mass import PointMass  # noqa: E402
+from .protocol import ArmDynamics, CompiledDynamics, Dynamics, MechanicalDynamics  # noqa: E402
 
 __all__ = [
     "ArmDynamics",

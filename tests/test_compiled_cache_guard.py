@@ -59,19 +59,19 @@ def test_stale_caches_removed_and_stamped(package):
     other = cache_dir / "unrelated.f-1.py311.nbi"
     other.write_text("")
     # no stamp yet: caches of unknown origin are cleared, the stamp written
-    removed = cg.check(sources, ["kern"], [cache_dir])
+    removed = cg.check(sources, ["kern"], [cache_dir], cg.STAMP_NAME)
     assert sorted(p.name for p in removed) == cached and _caches(cache_dir) == []
     stamp = (cache_dir / cg.STAMP_NAME).read_text()
     assert stamp == cg.source_digest(sources)
     # nothing changed: the caches are kept
     assert _load(package / "kern.py").kernel() == 1
-    assert cg.check(sources, ["kern"], [cache_dir]) == [] and _caches(cache_dir) == cached
+    assert cg.check(sources, ["kern"], [cache_dir], cg.STAMP_NAME) == [] and _caches(cache_dir) == cached
     # numba alone would load the stale kernel after an edit of its dependency
     (package / "dep.py").write_text("VALUE = 2\n")
     sys.modules.pop("dep")
     assert _load(package / "kern.py").kernel() == 1
     # the guard clears it, and writes a fresh stamp
-    assert sorted(p.name for p in cg.check(sources, ["kern"], [cache_dir])) == cached
+    assert sorted(p.name for p in cg.check(sources, ["kern"], [cache_dir], cg.STAMP_NAME)) == cached
     assert (cache_dir / cg.STAMP_NAME).read_text() == cg.source_digest(sources) != stamp
     sys.modules.pop("dep")
     assert _load(package / "kern.py").kernel() == 2
@@ -90,7 +90,7 @@ def test_undeletable_caches_leave_the_stamp_unwritten(package, monkeypatch):
         raise PermissionError(f"read-only: {self}")
 
     monkeypatch.setattr(Path, "unlink", refuse)
-    assert cg.check([package / "dep.py"], ["kern"], [cache_dir]) == []
+    assert cg.check([package / "dep.py"], ["kern"], [cache_dir], cg.STAMP_NAME) == []
     assert not (cache_dir / cg.STAMP_NAME).exists()
     assert (cache_dir / "kern.f-1.py311.nbi").exists()
 
@@ -103,3 +103,15 @@ def test_guard_of_the_installed_kernels_never_raises(monkeypatch):
     assert all(p.exists() for p in deps)
     assert {p.name for p in deps} >= {"forward.py", "curvature.py", "_blas.py",
                                       "activations.py", "plan.py", "nonlinearities.py"}
+
+
+def test_the_plants_guard_watches_every_compiled_source_of_plants():
+    from plants import _cache_guard as plants_guard
+
+    names = {p.name for p in plants_guard.kernel_sources()}
+    # the kernels, what they inline, and the environments' step kernels; not pure Python
+    assert {"_kernels.py", "_integrate.py", "_dyn_muscle.py", "_dyn_two_link.py",
+            "_step.py"} <= names
+    assert not names & {"_spec.py", "_validation.py", "__init__.py"}
+    # hfcontrol's guard shares the machinery (one implementation)
+    assert cg.check is plants_guard.check

@@ -21,13 +21,10 @@ kernel is compiled again.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
-from collections.abc import Iterable
 from pathlib import Path
 
-from ..persistence import atomic_write_text
+from plants._cache_guard import cache_dirs, check, source_digest  # noqa: F401 - re-exported
 
 #: The kernel modules whose caches are cleared (their cached functions inline the others).
 KERNEL_MODULES = ("_blas", "_small", "activations", "forward", "curvature", "plan", "closed_loop")
@@ -48,83 +45,6 @@ def dependencies() -> list[Path]:
     return paths
 
 
-def source_digest(paths: Iterable[os.PathLike | str]) -> str:
-    """SHA-256 of the files' names and contents (a missing file counts as empty)."""
-    h = hashlib.sha256()
-    for path in paths:
-        path = Path(path)
-        h.update(path.name.encode() + b"\0")
-        try:
-            h.update(path.read_bytes())
-        except OSError:
-            pass
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def _probe() -> None:
-    """A function for numba's locators, which read only its first line number."""
-
-
-def cache_dirs(py_files: Iterable[os.PathLike | str]) -> set[Path]:
-    """The directories numba caches the functions of these source files in, found by
-    numba's own locators (the first that accepts a file, in numba's order)."""
-    from numba.core import caching
-
-    locators = getattr(caching.CacheImpl, "_locator_classes", None) or [
-        caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
-        caching.UserWideCacheLocator]
-    dirs = set()
-    for py_file in py_files:
-        for cls in locators:
-            locator = cls.from_function(_probe, str(py_file))
-            if locator is not None:
-                dirs.add(Path(locator.get_cache_path()))
-                break
-    return dirs
-
-
-def _remove_caches(cache_dir: Path, modules: Iterable[str]) -> tuple[list[Path], bool]:
-    """Delete ``<module>.*.nbi``/``.nbc`` in ``cache_dir``; ``(removed, all_gone)``."""
-    removed, ok = [], True
-    for module in modules:
-        for pattern in (f"{module}.*.nbi", f"{module}.*.nbc"):
-            for path in cache_dir.glob(pattern):
-                try:
-                    path.unlink()
-                    removed.append(path)
-                except FileNotFoundError:
-                    pass  # another process got there first
-                except OSError:
-                    ok = False
-    return removed, ok
-
-
-def check(sources: Iterable[os.PathLike | str], modules: Iterable[str],
-          dirs: Iterable[os.PathLike | str]) -> list[Path]:
-    """Clear the caches of ``modules`` in every directory of ``dirs`` whose stamp is not
-    the digest of ``sources``, and stamp it; returns the files removed.
-
-    Raises OSError if a directory cannot be read or its stamp written (:func:`guard`
-    does not).
-    """
-    digest = source_digest(sources)
-    modules = list(modules)
-    removed: list[Path] = []
-    for cache_dir in dirs:
-        stamp = Path(cache_dir) / STAMP_NAME
-        try:
-            if stamp.read_text() == digest:
-                continue
-        except OSError:
-            pass  # no stamp yet: caches of unknown origin
-        gone, ok = _remove_caches(Path(cache_dir), modules)
-        removed += gone
-        if ok:
-            atomic_write_text(stamp, digest)
-    return removed
-
-
 def guard() -> list[Path]:
     """:func:`check` for the installed kernels; never raises (a failure only means that
     stale caches are not cleared, as without the guard)."""
@@ -132,6 +52,6 @@ def guard() -> list[Path]:
         sources = dependencies()
         here = sources[0].parent
         return check(sources, KERNEL_MODULES,
-                     cache_dirs(here / f"{name}.py" for name in KERNEL_MODULES))
+                     cache_dirs(here / f"{name}.py" for name in KERNEL_MODULES), STAMP_NAME)
     except Exception:  # noqa: BLE001 - importing the kernels must not fail because of this
         return []
