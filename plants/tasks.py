@@ -598,7 +598,9 @@ class PendulumV1(_PendulumTask):
     horizon : int
         Steps per episode; default 200 (``Pendulum-v1``'s time limit).
     energy_weight : float
-        Weight of the energy-shaping output (default 0: exactly the objective above).
+        Weight of the energy-shaping output (default 0: exactly the objective above). Needs
+        the pendulum's mass, gravity and length: a ``Pendulum``'s, or ``m``, ``g`` and ``l``
+        in the plant's ``parameters`` (``GymDynamics`` of ``Pendulum-v1``).
     angle : {"cosine", "wrapped"}
         The angle term: ``2 - 2 cos theta`` (default) or Gymnasium's ``theta_n^2``.
     """
@@ -626,14 +628,27 @@ class PendulumV1(_PendulumTask):
         else:
             weights, self._goal = (1.0, 1.0, 0.1), (1.0, 0.0, 0.0)
         if self.energy_weight:
-            if not isinstance(plant, Pendulum):
-                raise TypeError(f"energy_weight needs a plants.Pendulum (its mass, length and "
-                                f"gravity), got {type(plant).__name__}")
+            self._mgl = self._mass_gravity_length(plant)
             self.output_names = (*self.output_names, "energy")
             weights, self._goal = (*weights, self.energy_weight), (*self._goal, 1.0)
         weights = CostWeights(final_error=0.0, effort=0.001 / (T * dt), final_velocity=0.0,
                               tracking=1.0, output_weights=weights)
         self._common(plant, Pendulum if isinstance(plant, Pendulum) else object, T, weights)
+
+    @staticmethod
+    def _mass_gravity_length(plant) -> tuple[float, float, float]:
+        """``(m, g, l)`` of a ``Pendulum``, or from the ``parameters`` of another plant
+        (``plants.GymDynamics(gymnasium.make("Pendulum-v1"))`` has them)."""
+        if isinstance(plant, Pendulum):
+            return plant.m, plant.g, plant.l
+        params = getattr(plant, "parameters", None) or {}
+        try:
+            return tuple(V.positive(params[k], f"plant.parameters[{k!r}]")
+                         for k in ("m", "g", "l"))
+        except KeyError:
+            raise TypeError(f"energy_weight needs the pendulum's mass, gravity and length: a "
+                            f"plants.Pendulum, or a plant whose parameters hold 'm', 'g' and "
+                            f"'l'; {type(plant).__name__} has none") from None
 
     def _angle_outputs(self, x) -> tuple[np.ndarray, np.ndarray]:
         """The outputs without the energy, and their Jacobian."""
@@ -646,18 +661,17 @@ class PendulumV1(_PendulumTask):
         y = self._angle_outputs(x)[0]
         if not self.energy_weight:
             return y
-        p = self.plant
-        e = (p.m * p.l**2 * x[:, 1] ** 2 / 6.0 + p.m * p.g * p.l / 2.0 * np.cos(x[:, 0])) / (
-            p.m * p.g * p.l / 2.0)
+        m, g, l = self._mgl
+        e = (m * l**2 * x[:, 1] ** 2 / 6.0 + m * g * l / 2.0 * np.cos(x[:, 0])) / (m * g * l / 2.0)
         return np.concatenate([y, e[:, None]], axis=1)
 
     def _outputs_jacobian(self, x) -> np.ndarray:
         J = self._angle_outputs(x)[1]
         if not self.energy_weight:
             return J
-        p = self.plant
-        top = p.m * p.g * p.l / 2.0
-        de = np.stack([-top * np.sin(x[:, 0]), p.m * p.l**2 * x[:, 1] / 3.0], axis=1) / top
+        m, g, l = self._mgl
+        top = m * g * l / 2.0
+        de = np.stack([-top * np.sin(x[:, 0]), m * l**2 * x[:, 1] / 3.0], axis=1) / top
         return np.concatenate([J, de[:, None, :]], axis=1)
 
     def _sample(self, B, rng):

@@ -315,6 +315,21 @@ def test_pendulum_v1_angle_choice_is_checked_and_kept_in_the_spec():
     np.testing.assert_array_equal(back.sample(1, seed=0).targets[0, 0], [0.0, 0.0, 1.0])
 
 
+def test_pendulum_v1_energy_shaping_on_gymnasiums_pendulum():
+    import plants
+
+    gym_plant = plants.GymDynamics(gymnasium.make("Pendulum-v1"))
+    x = np.random.default_rng(1).uniform(-4, 4, (5, 2))
+    for angle in ("cosine", "wrapped"):
+        ours = PendulumV1(Pendulum(), energy_weight=1.0, angle=angle)
+        theirs = PendulumV1(gym_plant, energy_weight=1.0, angle=angle)
+        np.testing.assert_array_equal(theirs.outputs(x), ours.outputs(x))
+        np.testing.assert_array_equal(theirs.outputs_jacobian(x), ours.outputs_jacobian(x))
+    car = plants.GymDynamics(gymnasium.make("MountainCarContinuous-v0"))  # the layout fits
+    with pytest.raises(TypeError, match="energy_weight needs the pendulum's mass"):
+        PendulumV1(car, energy_weight=1.0)
+
+
 # -- StateTarget ------------------------------------------------------------------------------
 def test_state_target_drives_the_demo():
     task = StateTarget.demo()
