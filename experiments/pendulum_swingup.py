@@ -73,7 +73,7 @@ SCREEN = 4
 PLAIN_PHASES = (Phase(200, 0.0, 500),)
 QUICK_PHASES = (Phase(20, 5.0, 2), Phase(20, 0.0, 1))
 #: through plants.GymDynamics (a warm start with --init, or from scratch)
-GYM_PHASES = (Phase(200, 0.0, 30),)
+GYM_PHASES = (Phase(200, 0.0, 20),)
 NETWORK = {"hidden": 32, "layers": ["Linear", "Tanh", "Tanh"],
            "W_init_params": {"init_type": "gaussian", "coeff": 1.0},
            "W_rec_params": {"init_type": "gaussian", "coeff": 0.5}}
@@ -249,7 +249,8 @@ def main(argv=None) -> int:
 
 def _screen(phase, count, seed, fresh_net, plant, validation, timing, quick):
     """Train the first phase from ``count`` initialisations; return the network (at its
-    best validation return), generator and optimiser of the best one."""
+    best validation return, checked every 10 updates), generator and optimiser of the best
+    one."""
     import hfcontrol as hf
     from hfcontrol.training import train
     from plants.tasks import PendulumV1
@@ -284,6 +285,8 @@ def _screen(phase, count, seed, fresh_net, plant, validation, timing, quick):
                        "seconds": time.perf_counter() - clock, "validation_return": kept[0][0]})
         if best is None or kept[0][0] > best[0]:
             net.W = kept[0][1]
+            # a fresh optimiser at the kept update's damping (no CG warm start from later)
+            optimizer = hf.opt.HessianFree(**OPTIMIZER)
             optimizer.damping = kept[0][2]
             best = (kept[0][0], net, rng, optimizer)
     return best[1:]
