@@ -8,7 +8,8 @@ A task describes *what* to do with a plant; it never steps the plant itself. Eve
   optional per-output weights);
 * ``outputs(x)`` -> ``y[B, k]`` and ``outputs_jacobian(x)`` -> ``dy/dx [B, k, n]`` for a batch
   of states ``x[B, n]``: the space the targets live in (hand position for arms,
-  ``(cos theta, sin theta, theta_dot)`` for the pendulum, the state for the cart-pole and
+  ``(cos theta, sin theta, theta_dot)`` for the pendulum (``PendulumV1(angle="wrapped")``:
+  the wrapped angle and theta_dot), the state for the cart-pole and
   :class:`StateTarget`); ``output_names`` names the ``k`` outputs;
 * ``velocity(x)`` -> ``v[B, q]`` and ``velocity_jacobian(x)`` -> ``dv/dx [B, q, n]``: what the
   final-velocity term penalises (hand velocity ``J(q) qdot`` for arms, ``theta_dot`` for the
@@ -65,8 +66,8 @@ from .protocol import Dynamics
 _ARMS = (PlanarArm, MuscleArm)
 
 __all__ = ["Balance", "CostWeights", "DelayedReach", "Hold", "PendulumV1", "Reach",
-           "StateTarget", "SwingUp",
-           "Task", "TaskBatch", "Track", "reach_radii"]
+           "StateTarget", "SwingUp", "Task", "TaskBatch", "Track", "reach_radii",
+           "wrap_angle"]
 
 
 @dataclass(frozen=True)
@@ -658,40 +659,66 @@ class SwingUp(_PendulumTask):
         return x0, targets
 
 
+def wrap_angle(theta: ArrayLike) -> np.ndarray:
+    """``theta`` wrapped to ``[-pi, pi)`` as Gymnasium's ``Pendulum-v1`` wraps it:
+    ``((theta + pi) mod 2 pi) - pi``."""
+    return np.mod(np.asarray(theta, dtype=float) + np.pi, 2 * np.pi) - np.pi
+
+
+#: the choices of PendulumV1's angle term
+PENDULUM_V1_ANGLES = ("cosine", "wrapped")
+
+
 class PendulumV1(_PendulumTask):
-    r"""Gymnasium's ``Pendulum-v1`` objective in weighted squares of smooth outputs.
+    r"""Gymnasium's ``Pendulum-v1`` objective in weighted squares of outputs of the state.
 
     ``Pendulum-v1`` charges ``theta_n^2 + 0.1 theta_dot^2 + 0.001 u^2`` at each of its 200
-    steps (``theta_n``: theta wrapped to ``[-pi, pi)``; ``u`` the torque clipped to ±2) and
-    starts from ``theta ~ U(-pi, pi)``, ``theta_dot ~ U(-1, 1)``. This task keeps the cost a
-    sum of squares: the angle term becomes the residuals ``(1 - cos theta, sin theta)``,
-    whose squares add up to ``2 - 2 cos theta`` (smooth, periodic, ``= theta_n^2 -
-    theta_n^4 / 12 + ...``: equal to ``theta_n^2`` to fourth order; 4 rather than
-    ``pi^2`` when hanging). Concretely: targets ``(1, 0, 0)`` on ``(cos theta, sin theta,
-    theta_dot)`` at every step, ``output_weights = (1, 1, 0.1)``, ``tracking = 1``,
-    ``final_error = final_velocity = 0`` and ``effort = 0.001 / (T dt)``, so that
-    (``T = horizon``, ``dt = plant.dt``)::
+    steps (``theta_n``: theta wrapped to ``[-pi, pi)``, :func:`wrap_angle`; ``u`` the torque
+    clipped to ±2) and starts from ``theta ~ U(-pi, pi)``, ``theta_dot ~ U(-1, 1)``. This task
+    keeps the cost a sum of squares, with one of two angle terms (``angle``):
 
-        cost(X, U, targets) = (1 / T) sum_{t=0}^{T-1} [ (2 - 2 cos theta_{t+1})
-                                                       + 0.1 theta_dot_{t+1}^2
+    * ``"wrapped"``: Gymnasium's term itself. Outputs ``(theta_n, theta_dot)``, targets
+      ``(0, 0)``, ``output_weights = (1, 0.1)``. The output ``theta_n`` jumps from ``pi`` to
+      ``-pi`` where theta crosses ``pi`` (mod ``2 pi``, the pendulum hanging down), but its
+      square does not: ``theta_n^2 = min_k (theta - 2 pi k)^2`` is continuous, smooth
+      everywhere else with derivative ``2 theta_n`` and second derivative 2, and has a
+      concave kink (a ridge, the cost's maximum) at the wrap point. Its Gauss-Newton term,
+      ``dtheta_n/dtheta = 1``, is then exact wherever the cost is differentiable, that is
+      for every state not exactly at the wrap point (a set of measure zero, which a rollout
+      meets with probability zero). Across the kink the cost lies *below* the quadratic
+      model of the piece it started on (the minimum of the pieces), so a step that crosses
+      it does better than the model predicts, never worse: the curvature errs on the safe
+      side. Unlike ``2 - 2 cos theta`` the cost is steep (slope ``2 pi``) rather than flat at
+      the bottom, which pushes away from the do-nothing policy.
+    * ``"cosine"`` (default): a smooth periodic twin. Outputs ``(cos theta, sin theta,
+      theta_dot)``, targets ``(1, 0, 0)``, ``output_weights = (1, 1, 0.1)``: the squares of
+      the residuals ``(1 - cos theta, sin theta)`` add up to ``2 - 2 cos theta`` (smooth,
+      ``= theta_n^2 - theta_n^4 / 12 + ...``: equal to ``theta_n^2`` to fourth order, but 4
+      rather than ``pi^2`` when hanging, so slow swing-ups cost it less than Gymnasium).
+      The ``plants/PendulumSwingUp-v0`` environment observes these outputs.
+
+    Both use ``tracking = 1``, ``final_error = final_velocity = 0`` and ``effort = 0.001 /
+    (T dt)``, so that (``T = horizon``, ``dt = plant.dt``, ``a(theta)`` the angle term)::
+
+        cost(X, U, targets) = (1 / T) sum_{t=0}^{T-1} [ a(theta_{t+1}) + 0.1 theta_dot_{t+1}^2
                                                        + 0.001 u_t^2 ]
 
-    i.e. Gymnasium's per-step cost, averaged over the episode (the return of an episode is
+    i.e. Gymnasium's per-step cost averaged over the episode (the return of an episode is
     about ``-T`` times this). Which state each term uses: Gymnasium's reward at step ``t``
     charges the state *before* the step, ``(theta_t, theta_dot_t)``, with ``u_t``; here, as in
     every task, the targets apply to the state *after* each step, ``x_{t+1} = X[:, t + 1]``,
-    with ``u_t``. Over an episode the two sums of state terms differ by the final state's
-    term minus the initial state's, and the initial state does not depend on the controls.
-    ``cost`` charges ``U`` as given, before the plant's clipping to ±``max_torque``; keep the
-    controls in range (e.g. a bounded output layer) for the effort term to equal
-    Gymnasium's.
+    with ``u_t``. So, with ``angle="wrapped"``, ``T cost = -return - c(x_0) + c(x_T)``
+    exactly, ``c(x) = theta_n^2 + 0.1 theta_dot^2`` (the initial state does not depend on the
+    controls; the last state's term is a terminal cost). ``cost`` charges ``U`` as given,
+    before the plant's clipping to ±``max_torque``; keep the controls in range (e.g. a
+    bounded output layer) for the effort term to equal Gymnasium's.
 
-    With ``energy_weight > 0`` a fourth output shapes the cost (energy shaping, a
-    standard aid for swing-up): the pendulum's energy relative to its energy at rest
-    upright, ``e = E(x) / E_top`` with ``E = m l^2 theta_dot^2 / 6 + m g l cos(theta) / 2``
-    and ``E_top = m g l / 2``, against the target 1 with weight ``energy_weight``. Its
-    residual ``e - 1`` is zero upright at rest, so the shaping does not move the optimum of
-    balancing, while it rewards pumping energy when far from it.
+    With ``energy_weight > 0`` one more output shapes the cost (energy shaping, a standard
+    aid for swing-up): the pendulum's energy relative to its energy at rest upright, ``e =
+    E(x) / E_top`` with ``E = m l^2 theta_dot^2 / 6 + m g l cos(theta) / 2`` and ``E_top = m g
+    l / 2``, against the target 1 with weight ``energy_weight``. Its residual ``e - 1`` is
+    zero upright at rest, so the shaping does not move the optimum of balancing, while it
+    rewards pumping energy when far from it.
 
     Parameters
     ----------
@@ -703,11 +730,15 @@ class PendulumV1(_PendulumTask):
     horizon : int
         Steps per episode; default 200 (``Pendulum-v1``'s time limit).
     energy_weight : float
-        Weight of the energy-shaping output (default 0: exactly the objective above).
+        Weight of the energy-shaping output (default 0: exactly the objective above). Needs
+        the pendulum's mass, gravity and length: a ``Pendulum``'s, or ``m``, ``g`` and ``l``
+        in the plant's ``parameters`` (``GymDynamics`` of ``Pendulum-v1``).
+    angle : {"cosine", "wrapped"}
+        The angle term: ``2 - 2 cos theta`` (default) or Gymnasium's ``theta_n^2``.
     """
 
     def __init__(self, plant: Pendulum | Dynamics, *, horizon: int = 200,
-                 energy_weight: float = 0.0) -> None:
+                 energy_weight: float = 0.0, angle: str = "cosine") -> None:
         _remember(self, locals())
         if not isinstance(plant, Pendulum):
             if not isinstance(plant, Dynamics):
@@ -717,44 +748,69 @@ class PendulumV1(_PendulumTask):
                 raise ValueError("plant must have the pendulum's layout: state [theta, "
                                  "theta_dot] and one control (state_dim 2, control_dim 1), got "
                                  f"state_dim {plant.state_dim}, control_dim {plant.control_dim}")
+        if angle not in PENDULUM_V1_ANGLES:
+            raise ValueError(f"angle must be one of {PENDULUM_V1_ANGLES}, got {angle!r}")
+        self.angle = angle
         T = V.integer(horizon, "horizon")
         dt = V.positive(plant.dt, "plant.dt")
         self.energy_weight = V.nonnegative(energy_weight, "energy_weight")
-        weights = (1.0, 1.0, 0.1)
+        if angle == "wrapped":
+            self.output_names = ("theta_wrapped", "theta_dot")
+            weights, self._goal = (1.0, 0.1), (0.0, 0.0)
+        else:
+            weights, self._goal = (1.0, 1.0, 0.1), (1.0, 0.0, 0.0)
         if self.energy_weight:
-            if not isinstance(plant, Pendulum):
-                raise TypeError(f"energy_weight needs a plants.Pendulum (its mass, length and "
-                                f"gravity), got {type(plant).__name__}")
+            self._mgl = self._mass_gravity_length(plant)
             self.output_names = (*self.output_names, "energy")
-            weights = (*weights, self.energy_weight)
+            weights, self._goal = (*weights, self.energy_weight), (*self._goal, 1.0)
         weights = CostWeights(final_error=0.0, effort=0.001 / (T * dt), final_velocity=0.0,
                               tracking=1.0, output_weights=weights)
         self._common(plant, Pendulum if isinstance(plant, Pendulum) else object, T, weights)
 
+    @staticmethod
+    def _mass_gravity_length(plant) -> tuple[float, float, float]:
+        """``(m, g, l)`` of a ``Pendulum``, or from the ``parameters`` of another plant
+        (``plants.GymDynamics(gymnasium.make("Pendulum-v1"))`` has them)."""
+        if isinstance(plant, Pendulum):
+            return plant.m, plant.g, plant.l
+        params = getattr(plant, "parameters", None) or {}
+        try:
+            return tuple(V.positive(params[k], f"plant.parameters[{k!r}]")
+                         for k in ("m", "g", "l"))
+        except KeyError:
+            raise TypeError(f"energy_weight needs the pendulum's mass, gravity and length: a "
+                            f"plants.Pendulum, or a plant whose parameters hold 'm', 'g' and "
+                            f"'l'; {type(plant).__name__} has none") from None
+
+    def _angle_outputs(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """The outputs without the energy, and their Jacobian."""
+        if self.angle == "cosine":
+            return super()._outputs(x), super()._outputs_jacobian(x)
+        y = np.stack([wrap_angle(x[:, 0]), x[:, 1]], axis=1)
+        return y, _selection(x.shape[0], [0, 1], 2)
+
     def _outputs(self, x) -> np.ndarray:
-        y = super()._outputs(x)
+        y = self._angle_outputs(x)[0]
         if not self.energy_weight:
             return y
-        p = self.plant
-        e = (p.m * p.l**2 * x[:, 1] ** 2 / 6.0 + p.m * p.g * p.l / 2.0 * np.cos(x[:, 0])) / (
-            p.m * p.g * p.l / 2.0)
+        m, g, l = self._mgl
+        e = (m * l**2 * x[:, 1] ** 2 / 6.0 + m * g * l / 2.0 * np.cos(x[:, 0])) / (m * g * l / 2.0)
         return np.concatenate([y, e[:, None]], axis=1)
 
     def _outputs_jacobian(self, x) -> np.ndarray:
-        J = super()._outputs_jacobian(x)
+        J = self._angle_outputs(x)[1]
         if not self.energy_weight:
             return J
-        p = self.plant
-        top = p.m * p.g * p.l / 2.0
-        de = np.stack([-top * np.sin(x[:, 0]), p.m * p.l**2 * x[:, 1] / 3.0], axis=1) / top
+        m, g, l = self._mgl
+        top = m * g * l / 2.0
+        de = np.stack([-top * np.sin(x[:, 0]), m * l**2 * x[:, 1] / 3.0], axis=1) / top
         return np.concatenate([J, de[:, None, :]], axis=1)
 
     def _sample(self, B, rng):
         # the draw of Pendulum-v1's reset: uniform(low=-high, high=high), high = (pi, 1)
         high = np.array([np.pi, 1.0])
         x0 = rng.uniform(low=-high, high=high, size=(B, 2))
-        target = (1.0, 0.0, 0.0, 1.0)[: self.output_dim]
-        return x0, np.broadcast_to(target, (B, self.horizon, self.output_dim)).copy()
+        return x0, np.broadcast_to(self._goal, (B, self.horizon, self.output_dim)).copy()
 
 
 class Balance(Task):

@@ -27,6 +27,9 @@ TASKS = {
     "track3": lambda: Track(ThreeLinkArm()),
     "swingup": lambda: SwingUp(Pendulum()),
     "pendulum_v1": lambda: PendulumV1(Pendulum()),
+    "pendulum_v1_wrapped": lambda: PendulumV1(Pendulum(), angle="wrapped"),
+    "pendulum_v1_wrapped_energy": lambda: PendulumV1(Pendulum(), angle="wrapped",
+                                                     energy_weight=2.0),
     "balance": lambda: Balance(CartPole()),
     "state_linear": lambda: StateTarget.demo(),
     "state_cartpole": lambda: StateTarget(CartPole(), np.zeros(4), horizon=10),
@@ -237,6 +240,94 @@ def test_pendulum_v1_energy_shaping_output():
     np.testing.assert_array_equal(task.output_weights, [1.0, 1.0, 0.1, 0.5])
     with pytest.raises(ValueError, match="energy_weight"):
         PendulumV1(plant, energy_weight=-1.0)
+
+
+def _gym_rewards(x0, U):
+    """Gymnasium's own Pendulum-v1 from state ``x0`` under the torques ``U[T]``: the rewards of
+    the T steps, then those of one more step with no torque from the last state and from
+    ``x0`` (each state's charge alone)."""
+    env = gymnasium.make("Pendulum-v1").unwrapped
+    env.reset(seed=0)
+
+    def step(x, u):
+        env.state = np.array(x, dtype=float)
+        reward = env.step(np.array([u]))[1]
+        return float(reward), np.array(env.state, dtype=float)
+
+    rewards, x = [], np.array(x0, dtype=float)
+    for u in U:
+        r, x = step(x, u)
+        rewards.append(r)
+    return np.array(rewards), step(x, 0.0)[0], step(x0, 0.0)[0], x
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pendulum_v1_wrapped_cost_is_gymnasiums_return(seed):
+    """T cost = -(return) - c(x_0) + c(x_T): Gymnasium charges the state before each step,
+    the task the state after it; everything on the right from Gymnasium's own env."""
+    rng = np.random.default_rng(seed)
+    T = 120
+    task = PendulumV1(Pendulum(), horizon=T, angle="wrapped")
+    assert task.output_names == ("theta_wrapped", "theta_dot")
+    b = task.sample(4, seed=seed)
+    np.testing.assert_array_equal(b.targets, 0.0)
+    # spinning over the top both ways (a torque along the motion), then random torques
+    X0 = b.x0.copy()
+    X0[0] = (np.pi - 1e-3, 0.0)  # start near the wrap point
+    X0[1], X0[2] = (0.5, 7.9), (-2.0, -7.9)
+    U = rng.uniform(-2, 2, (4, T, 1))
+    U[1, :60], U[2, :60] = 2.0, -2.0
+    X = task.plant.rollout(X0, U)
+    assert X[1, :, 0].max() > 4 * np.pi and X[2, :, 0].min() < -4 * np.pi  # wraps both ways
+    cost = task.cost(X, U, b.targets)
+    for i in range(4):
+        rewards, last, first, x_end = _gym_rewards(X0[i], U[i, :, 0])
+        np.testing.assert_allclose(x_end, X[i, -1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(T * cost[i], -rewards.sum() - (-first) + (-last),
+                                   rtol=1e-12)
+
+
+def test_pendulum_v1_wrapped_square_is_continuous_at_the_wrap_with_a_concave_kink():
+    task = PendulumV1(Pendulum(), angle="wrapped")
+    th = np.pi + np.array([-1e-9, 0.0, 1e-9]) + 4 * np.pi
+    y = task.outputs(np.stack([th, np.zeros(3)], axis=1))[:, 0]
+    assert y[0] == pytest.approx(np.pi, abs=1e-8) and y[2] == pytest.approx(-np.pi, abs=1e-8)
+    np.testing.assert_allclose(y**2, np.pi**2, rtol=1e-8)  # the square does not jump
+    # theta_n^2 = min_k (theta - 2 pi k)^2, and the outputs' Jacobian is the identity
+    th = np.random.default_rng(3).uniform(-20, 20, 500)
+    k = np.arange(-5, 6)
+    best = ((th[:, None] - 2 * np.pi * k) ** 2).min(axis=1)
+    y = task.outputs(np.stack([th, th], axis=1))
+    np.testing.assert_allclose(y[:, 0] ** 2, best, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(task.outputs_jacobian(np.stack([th, th], axis=1)),
+                                  np.broadcast_to(np.eye(2), (500, 2, 2)))
+
+
+def test_pendulum_v1_angle_choice_is_checked_and_kept_in_the_spec():
+    import plants
+
+    with pytest.raises(ValueError, match="angle must be one of"):
+        PendulumV1(Pendulum(), angle="theta")
+    task = PendulumV1(Pendulum(), angle="wrapped", energy_weight=1.5, horizon=30)
+    back = plants.from_spec(plants.to_spec(task))
+    assert (back.angle, back.energy_weight, back.horizon) == ("wrapped", 1.5, 30)
+    assert back.output_names == ("theta_wrapped", "theta_dot", "energy")
+    np.testing.assert_array_equal(back.sample(1, seed=0).targets[0, 0], [0.0, 0.0, 1.0])
+
+
+def test_pendulum_v1_energy_shaping_on_gymnasiums_pendulum():
+    import plants
+
+    gym_plant = plants.GymDynamics(gymnasium.make("Pendulum-v1"))
+    x = np.random.default_rng(1).uniform(-4, 4, (5, 2))
+    for angle in ("cosine", "wrapped"):
+        ours = PendulumV1(Pendulum(), energy_weight=1.0, angle=angle)
+        theirs = PendulumV1(gym_plant, energy_weight=1.0, angle=angle)
+        np.testing.assert_array_equal(theirs.outputs(x), ours.outputs(x))
+        np.testing.assert_array_equal(theirs.outputs_jacobian(x), ours.outputs_jacobian(x))
+    car = plants.GymDynamics(gymnasium.make("MountainCarContinuous-v0"))  # the layout fits
+    with pytest.raises(TypeError, match="energy_weight needs the pendulum's mass"):
+        PendulumV1(car, energy_weight=1.0)
 
 
 # -- StateTarget ------------------------------------------------------------------------------
