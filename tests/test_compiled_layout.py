@@ -143,6 +143,7 @@ def _mm_call(a, ta, b, tb, c, acc):
     (5000, 256, 3),    # skinny, split along the rows of a and c
     (700, 3, 600),     # skinny inner dimension
     (300, 40, 40),     # small: one call
+    (480, 16, 2),      # small, narrow: the weight gradient computed transposed
 ])
 @pytest.mark.parametrize("acc", [False, True])
 def test_split_products_match_numpy(shape, acc):

@@ -2,7 +2,7 @@
 
 numba checks a cached kernel against the source file it is defined in only (a content
 hash of that file). The kernels inline helpers from other files (:mod:`._blas`,
-:mod:`.activations`) and read compile-time constants from others again (:mod:`.plan`,
+:mod:`._small`, :mod:`.activations`) and read compile-time constants from others again (:mod:`.plan`,
 and through it the nonlinearity codes in :mod:`hfcontrol.nonlinearities`): after an edit
 of one of those, the caches of :mod:`.forward` and :mod:`.curvature` would still load,
 with the old code inlined.

@@ -642,9 +642,13 @@ class CompiledLoop:
                  w.tpt, w.ones, w.vbias, w.tmp, w.gbuf, w.out)
 
 
-#: A ``G v`` of the closed loop is split over threads when each partition has at least
-#: this many multiply-adds of the network's products (about four forward passes' worth
-#: per ``G v``) and PARTITION_SAMPLES samples: a thread costs tens of microseconds.
+#: A gradient or ``G v`` of the closed loop is split over threads when each partition
+#: has at least this many multiply-adds of the network's forward pass (the networks'
+#: threshold, :data:`~.runner.MIN_MACS_PER_THREAD`) and PARTITION_SAMPLES samples. The
+#: arm-reach problem (batch 64) stays on one thread: measured on the shared 2-core
+#: machine under load, its ``G v`` in two partitions took a median of 4.5 ms against
+#: 1.7 ms on one thread (a partition that loses its core holds up the call); twice the
+#: batch is split.
 MIN_MACS_PER_THREAD = 4_000_000
 PARTITION_SAMPLES = 16
 
@@ -653,7 +657,7 @@ def _partitions(B: int, T: int, H: int, n_in: int, m: int) -> list[tuple[int, in
     """``(b0, Bp)`` of the partitions of a batch of ``B`` samples for :meth:`CompiledLoop.backward`."""
     from .runner import get_num_threads
 
-    macs = 4 * T * B * (n_in * H + H * H + H * m)
+    macs = T * B * (n_in * H + H * H + H * m)
     parts = max(1, min(get_num_threads(), macs // MIN_MACS_PER_THREAD,
                        B // PARTITION_SAMPLES))
     bounds = [B * i // parts for i in range(parts + 1)]
