@@ -18,9 +18,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 
@@ -44,6 +42,7 @@ import numpy as np  # noqa: E402
 import hfcontrol as hf  # noqa: E402
 from hfcontrol import loss_funcs as lf  # noqa: E402
 from hfcontrol import nl  # noqa: E402
+from hfcontrol.bench import median_time  # noqa: E402
 
 PROBLEMS = {
     # name: (class, shape, layers, loss, batch, steps)
@@ -59,25 +58,6 @@ PROBLEMS = {
 QUICK = ["rnn-plant", "rnn-small", "rnn-large"]
 TARGETS_MS = {"rnn-plant": 0.05, "rnn-small": 0.25, "rnn-integrator": 80, "rnn-large": 110,
               "ff-mnist": 500}
-
-
-def median_time(func, repeats: int, min_sample: float = 0.01) -> float:
-    """Median seconds per call over ``repeats`` samples after a warm-up call. A sample
-    averages as many consecutive calls as take ``min_sample`` seconds (one call for the
-    large problems), so that timer resolution and one-off interruptions do not decide the
-    figures of calls of tens of microseconds."""
-    func()  # warm-up
-    start = time.perf_counter()
-    func()
-    once = time.perf_counter() - start
-    number = max(1, int(min_sample / max(once, 1e-7)))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
 
 
 def sgemm_gflops(repeats: int) -> float:

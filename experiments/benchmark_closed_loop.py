@@ -31,44 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def median_time(func, repeats: int) -> float:
-    """:func:`benchmark.median_time` (beside this script) with samples of 20 ms."""
-    from benchmark import median_time as network_median_time
-
-    return network_median_time(func, repeats, min_sample=0.02)
-
-
-def build(backend: str, batch: int, seed: int = 0):
-    """The arm-reach loop (``hfcontrol.recipes.arm_reach``) on ``backend``, with a cached
-    minibatch of ``batch`` episodes and a direction ``v``."""
-    from hfcontrol import recipes
-
-    recipe = recipes.arm_reach(seed)
-    loop = recipe.loop
-    loop.backend = backend
-    batch_ = loop.task.sample(batch, seed=1)
-    loop.cache_minibatch(batch_)
-    v = np.random.default_rng(2).standard_normal(loop.n_params).astype(loop.dtype)
-    return loop, batch_, v
-
-
-def time_arm_reach(backend: str, repeats: int) -> dict[str, float]:
-    loop, _, v = build(backend, 64)
-    trial = loop.W + np.float32(1e-3) * v
-    return {"Gv": median_time(lambda: loop.calc_G(v), repeats),
-            "grad": median_time(loop.calc_grad, repeats),
-            "error": median_time(lambda: loop.error(trial), repeats)}
-
-
-def time_rollouts(backend: str, repeats: int, batch: int = 1024) -> dict[str, float]:
-    loop, episodes, _ = build(backend, 8)
-    episodes = loop.task.sample(batch, seed=3)
-    seconds = median_time(lambda: loop.rollout(episodes, noise=False, cost=False), repeats)
-    with_cost = median_time(lambda: loop.rollout(episodes, noise=False), repeats)
-    steps = batch * loop.task.horizon
-    return {"rollout": seconds, "steps_per_s": steps / seconds,
-            "rollout_with_cost": with_cost, "steps_per_s_with_cost": steps / with_cost}
+from hfcontrol.bench import build, median_time, time_arm_reach, time_rollouts
 
 
 def time_jax(repeats: int) -> dict[str, float] | None:  # pragma: no cover - optional

@@ -1,6 +1,7 @@
 """A quick benchmark of the closed loop (``hfcontrol bench``): the arm-reach problem's
 ``G v``, gradient and trial rollout, and batch-1024 rollouts, compiled against the NumPy
-reference path. ``experiments/benchmark_closed_loop.py`` adds JAX and writes JSON."""
+reference path. ``experiments/benchmark_closed_loop.py`` times the same with these
+functions, adds JAX and writes JSON."""
 
 from __future__ import annotations
 
