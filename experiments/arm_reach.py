@@ -26,43 +26,11 @@ wall time).
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-
-
-def _arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--delay", type=int, default=0, help="sensory delay in steps (10 ms)")
-    parser.add_argument("--obs-noise", type=float, default=0.0,
-                        help="standard deviation of the observation noise (rad, rad/s)")
-    parser.add_argument("--updates", type=int, default=None, help="updates (default 120)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hidden", type=int, default=32, help="recurrent units")
-    parser.add_argument("--quick", action="store_true", help="a few updates (for the tests)")
-    args = parser.parse_args(argv)
-    if args.delay < 0 or args.obs_noise < 0 or args.hidden < 1 or args.seed < 0:
-        parser.error("--delay, --obs-noise and --seed must be >= 0, --hidden >= 1")
-    if args.updates is not None and args.updates < 1:
-        parser.error("--updates must be >= 1")
-    return args
+from _reach_script import main as _main  # beside this script
 
 
 def main(argv=None) -> int:
-    args = _arguments(argv)
-    started = time.perf_counter()  # before the import: loading the kernels counts
-    from hfcontrol import runs  # the recipe and the run folder live in the package
-
-    options = {"hidden": args.hidden, "delay": args.delay, "obs_noise": args.obs_noise}
-    if args.quick:
-        options["batch"] = 16
-    metrics = runs.train_run("arm-reach", args.out, seed=args.seed,
-                             updates=args.updates or (3 if args.quick else None),
-                             options=options, progress=not args.quick and sys.stderr.isatty(),
-                             started=started)
-    print(f"{metrics['summary']} (compilation included); wrote {args.out}/")
-    return 0
+    return _main("arm-reach", __doc__.split("\n")[0], argv, hidden=32, updates=120)
 
 
 if __name__ == "__main__":
