@@ -154,7 +154,15 @@ class Optimizer:
 
     def stats(self) -> dict[str, float]:
         """Figures of the last update for the training history (damping, CG iterations, ...)."""
-        return {}
+        return dict(getattr(self, "last", {}))
+
+    def _remember(self, **figures: float) -> None:
+        """Keep the figures of this update (:meth:`stats`), and append them to ``plots``
+        when plotting."""
+        self.last = figures
+        if getattr(self, "plotting", False):
+            for key, value in figures.items():
+                self.plots[key].append(value)
 
     def _require_net(self):
         if self.net is None:
@@ -369,14 +377,8 @@ class HessianFree(Optimizer):
 
     def _record(self, cg_iters: int, cg_used: int, l_rate: float, rho: float) -> None:
         """Figures of this update: CG iterations run, the iterate used, step length, rho."""
-        self.last = {"damping": self.damping, "cg_iters": cg_iters, "cg_used": cg_used,
-                     "l_rate": l_rate, "rho": rho}
-        if self.plotting:
-            for key, value in self.last.items():
-                self.plots[key].append(value)
-
-    def stats(self) -> dict[str, float]:
-        return dict(self.last)
+        self._remember(damping=self.damping, cg_iters=cg_iters, cg_used=cg_used,
+                       l_rate=l_rate, rho=rho)
 
     def state_dict(self) -> dict[str, Any]:
         return {"damping": self.damping, "init_delta": self.init_delta,
@@ -559,14 +561,8 @@ class Adam(Optimizer):
 
     def _record(self, l_rate: float, grad_norm: float, update_norm: float,
                 clipped: bool) -> None:
-        self.last = {"l_rate": l_rate, "grad_norm": grad_norm, "update_norm": update_norm,
-                     "clipped": float(clipped)}
-        if self.plotting:
-            for key, value in self.last.items():
-                self.plots[key].append(value)
-
-    def stats(self) -> dict[str, float]:
-        return dict(self.last)
+        self._remember(l_rate=l_rate, grad_norm=grad_norm, update_norm=update_norm,
+                       clipped=float(clipped))
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "m": self.m, "v": self.v, "last": dict(self.last),
