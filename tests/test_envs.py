@@ -318,9 +318,11 @@ def test_muscle_arm_reset_options_are_checked():
         env.reset(options={"x0": np.concatenate([[0.5, 3.0], x0[2:]])})
     with pytest.raises(ValueError, match=r"activations \(entries 4..9\) in \[0, 1\]"):
         env.reset(options={"x0": np.concatenate([x0[:9], [1.5]])})
+    env.reset(seed=0)
     with pytest.raises(ValueError, match="action must be finite"):
-        env.reset(seed=0)
         env.step(np.array([0, 0, 0, 0, 0, np.nan], dtype=np.float32))
+    with pytest.raises(ValueError, match=r"action must have shape \(6,\)"):
+        env.step(np.zeros(2, dtype=np.float32))
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
