@@ -2,10 +2,12 @@
 the same excitation sequences, 1 s, hand paths compared (a benchmark, not a test).
 
 MotorNet needs torch, so it runs in a venv of its own (default ``results/motornet-venv``,
-made on first use: ``python -m venv`` then ``pip install torch==2.13.0 motornet==0.3.0``;
-pip takes torch's CPU wheel where the machine offers one, about 2.5 min on the 2-core
-machine) and in a subprocess of that venv (``experiments/_motornet_worker.py``), the arrays
-passing through ``.npz`` files. Nothing here imports torch.
+made on first use: ``python -m venv`` then ``pip install torch==2.13.0 motornet==0.3.0``,
+about 2.5 min on the 2-core machine; there pip takes ``torch-2.13.0+cpu`` from the local
+wheel directory it is configured with (``find-links``), elsewhere torch 2.13.0 from the
+package index, and MotorNet, gymnasium and matplotlib from the index) and in a subprocess
+of that venv (``experiments/_motornet_worker.py``), the arrays passing through ``.npz``
+files. Nothing here imports torch.
 
 The excitations are those of eight 10 cm centre-out reaches from shoulder 45 deg, elbow
 90 deg: a joint-space PD law tracking a 0.5 s minimum-jerk path, its torques mapped onto
