@@ -262,7 +262,9 @@ def main(argv=None) -> dict:
          "motornet_scheme_numpy_vs_motornet_float64": gap(scheme, mn64["hand"]),
          "ours_vs_motornet_dt_1ms": gap(ours_f, mn_f["hand"]),
          "ours_vs_continuous": gap(ours, ref),
-         "motornet_vs_continuous": gap(mn64["hand"], ref)}
+         "motornet_vs_continuous": gap(mn64["hand"], ref),
+         "ours_dt_1ms_vs_continuous": gap(ours_f[:, ::k], ref),
+         "motornet_dt_1ms_vs_continuous": gap(mn_f["hand"][:, ::k], ref)}
     res = {"max_gap_m": {name: float(v.max()) for name, v in g.items()},
            "gap_at_end_m": {name: float(v[:, -1].max()) for name, v in g.items()},
            "reaches": len(goals), "seconds": args.seconds, "dt": arm.dt,
