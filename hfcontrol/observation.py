@@ -115,7 +115,8 @@ class Observation:
         """
         L = _matrix(L, "L", (None, None))
         p, n = L.shape
-        A = np.zeros((0, n)) if A is None else _matrix(A, "A", (None, n))
+        # no angles: None, or [] (how JSON keeps a [0, n] matrix)
+        A = np.zeros((0, n)) if A is None or np.size(A) == 0 else _matrix(A, "A", (None, n))
         r = A.shape[0]
         Rc = np.zeros((p, r)) if Rc is None else _matrix(Rc, "Rc", (p, r))
         Rs = np.zeros((p, r)) if Rs is None else _matrix(Rs, "Rs", (p, r))
