@@ -316,7 +316,8 @@ def backward(W, V, w_outT, w_recT, w_obsT, offs, scale, exact, gv, rdel, B, T, n
     divided by the batch) or ``G V`` (``gv`` true: the R-forward pass of ``V``, then the
     errors ``hx R{x}`` and ``hu R{u}``) back-propagated through plant, observation and
     network, for the samples ``b0 .. b0 + Bp - 1`` (a partition of the batch), into
-    ``out`` (float64, the size of ``W``).
+    ``out`` (float64, the size of ``W``). ``rdel [p]``: each observation row's delay
+    (steps): row ``i`` at step ``t`` sensed ``x_{t - rdel_i}``.
 
     Layouts (flat, time-major): the network side is batch-major, a step's ``[B, q]``
     block of ``E``, ``Sa``, ``FD`` (``f'(z)``), ``GD`` (``g'(y)``), ``RS`` and ``DZ`` at
