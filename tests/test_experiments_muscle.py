@@ -25,7 +25,10 @@ def test_muscle_arm_reach_quick(tmp_path):
     for name in ("hand_paths", "muscles", "speed_profiles", "learning_curve"):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     controller = hf.Controller.load(tmp_path / "controller.npz")
-    assert controller.loop.inputs == "task" and controller.loop.delay == 2
+    assert controller.loop.inputs == "task"
+    senses = controller.loop.senses
+    assert senses.names == ("proprioception", "vision")
+    assert [(ch.delay, ch.noise) for ch in senses.channels] == [(2, 1e-3), (7, 1e-3)]
 
 
 def test_muscle_reach_heldout_is_measured_independently():
