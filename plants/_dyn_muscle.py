@@ -13,7 +13,7 @@ written).
 
 Sections (after the header of :mod:`plants._layout`):
 
-* muscle arm: the two-link arm's section (:mod:`plants._dyn_two_link`, 20 numbers), then
+* muscle arm: the two-link arm's section (:mod:`plants._dyn_two_link`, 26 numbers), then
   ``[n_muscles, tau_act, 1 / tau_deact, a_min, a3_1, a3_2]`` and per muscle
   ``[F_max, 1 / l0, l_se, 1 / v_max, a0, a1_1, a1_2, a2_1, a2_2]`` (moment arm
   ``r_j = a1_j + 2 a2_j (q_j - a3_j)``, length ``L = a0 + sum_j (a1_j + a2_j d_j) d_j``).
@@ -40,7 +40,7 @@ from ._integrate import (
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL, RK4
 
 #: numbers of the two-link section that precede the muscle block of the arm
-ARM_SKELETON_LEN = FIELD_LEN + 13
+ARM_SKELETON_LEN = FIELD_LEN + 19
 ARM_MUSCLE_HEAD = 6
 ARM_PER_MUSCLE = 9
 PM_HEAD = FIELD_LEN + 5
