@@ -34,6 +34,7 @@ import numpy as np
 from . import _validation as V
 from . import muscles as M
 from ._base import PlantBase
+from ._chunked import chunk_workspace
 from ._dyn_muscle import ARM_WORKSPACE
 from ._layout import H_PLANT, MUSCLE_ARM
 from .arms import TwoLinkArm
@@ -130,7 +131,7 @@ process_noise, rng, seed :
                     substeps=substeps, dt=dt, n=4 + k, m=k, pos_index=[0, 1], vel_index=[2, 3],
                     control_low=np.zeros(k), control_high=np.ones(k), max_speed=max_speed,
                     joint_limits=joint_limits, section=section,
-                    plant_workspace=ARM_WORKSPACE,
+                    plant_workspace=ARM_WORKSPACE + chunk_workspace(4 + k, k),
                     parameters=dict(masses=sk.masses, lengths=sk.lengths, com=sk.com,
                                     inertias=sk.inertias, viscosity=sk.viscosity, gravity=sk.g,
                                     max_isometric_force=fmax, optimal_fibre_length=l0,
