@@ -111,16 +111,26 @@ def stage_plain(c, w):
     are constants). The loop over the samples vectorises: the trigonometry is
     :func:`plants._chunked.sincos_row`, and ``M^-1`` takes one division, not two."""
     zo, ko, uo, wo = rollout_stage_offsets(4, 2)
+    skeleton_chunk(c, w, zo, uo, ko, wo)
+
+
+@njit(**HOT_INLINE, error_model="numpy")
+def skeleton_chunk(c, w, zo, to, ko, so):
+    """The skeleton's part of :func:`rhs_plain` for a chunk (rows as in
+    :mod:`plants._chunked`): from the states at ``zo`` (``q1, q2, v1, v2`` the first four
+    rows) and the joint torques at ``to`` (two rows), ``k = [v, qddot]`` into the first
+    four rows at ``ko``; ``so`` two rows of scratch (``sin q2``, ``cos q2``). Shared by
+    :func:`stage_plain` and the muscle arm's stage (:mod:`plants._muscle_chunked`)."""
     b11, b12, b21, b22, n11, n21, n22 = c[11:18]
     CH = CHUNK
-    sincos_row(w, zo + CH, wo)
+    sincos_row(w, zo + CH, so)
     for b in range(CH):
-        s2 = w[wo + b]
-        c2 = w[wo + CH + b]
+        s2 = w[so + b]
+        c2 = w[so + CH + b]
         v1 = w[zo + 2 * CH + b]
         v2 = w[zo + 3 * CH + b]
-        r1 = w[uo + b] - b11 * v1 - b12 * v2 + n21 * s2 * (2.0 * v1 * v2 + v2 * v2)
-        r2 = w[uo + CH + b] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+        r1 = w[to + b] - b11 * v1 - b12 * v2 + n21 * s2 * (2.0 * v1 * v2 + v2 * v2)
+        r2 = w[to + CH + b] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
         m11 = n11 + n22 + 2.0 * n21 * c2
         m12 = n22 + n21 * c2
         inv = 1.0 / (m11 * n22 - m12 * m12)

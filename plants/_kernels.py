@@ -37,6 +37,7 @@ from . import _dyn_linear as linear
 from . import _dyn_muscle as muscle
 from . import _dyn_pendulum as pendulum
 from . import _dyn_two_link as two_link
+from . import _muscle_chunked as muscle_chunked
 from ._chunked import applies as chunked
 from ._chunked import (
     jacobian_chunks,
@@ -186,17 +187,22 @@ def rollout_muscle_arm(p, X0, U, W, noisy, X, o0, ws):
     """Rollout or step of the muscle arm (:mod:`plants._dyn_muscle`); see the module
     docstring. (Without gravity or a field, batches run batch-major where the settings
     allow: :func:`plants._chunked.rollout_chunks` with
-    :func:`plants._dyn_muscle.arm_stage_plain`.)"""
+    :func:`plants._muscle_chunked.arm_stage_plain`.)"""
     if muscle.arm_plain(muscle.arm_consts(p)) and rollout_applies_clamped(p, X0.shape[0]):
-        return rollout_chunks(muscle.params, muscle.arm_stage_plain, p, X0, U, W, noisy, X, o0,
-                              ws, 10, 6, 6, muscle.arm_floor(p))
+        return rollout_chunks(muscle_chunked.params, muscle_chunked.arm_stage_plain, p, X0, U,
+                              W, noisy, X, o0, ws, 10, 6, 6, muscle.arm_floor(p))
     return muscle.muscle_rollout(0, p, X0, U, W, noisy, X, o0, ws, 10, 6, 6,
                                  muscle.arm_floor(p), not muscle.arm_plain(muscle.arm_consts(p)))
 
 
 @njit(**HOT)
 def jacobians_muscle_arm(p, X, U, A, B, ws):
-    """Jacobians of the step of the muscle arm; see the module docstring."""
+    """Jacobians of the step of the muscle arm; see the module docstring. (One Euler step
+    without gravity or field, the default, runs batch-major:
+    :func:`plants._muscle_chunked.arm_jacobian_chunks`.)"""
+    if muscle.arm_plain(muscle.arm_consts(p)) and muscle_chunked.jacobian_applies(p,
+                                                                                 X.shape[0]):
+        return muscle_chunked.arm_jacobian_chunks(p, X, U, A, B, ws)
     return muscle.muscle_jacobians(0, p, X, U, A, B, ws, 10, 6, 6, muscle.arm_floor(p),
                                    not muscle.arm_plain(muscle.arm_consts(p)))
 
