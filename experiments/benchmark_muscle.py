@@ -82,8 +82,9 @@ def main(argv=None) -> dict:
     U = rng.uniform(0.0, 1.0, (B, T, 6))
     arm.rollout(x0[:2], U[:2, :2])          # compile / load from cache
     arm.jacobians(x0[:2], U[:2, 0])
-    x = arm.rollout(x0, U[:, :10])[:, -1]    # a moving state for the Jacobian timings
-    u = U[:, 10]
+    # a moving state for the Jacobian timings (contiguous, as the kernels take them)
+    x = np.ascontiguousarray(arm.rollout(x0, U[:, :10])[:, -1])
+    u = np.ascontiguousarray(U[:, 10])
 
     def numpy_rollout():
         z = x0
