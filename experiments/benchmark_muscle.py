@@ -7,7 +7,11 @@ At batch 1024 with random excitations in [0, 1] (default MuscleArm: Euler, dt = 
 * ``numpy``: ``arm.numpy_step`` (the plant's plain NumPy step, batched over samples)
   looped over the T steps in Python;
 * ``jac/step``: one ``arm.jacobians(x, u)`` call over the batch against one
-  ``arm.step(x, u)`` call (both compiled, validation included).
+  ``arm.step(x, u)`` call (both compiled, validation included);
+* ``per-sample``: the compiled per-sample passes (:func:`plants._dyn_muscle.muscle_rollout`
+  and :func:`~plants._dyn_muscle.muscle_jacobians`, the kernels' only paths before the
+  batch-major ones of :mod:`plants._muscle_chunked`) on the same rollout and Jacobians,
+  through uncached wrappers compiled here: the before/after of that change in one run.
 
 The two sides of each ratio are timed in alternating rounds; medians are reported. The
 floors it checks: compiled >= 3x NumPy, >= 20x MotorNet's 0.22 M steps/s (measured for
@@ -40,6 +44,27 @@ def _time(fn) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
+def _per_sample_kernels():
+    """The per-sample rollout and Jacobian kernels of the muscle arm (compiled here, not
+    cached: a cached copy would not see later edits of the modules it inlines)."""
+    from numba import njit
+
+    from plants import _dyn_muscle as muscle
+
+    @njit(cache=False, _nrt=False)
+    def rows(p, X0, U, W, noisy, X, o0, ws):
+        return muscle.muscle_rollout(0, p, X0, U, W, noisy, X, o0, ws, 10, 6, 6,
+                                     muscle.arm_floor(p),
+                                     not muscle.arm_plain(muscle.arm_consts(p)))
+
+    @njit(cache=False, _nrt=False)
+    def jac_rows(p, X, U, A, B, ws):
+        return muscle.muscle_jacobians(0, p, X, U, A, B, ws, 10, 6, 6, muscle.arm_floor(p),
+                                       not muscle.arm_plain(muscle.arm_consts(p)))
+
+    return rows, jac_rows
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=1024)
@@ -57,21 +82,45 @@ def main(argv=None) -> dict:
     U = rng.uniform(0.0, 1.0, (B, T, 6))
     arm.rollout(x0[:2], U[:2, :2])          # compile / load from cache
     arm.jacobians(x0[:2], U[:2, 0])
-    x = arm.rollout(x0, U[:, :10])[:, -1]    # a moving state for the Jacobian timings
-    u = U[:, 10]
+    # a moving state for the Jacobian timings (contiguous, as the kernels take them)
+    x = np.ascontiguousarray(arm.rollout(x0, U[:, :10])[:, -1])
+    u = np.ascontiguousarray(U[:, 10])
 
     def numpy_rollout():
         z = x0
         for t in range(Tn):
             z = arm.numpy_step(z, U[:, t])
 
-    comp, nump, jac, step = [], [], [], []
+    rows, jac_rows = _per_sample_kernels()
+    Xr = np.empty((B, T + 1, arm.state_dim))
+    Ar = np.empty((B, arm.state_dim, arm.state_dim))
+    Br = np.empty((B, arm.state_dim, arm.control_dim))
+    ws = np.zeros(arm.workspace_size)
+    p = arm.kernel_params
+
+    def per_sample():
+        if rows(p, x0, U, U, False, Xr, 1, ws) != -1:
+            raise RuntimeError("the per-sample rollout failed")
+
+    def per_sample_jac():
+        if jac_rows(p, x, u, Ar, Br, ws) != -1:
+            raise RuntimeError("the per-sample Jacobians failed")
+
+    per_sample()  # compile
+    per_sample_jac()
+    np.testing.assert_allclose(Xr, arm.rollout(x0, U), rtol=1e-9, atol=1e-9)
+    A, Bm = arm.jacobians(x, u)
+    np.testing.assert_allclose(Ar, A, rtol=1e-9, atol=1e-9 * np.abs(A).max())
+    np.testing.assert_allclose(Br, Bm, rtol=1e-9, atol=1e-9 * np.abs(Bm).max())
+    comp, nump, jac, step, per, perj = [], [], [], [], [], []
     for _ in range(args.repeats):
         comp.append(np.array(_time(lambda: arm.rollout(x0, U))) / (B * T))
+        per.append(np.array(_time(per_sample)) / (B * T))
         nump.append(np.array(_time(numpy_rollout)) / (B * Tn))
         jac.append(_time(lambda: arm.jacobians(x, u)))
+        perj.append(_time(per_sample_jac))
         step.append(_time(lambda: arm.step(x, u)))
-    comp, nump, jac, step = map(np.array, (comp, nump, jac, step))
+    comp, nump, jac, step, per, perj = map(np.array, (comp, nump, jac, step, per, perj))
     res = {"batch": B, "steps": T, "integrator": args.integrator, "repeats": args.repeats,
            "load_average": os.getloadavg()[0],
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
@@ -83,14 +132,23 @@ def main(argv=None) -> dict:
              "compiled_over_numpy": float(np.median(nump[:, k] / comp[:, k])),
              "compiled_over_motornet": (1.0 / comp_s) / MOTORNET_STEPS_PER_S,
              "jacobian_over_step": float(np.median(jac[:, k] / np.maximum(step[:, k], 1e-9))),
-             "jacobian_s": float(np.median(jac[:, k])), "step_s": float(np.median(step[:, k]))}
+             "jacobian_s": float(np.median(jac[:, k])), "step_s": float(np.median(step[:, k])),
+             "per_sample_steps_per_s": 1.0 / float(np.median(per[:, k])),
+             "compiled_over_per_sample": float(np.median(per[:, k] / comp[:, k])),
+             "per_sample_jacobian_s": float(np.median(perj[:, k])),
+             "jacobian_over_per_sample": float(np.median(perj[:, k] / jac[:, k]))}
         res[name] = r
         print(f"  [{name} time]")
         print(f"  compiled rollout : {r['compiled_steps_per_s'] / 1e6:8.2f} M steps/s")
+        print(f"  per-sample pass  : {r['per_sample_steps_per_s'] / 1e6:8.2f} M steps/s "
+              f"(compiled is {r['compiled_over_per_sample']:.2f} x faster)")
         print(f"  NumPy step loop  : {r['numpy_steps_per_s'] / 1e6:8.3f} M steps/s")
         print(f"  compiled / NumPy : {r['compiled_over_numpy']:8.1f} x   (floor 3)")
         print(f"  compiled / MotorNet 0.22 M : {r['compiled_over_motornet']:6.1f} x   (floor 20)")
         print(f"  jacobians / step : {r['jacobian_over_step']:8.2f}     (ceiling 3)")
+        print(f"  jacobians        : {r['jacobian_s'] * 1e6:8.0f} us, per-sample pass "
+              f"{r['per_sample_jacobian_s'] * 1e6:.0f} us "
+              f"(batch-major is {r['jacobian_over_per_sample']:.2f} x faster)")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         tmp = args.out + ".tmp"

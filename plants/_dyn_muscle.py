@@ -13,7 +13,7 @@ written).
 
 Sections (after the header of :mod:`plants._layout`):
 
-* muscle arm: the two-link arm's section (:mod:`plants._dyn_two_link`, 20 numbers), then
+* muscle arm: the two-link arm's section (:mod:`plants._dyn_two_link`, 26 numbers), then
   ``[n_muscles, tau_act, 1 / tau_deact, a_min, a3_1, a3_2]`` and per muscle
   ``[F_max, 1 / l0, l_se, 1 / v_max, a0, a1_1, a1_2, a2_1, a2_2]`` (moment arm
   ``r_j = a1_j + 2 a2_j (q_j - a3_j)``, length ``L = a0 + sum_j (a1_j + a2_j d_j) d_j``).
@@ -40,7 +40,7 @@ from ._integrate import (
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL, RK4
 
 #: numbers of the two-link section that precede the muscle block of the arm
-ARM_SKELETON_LEN = FIELD_LEN + 13
+ARM_SKELETON_LEN = FIELD_LEN + 19
 ARM_MUSCLE_HEAD = 6
 ARM_PER_MUSCLE = 9
 PM_HEAD = FIELD_LEN + 5
@@ -524,6 +524,35 @@ def muscle_jacobians(kind, p, X, U, A, B, ws, n, m, na, amin, forces):
     bad = first_bad_input(X, U)
     if bad >= 0:
         return bad
+    if integ != RK4 and S == 1:
+        # one Euler step: A = I + h F and B = h G straight into the outputs, with the
+        # rows that the clips, stops and clamps set to zero (``flag``, a column the
+        # helpers zero where they act); no D or Q copies
+        flag = acc.reshape((n, 1))
+        for b in range(X.shape[0]):
+            load_state(X[b], z, n)
+            load_control(p, U[b], u, umask, m)
+            _eval(kind, p, z, u, k, F, G, True, pw, forces)
+            for i in range(n):
+                z[i] += h * k[i]
+                flag[i, 0] = 1.0
+            if vclip:
+                clip_velocities(p, z, flag, True)
+            if stops:
+                joint_stops(p, z, flag, True)
+            _clamp_activations(z, flag, True, n, na, amin)
+            for i in range(n):
+                keep = flag[i, 0] != 0.0
+                for j in range(n):
+                    v = h * F[i, j] + (1.0 if i == j else 0.0)
+                    A[b, i, j] = v if keep else 0.0
+                for j in range(m):
+                    v = h * G[i, j] if keep else 0.0
+                    B[b, i, j] = v if umask[j] != 0.0 else v * 0.0
+        ba = first_bad_sample(A)
+        bb = first_bad_sample(B)
+        bad = ba if bb < 0 else (bb if ba < 0 else min(ba, bb))
+        return -1 if bad < 0 else -2 - bad
     for b in range(X.shape[0]):
         load_state(X[b], z, n)
         load_control(p, U[b], u, umask, m)

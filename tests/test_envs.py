@@ -304,6 +304,27 @@ def test_muscle_arm_actions_are_excitations():
     assert (obs[-4:] > 0.3).all()
 
 
+def test_muscle_arm_vector_env_steps_with_the_plants_batch_major_step():
+    """With enough copies for the muscle arm's batch-major pass (a short last chunk
+    included), the vector env's step is the plant's step of the whole batch, bit for bit, and
+    follows the plant's NumPy step."""
+    from plants._chunked import CHUNK
+
+    n = 2 * CHUNK + 5
+    vec = gym.make_vec("plants/MuscleArmReach-v0", n, vectorization_mode="vector_entry_point")
+    vec.reset(seed=3)
+    u = vec.unwrapped
+    plant = u.plant
+    rng = np.random.default_rng(6)
+    for _ in range(4):
+        a = rng.uniform(-1.2, 1.2, (n, 6)).astype(np.float32)
+        exc = np.clip(a.astype(np.float64), -1.0, 1.0) * 0.5 + 0.5
+        x = u.state.copy()
+        vec.step(a)
+        np.testing.assert_array_equal(u.state, plant.step(x, exc))
+        np.testing.assert_allclose(u.state, plant.numpy_step(x, exc), rtol=1e-9, atol=1e-12)
+
+
 def test_muscle_arm_reset_options_are_checked():
     env = gym.make("plants/MuscleArmReach-v0").unwrapped
     x0 = np.concatenate([[0.5, 1.0, 0.0, 0.0], np.full(6, 0.2)])
