@@ -250,3 +250,17 @@ def mechanical_section(constant_force, curl, field) -> np.ndarray:
     else:
         k = np.array([[0.0, c], [-c, 0.0]])
     return field_block(f0, k)
+
+
+def position_field_section(position_field, field_origin) -> np.ndarray:
+    """Validate the position-dependent end-point force and return its kernel block
+    ``[P00, P01, P10, P11, p0x, p0y]``: the hand force gains ``P (p - p0)`` (N), with
+    ``P = position_field`` (2 x 2, N/m; ``None``: zero) and ``p0 = field_origin`` (m).
+
+    A force channel is ``P = -k n n^T`` with the channel's unit normal ``n`` (see
+    :func:`plants.tasks.force_channel`).
+    """
+    P = (np.zeros((2, 2)) if position_field is None
+         else V.as_finite_array(position_field, "position_field", (2, 2)))
+    o = V.as_finite_array(field_origin, "field_origin", (2,))
+    return np.concatenate([P.ravel(), o])

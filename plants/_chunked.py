@@ -59,6 +59,8 @@ from ._layout import (
     H_INTEG,
     H_NQ,
     H_POS,
+    H_QHI,
+    H_QLO,
     H_UHI,
     H_ULO,
     H_VEL,
@@ -110,6 +112,15 @@ def rollout_applies(p, nb):
     integ, S, h, vclip, stops = settings(p)
     return (nb >= MIN_BATCH and not vclip and not stops
             and (integ == RK4 or integ == EULER or integ == SEMI_IMPLICIT))
+
+
+@njit(**HOT_INLINE)
+def rollout_applies_clamped(p, nb):
+    """Whether :func:`rollout_chunks` with clamped activations (``na > 0``: the muscle
+    plants) covers this plant's settings and a batch of ``nb``: Euler or RK4, any substeps,
+    joint stops allowed, no velocity clip."""
+    integ, S, h, vclip, stops = settings(p)
+    return nb >= MIN_BATCH and not vclip and (integ == RK4 or integ == EULER)
 
 
 @njit(**HOT_INLINE)
@@ -370,11 +381,47 @@ def _to_chunk(w, o, src, c0, nc, k):
             w[o + i * CH + b] = 0.0
 
 
+@njit(**HOT_INLINE)
+def _chunk_stops(p, w, oz, nq):
+    """:func:`plants._integrate.joint_stops` for the chunk's states at ``oz`` (selects, so
+    that the loop over the samples vectorises)."""
+    CH = CHUNK
+    lo = int(p[H_QLO])
+    hi = int(p[H_QHI])
+    pi = int(p[H_POS])
+    vi = int(p[H_VEL])
+    for i in range(nq):
+        dq = oz + int(p[pi + i]) * CH
+        dv = oz + int(p[vi + i]) * CH
+        qlo = p[lo + i]
+        qhi = p[hi + i]
+        for b in range(CH):
+            q = w[dq + b]
+            v = w[dv + b]
+            up = q > qhi
+            down = q < qlo
+            w[dq + b] = qhi if up else (qlo if down else q)
+            w[dv + b] = 0.0 if (up and v > 0.0) or (down and v < 0.0) else v
+
+
+@njit(**HOT_INLINE)
+def _chunk_clamp(w, o, cnt, amin):
+    """``w[o:o + cnt] = clip(w[o:o + cnt], amin, 1)`` (the activations)."""
+    for k in range(cnt):
+        a = w[o + k]
+        w[o + k] = amin if a < amin else (1.0 if a > 1.0 else a)
+
+
 @njit(**HOT_INLINE, error_model="numpy")
-def rollout_chunks(consts, stage, p, X0, U, W, noisy, X, o0, ws, n, m):
+def rollout_chunks(consts, stage, p, X0, U, W, noisy, X, o0, ws, n, m, na, amin):
     """Steps or a rollout, as :func:`plants._integrate.rollout_rows` (the same arguments
     and return value, with the plant's stage function ``stage(c, w)`` in place of
     ``rhs``), for the cases of :func:`rollout_applies`.
+
+    With ``na > 0`` (a constant: the muscle plants), as
+    :func:`plants._dyn_muscle.muscle_rollout` instead: after each substep the joint stops
+    act (if any) and the last ``na`` states, the activations, are clamped to
+    ``[amin, 1]``; for the cases of :func:`rollout_applies_clamped`.
 
     Chunks of ``CHUNK`` samples go through all the steps of ``U`` together, coordinate-major
     in the scratch, a short last chunk padded with zero states and controls (not stored).
@@ -447,6 +494,10 @@ def rollout_chunks(consts, stage, p, X0, U, W, noisy, X, o0, ws, n, m):
                             w[dq + b] = w[dq + b] + vn * h
                 else:
                     _add_scaled(w, oz, ok, h, NC)
+                if na > 0:
+                    if stops:
+                        _chunk_stops(p, w, oz, nq)
+                    _chunk_clamp(w, oz + (n - na) * CH, na * CH, amin)
             if noisy:
                 for b in range(nc):
                     for i in range(n):

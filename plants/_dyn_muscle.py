@@ -13,7 +13,7 @@ written).
 
 Sections (after the header of :mod:`plants._layout`):
 
-* muscle arm: the two-link arm's section (:mod:`plants._dyn_two_link`, 20 numbers), then
+* muscle arm: the two-link arm's section (:mod:`plants._dyn_two_link`, 26 numbers), then
   ``[n_muscles, tau_act, 1 / tau_deact, a_min, a3_1, a3_2]`` and per muscle
   ``[F_max, 1 / l0, l_se, 1 / v_max, a0, a1_1, a1_2, a2_1, a2_2]`` (moment arm
   ``r_j = a1_j + 2 a2_j (q_j - a3_j)``, length ``L = a0 + sum_j (a1_j + a2_j d_j) d_j``).
@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from . import _dyn_two_link as two_link
+from ._chunked import CHUNK, rollout_stage_offsets, sincos_row
 from ._integrate import (
     clip_velocities,
     first_bad_input,
@@ -40,7 +41,7 @@ from ._integrate import (
 from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL, RK4
 
 #: numbers of the two-link section that precede the muscle block of the arm
-ARM_SKELETON_LEN = FIELD_LEN + 13
+ARM_SKELETON_LEN = FIELD_LEN + 19
 ARM_MUSCLE_HEAD = 6
 ARM_PER_MUSCLE = 9
 PM_HEAD = FIELD_LEN + 5
@@ -295,6 +296,122 @@ def arm_eval(prm, z, u, dz, F, G, jac, pw, forces):
 
 
 ARM_WORKSPACE = 40
+
+
+@njit(**HOT_INTERNAL)
+def params(p):
+    """The batch-major pass reads its constants from ``params`` directly."""
+    return p
+
+
+@njit(**HOT_INLINE)
+def hill_select(a, L, Ld, fmax, inv_l0, lse, inv_vmax):
+    """:func:`hill`'s force without its partials, written with selects instead of branches
+    (both force-velocity branches are computed, one quotient taken), so that a loop over
+    samples that calls it vectorises; the same operations as :func:`hill`, in its order."""
+    l = L - lse
+    l = l if l > 0.0 else 0.0
+    ln = l * inv_l0
+    vn = Ld * inv_vmax
+    st = ln - _PESLACK
+    st = st if st > 0.0 else 0.0
+    fpe = _KPE * st * st
+    fl = 1.0 - (ln - 1.0) * (ln - 1.0) / _FLW2
+    fl = _FLMIN if fl < _FLMIN else fl
+    ar = _AREL * fl if ln > 1.0 else _AREL
+    sq = 1.0 - 0.9 * (a - _QCRIT) / (_BA0 - _QCRIT)
+    br = _BREL * sq * sq if a < _QCRIT else _BREL
+    fa = fl * a
+    # concentric (vn < 0): num / den
+    num_c = vn * a * ar + fa * br
+    den_c = br - vn
+    # eccentric: :func:`hill`'s single-division form
+    dpb = _SAS * br - 2.0 * a * (fl + ar)
+    tm = 0.5 * fa
+    p3 = -_ECC * fa
+    num_e = br * tm * (p3 - _SAS * vn + tm) + vn * dpb * (_SAS * vn - p3)
+    den_e = vn * dpb - tm * br
+    con = vn < 0.0
+    f = (num_c if con else num_e) / (den_c if con else den_e)
+    f = f if f > 0.0 else 0.0
+    return fmax * (f + fpe)
+
+
+@njit(**HOT_INTERNAL, error_model="numpy")
+def arm_stage_plain(p, w):
+    """The muscle arm's right-hand side without gravity or field (:func:`arm_eval` with
+    ``forces`` off) for a chunk of samples, the stage function of
+    :func:`plants._chunked.rollout_chunks` (``p``: the parameter array; sizes 10 and 6
+    written in, so that the offsets are constants).
+
+    Muscle by muscle, a loop over the samples computes the lengths, moment arms, the
+    force (:func:`hill_select`) and the activation rate, with selects for every branch, and
+    adds the torques; then the skeleton's loop (:func:`plants._dyn_two_link.stage_plain`'s
+    operations, with the muscles' torques). Every loop vectorises. It differs from
+    :func:`arm_eval` only by rounding: the vectorised ``sincos``, one division for
+    ``M^-1`` and the activation rate's quotient taken directly."""
+    zo, ko, uo, wo = rollout_stage_offsets(10, 6)
+    sk = two_link.consts(p)
+    b11, b12, b21, b22, n11, n21, n22 = sk[11:18]
+    mo = int(p[H_PLANT]) + ARM_SKELETON_LEN
+    ta = p[mo + 1]
+    itd = p[mo + 2]
+    am = p[mo + 3]
+    a31 = p[mo + 4]
+    a32 = p[mo + 5]
+    CH = CHUNK
+    t1o = wo
+    t2o = wo + CH
+    so = wo + 2 * CH  # sin q2, then cos q2
+    for b in range(CH):
+        w[t1o + b] = 0.0
+        w[t2o + b] = 0.0
+    for i in range(6):
+        o = mo + ARM_MUSCLE_HEAD + ARM_PER_MUSCLE * i
+        fmax = p[o]
+        il0 = p[o + 1]
+        lse = p[o + 2]
+        ivmax = p[o + 3]
+        a0 = p[o + 4]
+        a1s = p[o + 5]
+        a1e = p[o + 6]
+        a2s = p[o + 7]
+        a2e = p[o + 8]
+        ao = zo + (4 + i) * CH
+        ko_i = ko + (4 + i) * CH
+        uo_i = uo + i * CH
+        for b in range(CH):
+            d1 = w[zo + b] - a31
+            d2 = w[zo + CH + b] - a32
+            r1 = a1s + 2.0 * a2s * d1
+            r2 = a1e + 2.0 * a2e * d2
+            L = a0 + (a1s + a2s * d1) * d1 + (a1e + a2e * d2) * d2
+            Ld = r1 * w[zo + 2 * CH + b] + r2 * w[zo + 3 * CH + b]
+            ai = w[ao + b]
+            ai = am if ai < am else (1.0 if ai > 1.0 else ai)
+            ui = w[uo_i + b]
+            ui = am if ui < am else ui
+            Fm = hill_select(ai, L, Ld, fmax, il0, lse, ivmax)
+            w[t1o + b] -= Fm * r1
+            w[t2o + b] -= Fm * r2
+            t = 0.5 + 1.5 * ai
+            du = ui - ai
+            w[ko_i + b] = du / (ta * t) if ui > ai else du * t * itd
+    sincos_row(w, zo + CH, so)
+    for b in range(CH):
+        s2 = w[so + b]
+        c2 = w[so + CH + b]
+        v1 = w[zo + 2 * CH + b]
+        v2 = w[zo + 3 * CH + b]
+        r1 = w[t1o + b] - b11 * v1 - b12 * v2 + n21 * s2 * (2.0 * v1 * v2 + v2 * v2)
+        r2 = w[t2o + b] - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
+        m11 = n11 + n22 + 2.0 * n21 * c2
+        m12 = n22 + n21 * c2
+        inv = 1.0 / (m11 * n22 - m12 * m12)
+        w[ko + b] = v1
+        w[ko + CH + b] = v2
+        w[ko + 2 * CH + b] = (n22 * r1 - m12 * r2) * inv
+        w[ko + 3 * CH + b] = (m11 * r2 - m12 * r1) * inv
 
 
 @njit(**HOT_INLINE)

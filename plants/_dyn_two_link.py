@@ -7,12 +7,15 @@ inertia coefficients of :func:`plants.arms.link_coefficients` (``n11, n21, n22``
             [n22 + n21 cos q2,          n22            ]]
     h    = n21 sin q2 [-(2 v1 v2 + v2^2), v1^2]                 (Coriolis, centrifugal)
     G    = [gc1 cos q1 + gc2 cos(q1 + q2), gc2 cos(q1 + q2)]    (gravity along -y)
-    M qddot = tau + J^T F - h - B v - G,     F = F0 + K J v
+    M qddot = tau + J^T F - h - B v - G,     F = F0 + K J v + P (p - p0)
 
-where ``J`` is the hand Jacobian. This is the generic chain of :mod:`plants._dyn_chain` for
-``N = 2``, written out so that a step costs one ``sincos`` (two more with gravity or a
-field) and a 2 x 2 solve; the tests check the two against each other. Section layout: that
-of the chain. Calling convention: :mod:`plants._integrate`.
+where ``J`` is the hand Jacobian and ``p`` the hand position (``P``, ``p0``: the position
+field and its origin, e.g. a force channel's spring). This is the generic chain of
+:mod:`plants._dyn_chain` for ``N = 2``, written out so that a step costs one ``sincos``
+(two more with gravity or a field) and a 2 x 2 solve; the tests check the two against each
+other. Section layout: that of the chain (20 numbers), then the position field
+``[P00, P01, P10, P11, p0x, p0y]`` (which the chain does not have). Calling
+convention: :mod:`plants._integrate`.
 """
 
 from __future__ import annotations
@@ -26,33 +29,41 @@ from ._layout import FIELD_LEN, H_PLANT, HOT_INLINE, HOT_INTERNAL
 
 @njit(**HOT_INTERNAL)
 def consts(p):
-    """``(field block (7), l1, l2, gc1, gc2, B11, B12, B21, B22, n11, n21, n22)``."""
+    """``(field block (7), l1, l2, gc1, gc2, B11, B12, B21, B22, n11, n21, n22, P00, P01,
+    P10, P11, p0x, p0y)``."""
     o = int(p[H_PLANT])
     f = o + FIELD_LEN + 1
     return (p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4], p[o + 5], p[o + 6],
             p[f], p[f + 1], p[f + 2], p[f + 3], p[f + 4], p[f + 5], p[f + 6], p[f + 7],
-            p[f + 8], p[f + 10], p[f + 11])
+            p[f + 8], p[f + 10], p[f + 11],
+            p[f + 12], p[f + 13], p[f + 14], p[f + 15], p[f + 16], p[f + 17])
 
 
 @njit(**HOT_INLINE)
 def _hand_force(c, c1, s1, c12, s12, v1, v2):
     """The hand Jacobian's entries ``(jx1, jx2, jy1, jy2)`` and the field force
-    ``F = F0 + K J v`` on the hand, ``(fx, fy)``."""
+    ``F = F0 + K J v + P (p - p0)`` on the hand, ``(fx, fy)``."""
     on, f0x, f0y, k00, k01, k10, k11, l1, l2 = c[:9]
+    P00, P01, P10, P11, ox, oy = c[18:24]
     jx1 = -l1 * s1 - l2 * s12
     jx2 = -l2 * s12
     jy1 = l1 * c1 + l2 * c12
     jy2 = l2 * c12
     px = jx1 * v1 + jx2 * v2
     py = jy1 * v1 + jy2 * v2
-    return (jx1, jx2, jy1, jy2, f0x + k00 * px + k01 * py, f0y + k10 * px + k11 * py)
+    # hand position relative to the position field's origin
+    dx = jy1 - ox
+    dy = -jx1 - oy
+    return (jx1, jx2, jy1, jy2, f0x + k00 * px + k01 * py + P00 * dx + P01 * dy,
+            f0y + k10 * px + k11 * py + P10 * dx + P11 * dy)
 
 
 @njit(**HOT_INLINE)
 def _rhs(c, z, u, dz, forces):
     """``dz = [v, qddot]``; the gravity and field terms only if ``forces`` (a constant in
     each caller, so that the common case compiles without them)."""
-    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = \
+        c[:18]
     q1 = z[0]
     q2 = z[1]
     v1 = z[2]
@@ -100,7 +111,7 @@ def stage_plain(c, w):
     are constants). The loop over the samples vectorises: the trigonometry is
     :func:`plants._chunked.sincos_row`, and ``M^-1`` takes one division, not two."""
     zo, ko, uo, wo = rollout_stage_offsets(4, 2)
-    b11, b12, b21, b22, n11, n21, n22 = c[11:]
+    b11, b12, b21, b22, n11, n21, n22 = c[11:18]
     CH = CHUNK
     sincos_row(w, zo + CH, wo)
     for b in range(CH):
@@ -128,7 +139,9 @@ def stage_forces(c, w):
     :func:`plants._chunked.sincos_row`, so that the loop over the samples vectorises (the
     per-sample pass calls ``np.sin``/``np.cos`` six times per stage)."""
     zo, ko, uo, wo = rollout_stage_offsets(4, 2)
-    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = c
+    on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2, b11, b12, b21, b22, n11, n21, n22 = \
+        c[:18]
+    P00, P01, P10, P11, ox, oy = c[18:24]
     CH = CHUNK
     # own scratch (8 rows): sin/cos q2, sin/cos q1, q1 + q2, sin/cos (q1 + q2)
     s2o, c2o, s1o, c1o, qo, s12o, c12o = wo, wo + CH, wo + 2 * CH, wo + 3 * CH, wo + 4 * CH, \
@@ -158,8 +171,10 @@ def stage_forces(c, w):
         jy2 = l2 * c12
         px = jx1 * v1 + jx2 * v2
         py = jy1 * v1 + jy2 * v2
-        fx = f0x + k00 * px + k01 * py
-        fy = f0y + k10 * px + k11 * py
+        dx = jy1 - ox
+        dy = -jx1 - oy
+        fx = f0x + k00 * px + k01 * py + P00 * dx + P01 * dy
+        fy = f0y + k10 * px + k11 * py + P10 * dx + P11 * dy
         r1 += on * (jx1 * fx + jy1 * fy)
         r2 += on * (jx2 * fx + jy2 * fy)
         m11 = n11 + n22 + 2.0 * n21 * c2
@@ -187,6 +202,7 @@ def _forces_jac(c, q1, q2, v1, v2):
     field) is not slowed by code it does not run (measured: a third of its time).
     """
     on, f0x, f0y, k00, k01, k10, k11, l1, l2, gc1, gc2 = c[:11]
+    P00, P01, P10, P11 = c[18:22]
     c1 = np.cos(q1)
     s1 = np.sin(q1)
     c12 = np.cos(q1 + q2)
@@ -205,8 +221,9 @@ def _forces_jac(c, q1, q2, v1, v2):
         jx1, jx2, jy1, jy2, fx, fy = _hand_force(c, c1, s1, c12, s12, v1, v2)
         dr1 += jx1 * fx + jy1 * fy
         dr2 += jx2 * fx + jy2 * fy
-        # d(J^T F)/dq_k = dJ_k^T F + J^T K dJ_k v, with dJ/dq2 = (jx2, jy2) rotated
-        # and dJ/dq1 = (J rotated): d(-l s)/dq = -l c, d(l c)/dq = -l s
+        # d(J^T F)/dq_k = dJ_k^T F + J^T (K dJ_k v + P J_k), with dJ/dq2 = (jx2, jy2)
+        # rotated and dJ/dq1 = (J rotated): d(-l s)/dq = -l c, d(l c)/dq = -l s; J_k is
+        # column k of J (d p / d q_k)
         for kq in range(2):
             if kq == 0:
                 e1x, e2x = -l1 * c1 - l2 * c12, -l2 * c12
@@ -216,8 +233,10 @@ def _forces_jac(c, q1, q2, v1, v2):
                 e1y, e2y = -l2 * s12, -l2 * s12
             dpx = e1x * v1 + e2x * v2
             dpy = e1y * v1 + e2y * v2
-            dfx = k00 * dpx + k01 * dpy
-            dfy = k10 * dpx + k11 * dpy
+            jkx = jx1 if kq == 0 else jx2
+            jky = jy1 if kq == 0 else jy2
+            dfx = k00 * dpx + k01 * dpy + P00 * jkx + P01 * jky
+            dfy = k10 * dpx + k11 * dpy + P10 * jkx + P11 * jky
             t1 = e1x * fx + e1y * fy + jx1 * dfx + jy1 * dfy
             t2 = e2x * fx + e2y * fy + jx2 * dfx + jy2 * dfy
             if kq == 0:
@@ -243,7 +262,7 @@ def _residual(c, s2, c2, v1, v2, u1, u2):
     """``r = tau - h - B v`` without gravity or field, and its partials by ``(q2, v1, v2)``
     (none by ``q1``): ``(r1, r2, a12, a13, a14, a22, a23, a24)``, ``aik = d r_i / d y_k``
     with ``y = (q1, q2, v1, v2)``."""
-    b11, b12, b21, b22, n11, n21, n22 = c[11:]
+    b11, b12, b21, b22, n11, n21, n22 = c[11:18]
     cor = 2.0 * v1 * v2 + v2 * v2
     r1 = u1 - b11 * v1 - b12 * v2 + n21 * s2 * cor
     r2 = u2 - b21 * v1 - b22 * v2 - n21 * s2 * v1 * v1
@@ -260,7 +279,7 @@ def _residual(c, s2, c2, v1, v2, u1, u2):
 def _accelerations(c, s2, c2, r1, r2, a12, a22):
     """``M^-1`` (``i11, i12, i22``), ``qddot = M^-1 r`` and the partials by ``q2`` with
     ``dM/dq2 qddot`` taken off: ``(acc1, acc2, i11, i12, i22, a12, a22)``."""
-    n11, n21, n22 = c[15:]
+    n11, n21, n22 = c[15:18]
     m11 = n11 + n22 + 2.0 * n21 * c2
     m12 = n22 + n21 * c2
     inv = 1.0 / (m11 * n22 - m12 * m12)  # one division: each costs ~15 multiplications

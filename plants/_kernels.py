@@ -38,7 +38,12 @@ from . import _dyn_muscle as muscle
 from . import _dyn_pendulum as pendulum
 from . import _dyn_two_link as two_link
 from ._chunked import applies as chunked
-from ._chunked import jacobian_chunks, rollout_applies, rollout_chunks
+from ._chunked import (
+    jacobian_chunks,
+    rollout_applies,
+    rollout_applies_clamped,
+    rollout_chunks,
+)
 from ._integrate import jacobian_rows, rollout_rows
 from ._layout import (
     CARTPOLE,
@@ -82,7 +87,7 @@ def rollout_cartpole(p, X0, U, W, noisy, X, o0, ws):
     settings allow.)"""
     if rollout_applies(p, X0.shape[0]) and cartpole.plain(p):
         return rollout_chunks(cartpole.consts, cartpole.stage_plain, p, X0, U, W, noisy, X, o0,
-                              ws, 4, 1)
+                              ws, 4, 1, 0, 0.0)
     return rollout_rows(cartpole.consts, cartpole.rhs, p, X0, U, W, noisy, X, o0, ws, 4, 1)
 
 
@@ -103,12 +108,12 @@ def rollout_two_link(p, X0, U, W, noisy, X, o0, ws):
     if two_link.plain(two_link.consts(p)):
         if rollout_applies(p, X0.shape[0]):
             return rollout_chunks(two_link.consts, two_link.stage_plain, p, X0, U, W, noisy, X,
-                                  o0, ws, 4, 2)
+                                  o0, ws, 4, 2, 0, 0.0)
         return rollout_rows(two_link.consts, two_link.rhs_plain, p, X0, U, W, noisy, X, o0, ws,
                             4, 2)
     if rollout_applies(p, X0.shape[0]):
         return rollout_chunks(two_link.consts, two_link.stage_forces, p, X0, U, W, noisy, X, o0,
-                              ws, 4, 2)
+                              ws, 4, 2, 0, 0.0)
     return rollout_rows(two_link.consts, two_link.rhs, p, X0, U, W, noisy, X, o0, ws, 4, 2)
 
 
@@ -160,7 +165,7 @@ def rollout_three_link(p, X0, U, W, noisy, X, o0, ws):
     settings allow.)"""
     if rollout_applies(p, X0.shape[0]) and chain.plain(p):
         return rollout_chunks(chain.consts, chain.stage3_plain, p, X0, U, W, noisy, X, o0, ws,
-                              6, 3)
+                              6, 3, 0, 0.0)
     return rollout_rows(chain.consts, chain.rhs3, p, X0, U, W, noisy, X, o0, ws, 6, 3)
 
 
@@ -179,7 +184,12 @@ def jacobians_three_link(p, X, U, A, B, ws):
 @njit(**HOT)
 def rollout_muscle_arm(p, X0, U, W, noisy, X, o0, ws):
     """Rollout or step of the muscle arm (:mod:`plants._dyn_muscle`); see the module
-    docstring."""
+    docstring. (Without gravity or a field, batches run batch-major where the settings
+    allow: :func:`plants._chunked.rollout_chunks` with
+    :func:`plants._dyn_muscle.arm_stage_plain`.)"""
+    if muscle.arm_plain(muscle.arm_consts(p)) and rollout_applies_clamped(p, X0.shape[0]):
+        return rollout_chunks(muscle.params, muscle.arm_stage_plain, p, X0, U, W, noisy, X, o0,
+                              ws, 10, 6, 6, muscle.arm_floor(p))
     return muscle.muscle_rollout(0, p, X0, U, W, noisy, X, o0, ws, 10, 6, 6,
                                  muscle.arm_floor(p), not muscle.arm_plain(muscle.arm_consts(p)))
 

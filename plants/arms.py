@@ -60,7 +60,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validation as V
-from ._base import PlantBase, mechanical_section
+from ._base import PlantBase, mechanical_section, position_field_section
 from ._chunked import chunk_workspace
 from ._dyn_chain import chain_workspace
 from ._layout import CHAIN, THREE_LINK, TWO_LINK
@@ -133,6 +133,11 @@ class PlanarArm(PlantBase):
     constant_force, curl, field :
         Hand force ``F = constant_force + K p_dot`` (N), applied as ``J(q)^T F``; a curl
         field is ``K = [[0, curl], [-curl, 0]]`` N s/m.
+    position_field, field_origin :
+        Two links only: a position-dependent hand force ``P (p - p0)`` added to ``F``,
+        ``P = position_field`` (2 x 2, N/m; default none) and ``p0 = field_origin`` (m;
+        default the shoulder). A force channel (:func:`plants.tasks.force_channel`) is a
+        stiff spring and damper across the straight start-target line.
     joint_limits : (low, high), optional
         Joint stops (rad), numbers or length-N vectors.
     max_speed : float or (N,) or None
@@ -144,11 +149,15 @@ class PlanarArm(PlantBase):
     def __init__(self, *, masses, lengths, com, inertias, viscosity, gravity=False,
                  max_torque=None, dt: float = 0.01, integrator: str = "rk4",
                  substeps: int = 1, constant_force=(0.0, 0.0), curl: float = 0.0,
-                 field=None, joint_limits=None, max_speed=None, control_noise=0.0,
-                 process_noise=0.0, rng=None, seed=None) -> None:
+                 field=None, position_field=None, field_origin=(0.0, 0.0), joint_limits=None,
+                 max_speed=None, control_noise=0.0, process_noise=0.0, rng=None,
+                 seed=None) -> None:
         self._remember(locals())
         masses = V.as_finite_array(masses, "masses", (None,))
         N = masses.shape[0]
+        spring = position_field_section(position_field, field_origin)
+        if N != 2 and np.any(spring[:4] != 0.0):
+            raise ValueError(f"position_field is implemented for two links only, not {N}")
         lengths = V.as_finite_array(lengths, "lengths", (N,))
         com = V.as_finite_array(com, "com", (N,))
         inertias = V.as_finite_array(inertias, "inertias", (N,))
@@ -181,6 +190,10 @@ class PlanarArm(PlantBase):
         coeff, self._gravity_coeff = link_coefficients(masses, lengths, com, inertias, g)
         section = np.concatenate([mechanical_section(constant_force, curl, field), [N],
                                   lengths, self._gravity_coeff, visc.ravel(), coeff.ravel()])
+        if N == 2:  # the closed-form kernel's position field (_dyn_two_link)
+            section = np.concatenate([section, spring])
+            if np.any(spring[:4] != 0.0):
+                section[0] = 1.0  # the field block's "on"
         # two links: the closed-form kernel (the chain's equations written out); three: the
         # chain compiled for N = 3
         code = {2: TWO_LINK, 3: THREE_LINK}.get(N, CHAIN)

@@ -34,6 +34,7 @@ import numpy as np
 from . import _validation as V
 from . import muscles as M
 from ._base import PlantBase
+from ._chunked import chunk_workspace
 from ._dyn_muscle import ARM_WORKSPACE
 from ._layout import H_PLANT, MUSCLE_ARM
 from .arms import TwoLinkArm
@@ -72,8 +73,9 @@ class MuscleArm(PlantBase):
         Default 0.01 s, "euler" (or "rk4"), 1.
     joint_limits : (low, high) or None
         Joint stops (rad); default ``((0, 0), (135 deg, 155 deg))``.
-    max_speed, constant_force, curl, field, control_noise, process_noise, rng, seed :
-        As :class:`plants.TwoLinkArm`.
+    max_speed, constant_force, curl, field, position_field, field_origin, control_noise, \
+process_noise, rng, seed :
+        As :class:`plants.TwoLinkArm` (the hand force ``F0 + K p_dot + P (p - p0)``).
     """
 
     n_links = 2
@@ -91,7 +93,8 @@ class MuscleArm(PlantBase):
                  min_activation: float = 0.001, dt: float = 0.01, integrator: str = "euler",
                  substeps: int = 1, joint_limits=_MOTORNET_JOINT_LIMITS,
                  max_speed=None, constant_force=(0.0, 0.0), curl: float = 0.0, field=None,
-                 control_noise=0.0, process_noise=0.0, rng=None, seed=None) -> None:
+                 position_field=None, field_origin=(0.0, 0.0), control_noise=0.0,
+                 process_noise=0.0, rng=None, seed=None) -> None:
         self._remember(locals())
         k = 6
         fmax = M.per_muscle(max_isometric_force, "max_isometric_force", k)
@@ -108,7 +111,8 @@ class MuscleArm(PlantBase):
         # the skeleton: kinematics, energy, and the first part of the kernel section
         self.skeleton = TwoLinkArm(masses=masses, lengths=lengths, com=com, inertias=inertias,
                                    viscosity=viscosity, gravity=gravity, dt=dt,
-                                   constant_force=constant_force, curl=curl, field=field)
+                                   constant_force=constant_force, curl=curl, field=field,
+                                   position_field=position_field, field_origin=field_origin)
         sk = self.skeleton
         self.lengths, self.masses, self.com, self.inertias = (sk.lengths, sk.masses, sk.com,
                                                               sk.inertias)
@@ -127,7 +131,7 @@ class MuscleArm(PlantBase):
                     substeps=substeps, dt=dt, n=4 + k, m=k, pos_index=[0, 1], vel_index=[2, 3],
                     control_low=np.zeros(k), control_high=np.ones(k), max_speed=max_speed,
                     joint_limits=joint_limits, section=section,
-                    plant_workspace=ARM_WORKSPACE,
+                    plant_workspace=ARM_WORKSPACE + chunk_workspace(4 + k, k),
                     parameters=dict(masses=sk.masses, lengths=sk.lengths, com=sk.com,
                                     inertias=sk.inertias, viscosity=sk.viscosity, gravity=sk.g,
                                     max_isometric_force=fmax, optimal_fibre_length=l0,
@@ -242,8 +246,9 @@ class MuscleArm(PlantBase):
         grav = np.stack([gc[0] * np.cos(phi[:, 0]) + gc[1] * np.cos(phi[:, 1]),
                          gc[1] * np.cos(phi[:, 1])], axis=1)
         J = sk.hand_jacobian(x[:, :4])
-        f0, K = self._field()
-        F = f0 + np.einsum("ij,bj->bi", K, np.einsum("bij,bj->bi", J, v))
+        f0, K, P, p0 = self._field()
+        F = (f0 + np.einsum("ij,bj->bi", K, np.einsum("bij,bj->bi", J, v))
+             + (sk.hand_position(x[:, :4]) - p0) @ P.T)
         rhs = tau - h - grav + np.einsum("bji,bj->bi", J, F)
         acc = np.linalg.solve(self.mass_matrix(x), rhs[:, :, None])[:, :, 0]
         da = M.activation_rate(x[:, 4:], u, self.tau_activation, self.tau_deactivation,
@@ -258,7 +263,9 @@ class MuscleArm(PlantBase):
         else:
             cu = float(kw.get("curl", 0.0))
             K = np.array([[0.0, cu], [-cu, 0.0]])
-        return f0, K
+        P = kw.get("position_field")
+        P = np.zeros((2, 2)) if P is None else np.asarray(P, dtype=float)
+        return f0, K, P, np.asarray(kw.get("field_origin", (0.0, 0.0)), dtype=float)
 
     def numpy_step(self, x, u) -> np.ndarray:
         """One step in plain NumPy (the same integrator, substeps, joint stops and clamps

@@ -56,6 +56,7 @@ from numpy.typing import ArrayLike
 from . import _validation as V
 from .arms import PlanarArm
 from .cartpole import CartPole
+from .force_channel import ForceChannel
 from .linear import LinearPlant
 from .muscle_arm import MuscleArm
 from .pendulum import Pendulum
@@ -65,8 +66,8 @@ from .protocol import Dynamics
 #: hand's kinematics, ``n_links`` and ``lengths``).
 _ARMS = (PlanarArm, MuscleArm)
 
-__all__ = ["Balance", "CostWeights", "DelayedReach", "Hold", "PendulumV1", "Reach",
-           "StateTarget", "SwingUp", "Task", "TaskBatch", "Track", "reach_radii",
+__all__ = ["Balance", "CostWeights", "DelayedReach", "ForceChannel", "Hold", "PendulumV1",
+           "Reach", "StateTarget", "SwingUp", "Task", "TaskBatch", "Track", "reach_radii",
            "wrap_angle"]
 
 

@@ -33,6 +33,10 @@ def _make(name, integ, sub):
     if name == "arm2":
         return TwoLinkArm(integrator=integ, substeps=sub, gravity=True, curl=10.0,
                           constant_force=(1.0, 2.0))
+    if name == "arm2_spring":  # a position-dependent hand force (a force channel's kind)
+        return TwoLinkArm(integrator=integ, substeps=sub, field=((-20.0, 5.0), (3.0, -9.0)),
+                          position_field=((-300.0, 80.0), (40.0, -150.0)),
+                          field_origin=(0.1, 0.3))
     return ThreeLinkArm(integrator=integ, substeps=sub, gravity=True, curl=10.0,
                         constant_force=(1.0, 2.0))
 
@@ -48,7 +52,7 @@ def _check(plant, x, u, tol=1e-6):
 
 @pytest.mark.parametrize("sub", [1, 3])
 @pytest.mark.parametrize("integ", INTEGRATORS)
-@pytest.mark.parametrize("name", ["pendulum", "cartpole", "arm2", "arm3"])
+@pytest.mark.parametrize("name", ["pendulum", "cartpole", "arm2", "arm2_spring", "arm3"])
 def test_jacobians_match_finite_differences(name, integ, sub):
     plant = _make(name, integ, sub)
     rng = np.random.default_rng(hash((name, integ, sub)) % 2**32)

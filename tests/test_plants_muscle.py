@@ -67,6 +67,8 @@ def _kink_free(arm, x, u, margin=1e-3):
     {"integrator": "rk4", "substeps": 2},
     {"gravity": True, "curl": 10.0, "constant_force": (1.0, -2.0)},
     {"integrator": "rk4", "gravity": True, "viscosity": ((0.05, 0.025), (0.025, 0.05))},
+    {"position_field": ((-400.0, 60.0), (30.0, -200.0)), "field_origin": (0.05, 0.4),
+     "field": ((-5.0, 1.0), (0.0, -3.0))},
 ])
 def test_muscle_arm_jacobians_match_finite_differences(kw):
     arm = plants.MuscleArm(joint_limits=None, **kw)
@@ -101,6 +103,8 @@ def test_muscle_arm_jacobian_clamps_and_clips():
 @pytest.mark.parametrize("kw", [
     {},
     {"integrator": "rk4", "substeps": 3, "gravity": True, "curl": -8.0},
+    {"substeps": 3, "position_field": ((-2000.0, 0.0), (0.0, -500.0)),
+     "field_origin": (0.0, 0.45), "field": ((-20.0, 0.0), (0.0, -20.0))},
 ])
 def test_compiled_muscle_arm_agrees_with_numpy(kw):
     arm = plants.MuscleArm(**kw)
