@@ -489,7 +489,7 @@ def _plot_series(series, path, curl) -> None:
     axes[0].legend(fontsize=8)
     axes[1].set_xlabel("batch (measured before its update; last point of a phase: after "
                        "its last update)")
-    fig.suptitle("8 centre-out reaches per batch (mean; + = counter-clockwise)")
+    fig.suptitle("8 held-out centre-out reaches of 10 cm per batch (mean; + = counter-clockwise)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
