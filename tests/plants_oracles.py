@@ -158,3 +158,18 @@ def relative_error(a, b):
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
     return float(np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-300))
+
+
+def hand_force_from_dynamics(field_arm, free_arm, x, u):
+    """The end-point force ``[B, 2]`` that ``field_arm`` applies and ``free_arm`` does not,
+    at states ``x [B, n]`` under controls ``u [B, m]``, recovered from the dynamics alone:
+    one Euler sub-step with and without the force from the same state differ in joint
+    velocity by ``h M^-1 J^T F``, so ``F = J^-T M (dv_field - dv_free) / h``."""
+    h = field_arm.dt / field_arm.substeps
+    one = {"substeps": 1, "dt": h, "integrator": "euler", "joint_limits": None}
+    dv = (field_arm.replace(**one).step(x, u)[:, 2:4]
+          - free_arm.replace(**one).step(x, u)[:, 2:4]) / h
+    M = field_arm.mass_matrix(x)
+    J = field_arm.hand_jacobian(x)
+    tau = np.einsum("bij,bj->bi", M, dv)
+    return np.linalg.solve(np.transpose(J, (0, 2, 1)), tau[:, :, None])[:, :, 0]

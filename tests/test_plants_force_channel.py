@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from plants_oracles import hand_force_from_dynamics
 
 import plants
 from plants.tasks import ForceChannel
-
-
-def _hand_force_from_dynamics(channel_arm, free_arm, x, u):
-    """The end-point force the channel applies, recovered from the dynamics alone: one
-    Euler step with and without the channel from the same state differ in velocity by
-    ``h M^-1 J^T F``, so ``F = J^-T M (dv_channel - dv_free) / h``."""
-    h = channel_arm.dt / channel_arm.substeps
-    one = {"substeps": 1, "dt": h, "integrator": "euler", "joint_limits": None}
-    dv = (channel_arm.replace(**one).step(x, u)[:, 2:4]
-          - free_arm.replace(**one).step(x, u)[:, 2:4]) / h
-    M = channel_arm.mass_matrix(x)
-    J = channel_arm.hand_jacobian(x)
-    tau = np.einsum("bij,bj->bi", M, dv)
-    return np.linalg.solve(np.transpose(J, (0, 2, 1)), tau[:, :, None])[:, :, 0]
 
 
 def _torque_reach(arm, T):
@@ -56,7 +43,7 @@ def test_channel_clamps_a_reach_and_its_force_is_the_walls():
     # the wall's force from the dynamics: -(k d + b d_dot) n, nothing along the channel
     xs = X[0, 1:]
     us = U[0]
-    F = _hand_force_from_dynamics(carm, arm, xs, us)
+    F = hand_force_from_dynamics(carm, arm, xs, us)
     np.testing.assert_allclose(F @ ch.normal, -f[0, 1:], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(F @ ch.direction, 0.0, atol=1e-6)
 
@@ -78,7 +65,7 @@ def test_channel_on_the_muscle_arm():
     d, dd, f = ch.lateral(carm, X)
     assert np.abs(d).max() < 1.5e-3
     assert np.abs(f).max() > 3.0
-    F = _hand_force_from_dynamics(carm, arm, X[0, 1:], U[0])
+    F = hand_force_from_dynamics(carm, arm, X[0, 1:], U[0])
     np.testing.assert_allclose(F @ ch.normal, -f[0, 1:], rtol=1e-6, atol=1e-5)
 
 
