@@ -78,7 +78,7 @@ def _options(args) -> dict:
     """The recipe's options for these flags."""
     options = {"hidden": args.hidden, "gym_dynamics": args.gym_dynamics, "init": args.init}
     if args.quick:
-        options.update(phases=QUICK_PHASES, screen=1, batch=16)
+        options.update(phases=QUICK_PHASES, screen=1, batch=16, curvature=8)
     elif args.gym_dynamics and args.init is not None:
         options["phases"] = GYM_PHASES
     elif args.plain:

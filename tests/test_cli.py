@@ -172,7 +172,8 @@ def test_a_bad_sweep_file_is_named(tmp_path):
 def test_train_the_pendulum_recipe_with_screening(tmp_path):
     out = tmp_path / "pendulum"
     proc = hfcontrol("train", "pendulum-swingup", "--updates", 2, "--out", out,
-                     "--set", "batch=8", "--set", "screen=2", "--hidden", 8)
+                     "--set", "batch=8", "--set", "curvature=4", "--set", "screen=2",
+                     "--hidden", 8)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().startswith("pendulum-swingup: ")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -210,7 +211,8 @@ def hf_controller(run_dir):
 
 
 def test_a_screened_run_resumes_as_the_uninterrupted_one(tmp_path, monkeypatch):
-    options = {"batch": 4, "hidden": 4, "screen": 2, "phases": [[10, 5.0, 2], [10, 0.0, 2]]}
+    options = {"batch": 4, "curvature": 2, "hidden": 4, "screen": 2,
+               "phases": [[10, 5.0, 2], [10, 0.0, 2]]}
     kwargs = {"options": options, "progress": False, "plots": False, "checkpoint_every": 1}
     runs.train_run("pendulum-swingup", tmp_path / "whole", **kwargs)
     real_train = runs.train

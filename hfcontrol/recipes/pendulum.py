@@ -17,10 +17,10 @@ __all__ = ["pendulum_swingup", "upright", "pendulum_v1_return", "selection_score
            "HELDOUT_SEED", "VALIDATION_SEED"]
 
 #: The curriculum: ``(horizon, energy_weight, updates)`` per phase. Energy shaping and
-#: short episodes first, to leave the flat basin of the do-nothing policy; (a fourth phase
-#: without shaping, (200, 0, 150), and 50 more updates of the third never beat the third's
-#: best on validation, while the held-out return fell from -266 to -326).
-PHASES = ((60, 5.0, 100), (100, 2.0, 100), (200, 1.0, 100))
+#: short episodes first, to leave the flat basin of the do-nothing policy; then
+#: Pendulum-v1's own cost over its whole episode. (With batches of 256, 100 more updates
+#: at 200 steps, with energy weight 1 or 0, never beat the 100-step phase on validation.)
+PHASES = ((60, 5.0, 100), (100, 2.0, 100), (200, 0.0, 50))
 #: Seeds of the held-out and validation starts (training draws from ``seed`` and
 #: ``seed + 1000 j``).
 HELDOUT_SEED, VALIDATION_SEED = 123_456, 654_321
@@ -87,10 +87,10 @@ def _check_phases(phases: Any) -> tuple[tuple[int, float, int], ...]:
     return tuple((int(h), float(e), int(n)) for h, e, n in phases)
 
 
-def pendulum_swingup(seed: int = 0, *, hidden: int = 32, batch: int = 64,
-                     phases: Any = PHASES, screen: int = 4, cg_iter: int = 60,
-                     angle: str = "wrapped", gym_dynamics: bool = False,
-                     curvature: int | None = None, recurrent: bool = True, tolerated: int = 0,
+def pendulum_swingup(seed: int = 0, *, hidden: int = 32, batch: int = 256,
+                     curvature: int | None = 64, phases: Any = PHASES, screen: int = 4,
+                     cg_iter: int = 60, angle: str = "wrapped", gym_dynamics: bool = False,
+                     recurrent: bool = False, tolerated: int = 3,
                      init: str | None = None) -> Recipe:
     """Swinging up and balancing Gymnasium's ``Pendulum-v1`` (torque limit 2 N m, below
     what lifts the pendulum directly) from its own start distribution, with its own cost.
