@@ -3,7 +3,8 @@
 Usage::
 
     python experiments/benchmark_compare.py --baseline REV [--rounds 3] [--repeats 7]
-        [--problems rnn-plant rnn-small ...] [--json results/benchmark_compare.json]
+        [--problems rnn-plant rnn-small ...] [--threads N]
+        [--json results/benchmark_compare.json]
 
 ``REV`` (a commit, tag or branch) is checked out into a git worktree under
 ``results/baseline-REV`` (made once, reused). The script then runs
@@ -58,6 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each version")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--problems", nargs="*", default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="passed to both versions' benchmark.py (e.g. 1 for one core)")
     parser.add_argument("--json", default="results/benchmark_compare.json")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -66,6 +69,10 @@ def main(argv=None) -> int:
     bench_args = ["--repeats", str(args.repeats)]
     if args.problems:
         bench_args += ["--problems", *args.problems]
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        bench_args += ["--threads", str(args.threads)]
     runs: dict[str, list[dict]] = {"old": [], "new": []}
     for r in range(args.rounds):
         for label, tree in (("old", old_tree), ("new", ROOT)) if r % 2 == 0 else (

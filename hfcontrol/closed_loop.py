@@ -1,7 +1,9 @@
 """Closed-loop control: a recurrent network drives a plant that it senses.
 
 At each step ``t`` of an episode the network reads the task's inputs (for a reach,
-the goal) and an observation of the plant, ``o_t = obs(x_{t - delay}) + noise_t``; its
+the goal) and what it senses of the plant: sensory channels
+(:mod:`hfcontrol.observation`), each a map of the state with its own delay and noise,
+``o_t = [obs_c(x_{t - delay_c}) + noise_{c,t} for each channel c]``; its
 output layer, times a control scale, is the control ``u_t``; the plant steps,
 ``x_{t+1} = f(x_t, u_t)``. The cost is the task's (:mod:`hfcontrol.task_cost`):
 weighted squares of smooth outputs of the states and controls.
@@ -9,7 +11,7 @@ weighted squares of smooth outputs of the states and controls.
 :class:`ClosedLoop` is a model (:class:`hfcontrol.model.Model`): the optimisers and
 the training loop train it like a network. Its gradient and Gauss-Newton product
 follow the feedback path: a control at ``t`` moves the state at ``t + 1`` and with it
-what the network senses at ``t + 1 + delay``. They use the plant's step Jacobians
+what each channel senses at ``t + 1 + delay_c``. They use the plant's step Jacobians
 ``A_t = df/dx``, ``B_t = df/du`` along the cached rollout (central finite differences
 for a plant without ``jacobians``), the observation's Jacobian, and the cost's exact
 curvature, so ``G = J^T H J`` over the whole loop is symmetric positive semi-definite.
@@ -35,7 +37,7 @@ import numpy as np
 
 from . import fd_checks
 from ._validation import BACKENDS, as_dtype, as_rng, check_choice, check_vector
-from .observation import Observation
+from .observation import Channel, Observation, Senses, arm_senses
 from .rnnet import RNNet
 from .task_cost import TaskCost
 
@@ -98,13 +100,24 @@ class ClosedLoop:
         as data (``"data"``, the reference package's behaviour).
     delay : int
         Sensory delay in steps: the network at step ``t`` senses ``x_{t - delay}``
-        (``x_0`` before the start).
+        (``x_0`` before the start). One channel; see ``sensors`` for several.
     obs_noise : float
         Standard deviation of Gaussian noise added to every observation; drawn once per
         cached minibatch, so that the error, gradient and ``G v`` describe one objective.
     observation : "state", list of int, matrix or dict
         What the network senses (see :class:`hfcontrol.observation.Observation`), e.g.
         ``{"linear": [1], "angles": [0]}`` for a pendulum's ``(theta_dot, cos, sin)``.
+        ``observation``, ``delay`` and ``obs_noise`` make one channel, ``"observation"``.
+    sensors : "default", or a list of channels, optional
+        Several senses, each with its own delay (steps) and noise, instead of
+        ``observation``, ``delay`` and ``obs_noise``: a list of
+        :class:`hfcontrol.observation.Channel` objects, of their specs (mappings
+        ``{"name", "observation", "delay", "noise"}``), or of the names of an arm's
+        default channels (``"proprioception"``, ``"vision"``); ``"default"`` is all of an
+        arm's default channels (:func:`hfcontrol.observation.arm_senses`: joint angles and
+        velocities 20 ms late, the hand position 70 ms late, noise 1e-3). The network reads
+        the channels' rows in order after the task inputs; every noise is drawn once per
+        cached minibatch.
     inputs : {"goal", "targets", "task", "none"}
         Task inputs: ``"goal"``, each episode's last target, at every step;
         ``"targets"``, the target of the current step (the last one before it where
@@ -127,7 +140,8 @@ class ClosedLoop:
 
     def __init__(self, plant=None, task=None, net: RNNet | None = None, *, hidden: int = 32,
                  feedback: str = "exact", delay: int = 0, obs_noise: float = 0.0,
-                 observation: Any = "state", inputs: str = "goal", control_scale: Any = 1.0,
+                 observation: Any = "state", sensors: Any = None, inputs: str = "goal",
+                 control_scale: Any = 1.0,
                  rng: Any = None, dtype: Any = None,
                  W_init_params: dict | None = None, W_rec_params: dict | None = None,
                  backend: str = "auto"):
@@ -149,15 +163,13 @@ class ClosedLoop:
                              f"({task_plant.state_dim}, {task_plant.control_dim})")
         self.n, self.m = int(self.plant.state_dim), int(self.plant.control_dim)
         self.feedback = check_choice(feedback, "feedback", FEEDBACK_MODES)
-        if isinstance(delay, bool) or not isinstance(delay, int | np.integer) or delay < 0:
-            raise ValueError(f"delay must be a non-negative integer number of steps, got "
-                             f"{delay!r}")
-        self.delay = int(delay)
-        if not (np.isfinite(obs_noise) and obs_noise >= 0):
-            raise ValueError(f"obs_noise must be a finite standard deviation >= 0, got "
-                             f"{obs_noise!r}")
-        self.obs_noise = float(obs_noise)
-        self.observation = Observation.from_spec(observation, self.n)
+        #: the channels the network senses (:class:`hfcontrol.observation.Senses`)
+        self.senses = self._senses(sensors, observation, delay, obs_noise)
+        #: all channels' rows as one map (what :meth:`Controller.observe` gives)
+        self.observation = self.senses.observation
+        #: the longest channel delay (steps) and the largest noise standard deviation
+        self.delay = self.senses.max_delay
+        self.obs_noise = float(self.senses.row_noise.max())
         self.inputs = check_choice(inputs, "inputs", INPUT_MODES)
         #: the task's outputs per state (the targets' last axis)
         self.n_outputs = int(np.asarray(self.task.outputs(np.zeros((1, self.n)))).shape[-1])
@@ -250,6 +262,51 @@ class ClosedLoop:
             self.backend  # noqa: B018 - raises if the loop cannot be compiled
         self._cache = self._gcache = None
 
+    def _senses(self, sensors, observation, delay, obs_noise) -> Senses:
+        """The channels from ``sensors``, or the one of ``observation``, ``delay`` and
+        ``obs_noise``."""
+        if sensors is None:
+            if isinstance(delay, bool) or not isinstance(delay, int | np.integer) or delay < 0:
+                raise ValueError(f"delay must be a non-negative integer number of steps, got "
+                                 f"{delay!r}")
+            if not (np.isfinite(obs_noise) and obs_noise >= 0):
+                raise ValueError(f"obs_noise must be a finite standard deviation >= 0, got "
+                                 f"{obs_noise!r}")
+            obs = Observation.from_spec(observation, self.n)
+            return Senses([Channel("observation", obs, int(delay), float(obs_noise))])
+        legacy = not (isinstance(observation, str) and observation == "state") or delay != 0 \
+            or obs_noise != 0
+        if legacy:
+            raise ValueError("sensors replaces observation, delay and obs_noise: give each "
+                             "channel its own delay and noise, not both")
+        if isinstance(sensors, str):
+            if sensors != "default":
+                raise ValueError(f"sensors must be 'default' or a list of channels, got "
+                                 f"{sensors!r}")
+            return Senses(self._default_channels(()))
+        if isinstance(sensors, Senses):
+            return Senses.from_spec(sensors, self.n)
+        if not isinstance(sensors, list | tuple):
+            raise TypeError(f"sensors must be 'default' or a list of channels, got "
+                            f"{type(sensors).__name__}")
+        names = [item for item in sensors if isinstance(item, str)]
+        defaults = {ch.name: ch for ch in self._default_channels(names)} if names else {}
+        return Senses.from_spec([defaults[item] if isinstance(item, str) else item
+                                 for item in sensors], self.n)
+
+    def _default_channels(self, names) -> list[Channel]:
+        """The plant's default channels (all of them, or those ``names``)."""
+        if not hasattr(self.plant, "n_links") or not hasattr(self.plant, "lengths"):
+            raise ValueError(f"sensors: default channels exist for planar arms (proprioception, "
+                             f"vision); {type(self.plant).__name__} has none: give Channel "
+                             f"objects")
+        all_names = ("proprioception", "vision")
+        for name in names:
+            if name not in all_names:
+                raise ValueError(f"sensors: unknown channel {name!r}; an arm's default "
+                                 f"channels are {list(all_names)}")
+        return arm_senses(self.plant, channels=tuple(names) or all_names)
+
     @staticmethod
     def _compiled_loop_class():
         from .kernels.closed_loop import CompiledLoop
@@ -326,10 +383,11 @@ class ClosedLoop:
                                                    self._draw_noise(*gtargets.shape[:2]))
 
     def _draw_noise(self, B: int, T: int) -> np.ndarray:
+        """Every row's noise ``[B, T, p]`` (its channel's standard deviation)."""
         p = self.observation.size
         if not self.obs_noise:
             return np.zeros((B, T, p))
-        return self.obs_noise * self.rng.standard_normal((B, T, p))
+        return self.rng.standard_normal((B, T, p)) * self.senses.row_noise
 
     def _rollout_cache(self, W, x0, targets, goals, noise) -> dict[str, Any]:
         """Everything the error, gradient and ``G v`` need of one rollout at ``W``."""
@@ -419,9 +477,7 @@ class ClosedLoop:
         x0, targets, goals = self._check_batch(batch)
         B, T = targets.shape[:2]
         W = self.W if W is None else check_vector(W, "W", self.n_params, self.dtype)
-        eps = None
-        if noise and self.obs_noise:
-            eps = self.obs_noise * self.rng.standard_normal((B, T, self.observation.size))
+        eps = self._draw_noise(B, T) if noise and self.obs_noise else None
         if self.backend == "numpy":
             traj = self._simulate(W, x0, goals,
                                   np.zeros((B, T, self.observation.size)) if eps is None else eps)
@@ -508,9 +564,10 @@ class ClosedLoop:
             raise ValueError("batch.targets must have at least one step")
         if np.isinf(targets).any():
             raise ValueError("batch.targets must not contain inf (NaN marks 'no target')")
-        if self.delay >= targets.shape[1]:
-            raise ValueError(f"delay ({self.delay} steps) must be shorter than the horizon "
-                             f"({targets.shape[1]} steps)")
+        for ch in self.senses.channels:
+            if ch.delay >= targets.shape[1]:
+                raise ValueError(f"channel {ch.name!r}: delay ({ch.delay} steps) must be "
+                                 f"shorter than the horizon ({targets.shape[1]} steps)")
         if self.inputs == "task":
             cues = getattr(batch, "inputs", None)
             B, T = targets.shape[:2]
@@ -631,13 +688,13 @@ class ClosedLoop:
         traj.X[:, 0] = x0
         w_in, b_in, w_rec, b_rec, w_out, b_out = self._weights(W)
         hidden, output = self.net.layers[1], self.net.layers[2]
-        d, k = self.delay, self.k
+        k = self.k
         for t in range(T):
             if fixed_inputs is not None:
                 traj.E[:, t] = fixed_inputs[:, t]
             else:
                 traj.E[:, t, :k] = goals[:, t]
-                traj.E[:, t, k:] = self.observation(traj.X[:, max(t - d, 0)]) + noise[:, t]
+                traj.E[:, t, k:] = self.senses.at(traj.X, t) + noise[:, t]
             z = traj.E[:, t] @ w_in + b_in + (traj.S[:, t - 1] @ w_rec if t else b_rec)
             traj.Z[:, t] = z
             traj.S[:, t] = hidden.activation(z)
@@ -677,10 +734,11 @@ class ClosedLoop:
     def _r_forward(self, c, v) -> tuple[np.ndarray, np.ndarray]:
         """Directional derivatives ``R{x_t}``, ``R{u_t}`` of the rollout along ``v``."""
         traj, A, Bm, Jo = c["traj"], c["A"], c["Bm"], c["Jo"]
-        B, T, k, d = c["B"], c["T"], self.k, self.delay
+        B, T, k = c["B"], c["T"], self.k
         W = c["W"]
         w_in, _, w_rec, _, w_out, _ = self._weights(W)
         v_in, vb_in, v_rec, vb_rec, v_out, vb_out = self._weights(v)
+        delays, rows = self.senses.row_delays, np.arange(self.observation.size)
         fd, gd = self._derivs(traj)
         RX = np.zeros((B, T + 1, self.n))
         RU = np.zeros((B, T, self.m))
@@ -688,8 +746,12 @@ class ClosedLoop:
         exact = self.feedback == "exact"
         for t in range(T):
             rz = traj.E[:, t] @ v_in + vb_in
-            if exact and t - d >= 0:
-                ro = np.einsum("bpn,bn->bp", Jo[:, t - d], RX[:, t - d])
+            j = t - delays  # each row senses x at its channel's step
+            ok = j >= 0
+            if exact and ok.any():
+                # R{o_i} = Jo(x_{j_i})_i R{x}_{j_i}; rows before their first step read x_0
+                ro = np.zeros((B, rows.size))
+                ro[:, ok] = np.einsum("bpn,bpn->bp", Jo[:, j[ok], rows[ok]], RX[:, j[ok]])
                 rz = rz + ro @ w_in[k:]
             rz = rz + (traj.S[:, t - 1] @ v_rec + rs @ w_rec if t else vb_rec)
             rs = fd[:, t] * rz
@@ -702,9 +764,10 @@ class ClosedLoop:
     def _backward(self, c, ex: np.ndarray, eu: np.ndarray) -> np.ndarray:
         """``J^T e`` for an error ``ex`` on every state and ``eu`` on every control."""
         traj, A, Bm, Jo = c["traj"], c["A"], c["Bm"], c["Jo"]
-        B, T, k, d = c["B"], c["T"], self.k, self.delay
+        B, T, k = c["B"], c["T"], self.k
         W = c["W"]
         w_in, _, w_rec, _, w_out, _ = self._weights(W)
+        delays, rows = self.senses.row_delays, np.arange(self.observation.size)
         grad = np.zeros(self.n_params, np.float64)
         g_in, gb_in, g_rec, gb_rec, g_out, gb_out = self._weights(grad)
         fd, gd = self._derivs(traj)
@@ -719,9 +782,13 @@ class ClosedLoop:
             if dz_next is not None:
                 ds = ds + dz_next @ w_rec.T
             dz = fd[:, t] * ds
-            if exact and t - d >= 0:
+            j = t - delays
+            ok = j >= 0
+            if exact and ok.any():
+                # row i sensed x_{j_i}: its error goes back to that state
                 do = dz @ w_in[k:].T
-                obs_adj[:, t - d] += np.einsum("bpn,bp->bn", Jo[:, t - d], do)
+                np.add.at(obs_adj, (slice(None), j[ok]),
+                          Jo[:, j[ok], rows[ok]] * do[:, ok, None])
             g_in += traj.E[:, t].T @ dz
             gb_in += dz.sum(axis=0)
             if t:
@@ -741,8 +808,7 @@ class ClosedLoop:
 
     def __repr__(self) -> str:
         return (f"ClosedLoop({type(self.plant).__name__}, {type(self.task).__name__}, "
-                f"net={self.net.shape}, feedback={self.feedback!r}, delay={self.delay}, "
-                f"obs_noise={self.obs_noise})")
+                f"net={self.net.shape}, feedback={self.feedback!r}, {self.senses!r})")
 
 
 def _fd_jacobians(step, x: np.ndarray, u: np.ndarray, eps: float = 1e-6

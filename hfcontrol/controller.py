@@ -57,8 +57,15 @@ class Controller:
 
     @property
     def observation(self):
-        """What the network senses (:class:`~hfcontrol.observation.Observation`)."""
+        """What the network senses, all channels' rows as one map
+        (:class:`~hfcontrol.observation.Observation`)."""
         return self.loop.observation
+
+    @property
+    def senses(self):
+        """The sensory channels, each with its delay and noise
+        (:class:`~hfcontrol.observation.Senses`)."""
+        return self.loop.senses
 
     # ------------------------------------------------------------------ stepping
     def reset(self, goal: np.ndarray | None = None, batch: int = 1) -> None:
@@ -91,8 +98,8 @@ class Controller:
                        "batch": int(batch), "t": 0, "s": None, "history": []}
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """One step: the network senses ``obs`` (delayed by the loop's delay) and returns
-        the control.
+        """One step: the network senses ``obs``, each channel's rows delayed by that
+        channel's delay, and returns the control.
 
         Parameters
         ----------
@@ -119,8 +126,12 @@ class Controller:
             raise ValueError("obs must be finite")
         history = st["history"]
         history.append(obs2.copy())
-        # the delay line: at step t the network senses the observation of step t - delay
-        sensed = history[max(0, len(history) - 1 - loop.delay)]
+        # the delay line: at step t row i senses the observation of step t - delay_i (of
+        # the first step before it)
+        last = len(history) - 1
+        delays = loop.senses.row_delays
+        sensed = np.column_stack([history[max(0, last - d)][:, i]
+                                  for i, d in enumerate(delays)])
         if len(history) > loop.delay + 1:
             history.pop(0)
         parts = [sensed] if not loop.k else [st["goal"], sensed]
@@ -149,8 +160,7 @@ class Controller:
         loop = self.loop
         return {"plant": plants.to_spec(loop.plant), "task": plants.to_spec(loop.task),
                 "net": loop.net._config(),
-                "loop": {"feedback": loop.feedback, "delay": loop.delay,
-                         "obs_noise": loop.obs_noise, "observation": loop.observation.spec(),
+                "loop": {"feedback": loop.feedback, "sensors": loop.senses.spec(),
                          "inputs": loop.inputs, "control_scale": loop.control_scale.tolist(),
                          "dtype": loop.dtype.name}}
 

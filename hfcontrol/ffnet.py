@@ -397,14 +397,7 @@ class FFNet:
         acts: list[np.ndarray] = []
         derivs: list[np.ndarray] = []
         for layer in range(self.n_layers):
-            if layer == 0:
-                x = inputs
-            else:
-                x = None
-                for pre in self.back_conns[layer]:
-                    w, b = self.get_weights(params, (pre, layer))
-                    term = acts[pre] @ w + b
-                    x = term if x is None else x + term
+            x = inputs if layer == 0 else self._net_input(params, layer, acts)
             a = self.layers[layer].activation(x)
             acts.append(a)
             if deriv:
@@ -416,19 +409,12 @@ class FFNet:
         acts, derivs = self.activations, self.d_activations
         delta_x: list[np.ndarray | None] = [None] * self.n_layers
         for layer in range(self.n_layers - 1, 0, -1):
-            delta = d_act[layer]
-            for post in self.conns.get(layer, []):
-                w, _ = self.get_weights(params, (layer, post))
-                term = delta_x[post] @ w.T
-                delta = term if delta is None else delta + term
+            delta = self._back_from_posts(params, layer, delta_x, d_act[layer])
             if delta is None:
                 delta = np.zeros_like(acts[layer])
             delta_x[layer] = self._apply_jacobian_T(self.layers[layer], delta, derivs[layer])
         grad = np.zeros(self.n_params, self.dtype)
-        for conn in self._all_conns():
-            gw, gb = self.get_weights(grad, conn)
-            gw[:] = acts[conn[0]].T @ delta_x[conn[1]]
-            gb[:] = delta_x[conn[1]].sum(axis=0)
+        self._feedforward_gradient(grad, acts, delta_x)
         return grad
 
     def _r_forward(self, v: np.ndarray, params: np.ndarray) -> list[np.ndarray]:
@@ -436,16 +422,53 @@ class FFNet:
         acts, derivs = self.activations, self.d_activations
         r_acts: list[np.ndarray] = [np.zeros_like(acts[0])]
         for layer in range(1, self.n_layers):
-            rx = None
-            for pre in self.back_conns[layer]:
-                vw, vb = self.get_weights(v, (pre, layer))
-                term = acts[pre] @ vw + vb
-                if pre > 0:
-                    w, _ = self.get_weights(params, (pre, layer))
-                    term = term + r_acts[pre] @ w
-                rx = term if rx is None else rx + term
+            rx = self._r_net_input(v, params, layer, acts, r_acts)
             r_acts.append(self._apply_jacobian(self.layers[layer], rx, derivs[layer]))
         return r_acts
+
+    # The per-layer sums over connections, shared with RNNet's reference path (which calls
+    # them at each step with that step's [batch, units] slices). ``start`` is added first,
+    # so that the order of the additions, and with it the rounding, is that of a loop.
+    def _net_input(self, params, layer: int, acts, start=None):
+        """``start + sum_pre acts[pre] @ w + b`` over ``layer``'s incoming connections."""
+        x = start
+        for pre in self.back_conns[layer]:
+            w, b = self.get_weights(params, (pre, layer))
+            term = acts[pre] @ w + b
+            x = term if x is None else x + term
+        return x
+
+    def _r_net_input(self, v, params, layer: int, acts, r_acts, start=None):
+        """``R{x}`` of ``layer`` along ``v`` from its incoming connections: the weights'
+        direction applied to the activations, plus the weights applied to ``R{a}`` of the
+        layers before (the input layer's is zero)."""
+        rx = start
+        for pre in self.back_conns[layer]:
+            vw, vb = self.get_weights(v, (pre, layer))
+            term = acts[pre] @ vw + vb
+            if pre > 0:
+                w, _ = self.get_weights(params, (pre, layer))
+                term = term + r_acts[pre] @ w
+            rx = term if rx is None else rx + term
+        return rx
+
+    def _back_from_posts(self, params, layer: int, delta_x, start=None):
+        """``start + sum_post delta_x[post] @ w.T`` over ``layer``'s outgoing connections
+        (None if neither exists)."""
+        delta = start
+        for post in self.conns.get(layer, []):
+            w, _ = self.get_weights(params, (layer, post))
+            term = delta_x[post] @ w.T
+            delta = term if delta is None else delta + term
+        return delta
+
+    def _feedforward_gradient(self, grad: np.ndarray, acts, delta_x) -> None:
+        """Write the gradient of every feedforward connection into ``grad``, from the
+        activations and ``dE/dx`` given as ``[rows, units]`` per layer."""
+        for pre, post in FFNet._all_conns(self):
+            gw, gb = self.get_weights(grad, (pre, post))
+            gw[:] = acts[pre].T @ delta_x[post]
+            gb[:] = delta_x[post].sum(axis=0)
 
     # ------------------------------------------------------------------ public numerics
     def cache_minibatch(self, inputs, targets) -> None:

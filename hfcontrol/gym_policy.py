@@ -72,8 +72,8 @@ class GymPolicy:
 
         if isinstance(u, plants.envs.PlantEnv):
             self._decode = u.decode
-            scale = u._layout.action_scale
-            self._encode = lambda c: np.clip(c / scale, -1.0, 1.0)
+            scale, offset = u._layout.action_scale, u._layout.action_offset
+            self._encode = lambda c: np.clip((c - offset) / scale, -1.0, 1.0)
             need = (u._layout.n, u._layout.m)
         elif self.env_id.split("/")[-1].startswith("Pendulum-v"):
             self._decode = lambda o: (np.array([np.arctan2(o[1], o[0]), o[2]]), None)

@@ -286,11 +286,7 @@ class RNNet(FFNet):
                         x = self._plant_input(plant, np.zeros((batch, self.shape[-1]), self.dtype)
                                               if first is None else first.copy())
                 else:
-                    x = None
-                    for pre in self.back_conns[layer]:
-                        w, b = self.get_weights(step_params, (pre, layer))
-                        term = acts[pre][:, t] @ w + b
-                        x = term if x is None else x + term
+                    x = self._net_input(step_params, layer, [a[:, t] for a in acts])
                     if layer in self.rec_layers:
                         w, b = self.get_weights(step_params, (layer, layer))
                         if t > 0:
@@ -345,9 +341,7 @@ class RNNet(FFNet):
                     delta = np.zeros((batch, self.shape[layer]), self.dtype)
                     if d_act[layer] is not None and t >= first_injected:
                         delta += d_act[layer][:, t]
-                    for post in self.conns.get(layer, []):
-                        w, _ = self.get_weights(params, (layer, post))
-                        delta += step_dx[post] @ w.T
+                    delta = self._back_from_posts(params, layer, step_dx, delta)
                     if layer in self.rec_layers and t < end - 1:
                         w, _ = self.get_weights(params, (layer, layer))
                         delta += rec_carry[layer] @ w.T
@@ -394,12 +388,8 @@ class RNNet(FFNet):
         acts = self.activations
         batch, n_steps = acts[0].shape[:2]
         grad = np.zeros(self.n_params, self.dtype)
-        flat = [a.reshape(batch * n_steps, -1) for a in acts]
-        flat_dx = [None] + [d.reshape(batch * n_steps, -1) for d in delta_x[1:]]
-        for pre, post in FFNet._all_conns(self):
-            gw, gb = self.get_weights(grad, (pre, post))
-            gw[:] = flat[pre].T @ flat_dx[post]
-            gb[:] = flat_dx[post].sum(axis=0)
+        self._feedforward_gradient(grad, [a.reshape(batch * n_steps, -1) for a in acts],
+                                   [None] + [d.reshape(batch * n_steps, -1) for d in delta_x[1:]])
         init_acts = self._init_acts
         for layer in self.rec_layers:
             gw, gb = self.get_weights(grad, (layer, layer))
@@ -420,13 +410,9 @@ class RNNet(FFNet):
         r_state = [np.zeros((batch, size), self.dtype) for size in self.shape]
         for t in range(low, end):
             for layer in range(1, self.n_layers):
-                rx = np.zeros((batch, self.shape[layer]), self.dtype)
-                for pre in self.back_conns[layer]:
-                    vw, vb = self.get_weights(v, (pre, layer))
-                    rx += acts[pre][:, t] @ vw + vb
-                    if pre > 0:
-                        w, _ = self.get_weights(params, (pre, layer))
-                        rx += r_acts[pre][:, t] @ w
+                rx = self._r_net_input(v, params, layer, [a[:, t] for a in acts],
+                                       [r[:, t] for r in r_acts],
+                                       np.zeros((batch, self.shape[layer]), self.dtype))
                 if layer in self.rec_layers:
                     vw, vb = self.get_weights(v, (layer, layer))
                     w, _ = self.get_weights(params, (layer, layer))

@@ -76,6 +76,7 @@ def test_check_env_passes_without_warnings(env_id, display):
 
 def test_registered_ids_and_horizons():
     expected = {"plants/ArmReach-v0": 50, "plants/Arm3Reach-v0": 50, "plants/ArmHold-v0": 100,
+                "plants/MuscleArmReach-v0": 50,
                 "plants/PendulumSwingUp-v0": 200, "plants/CartPoleBalance-v0": 500}
     assert set(expected) <= set(ENV_IDS)
     for env_id, T in expected.items():
@@ -88,6 +89,8 @@ def test_registered_ids_and_horizons():
     assert isinstance(u.plant, plants.ThreeLinkArm) and isinstance(u.task, plants.tasks.Reach)
     u = gym.make("plants/ArmHold-v0").unwrapped
     assert isinstance(u.plant, plants.TwoLinkArm) and isinstance(u.task, plants.tasks.Hold)
+    u = gym.make("plants/MuscleArmReach-v0").unwrapped
+    assert isinstance(u.plant, plants.MuscleArm) and isinstance(u.task, plants.tasks.Reach)
     u = gym.make("plants/PendulumSwingUp-v0").unwrapped
     assert isinstance(u.task, plants.tasks.PendulumV1)
     u = gym.make("plants/CartPoleBalance-v0").unwrapped
@@ -112,7 +115,8 @@ def _episode(env, seed, actions_rng, options=None, scale=1.2):
         O.append(obs)
         R.append(r)
         X.append(u.state)
-        U.append(np.clip(a.astype(np.float64), -1, 1) * u._layout.action_scale)
+        U.append(np.clip(a.astype(np.float64), -1, 1) * u._layout.action_scale
+                 + u._layout.action_offset)
         if trunc:
             break
     return np.array(O), np.array(R), np.array(X), np.array(U)
@@ -202,8 +206,9 @@ def test_decode_inverts_the_observation(env_id):
         obs, *_ = env.step(env.action_space.sample())
     u = env.unwrapped
     x, goal = u.decode(obs)
-    angles = {"plants/PendulumSwingUp-v0": [0], "plants/CartPoleBalance-v0": [2]}.get(
-        env_id, list(range(u.plant.state_dim // 2)))
+    angles = {"plants/PendulumSwingUp-v0": [0], "plants/CartPoleBalance-v0": [2],
+              "plants/MuscleArmReach-v0": [0, 1]}.get(env_id,
+                                                       list(range(u.plant.state_dim // 2)))
     ref = u.state
     d = x - ref
     d[angles] = np.angle(np.exp(1j * d[angles]))  # angles come back wrapped
@@ -273,6 +278,51 @@ def test_actions_are_scaled_to_the_plants_range_and_clipped():
     assert pend._layout.action_scale.tolist() == [2.0]
     cart = gym.make("plants/CartPoleBalance-v0").unwrapped
     assert cart._layout.action_scale.tolist() == [10.0]
+    for env in (pend, cart):
+        assert env._layout.action_offset.tolist() == [0.0]
+
+
+def test_muscle_arm_actions_are_excitations():
+    """[-1, 1] maps affinely onto the excitations' [0, 1]: -1 none, 0 half, 1 (and beyond,
+    clipped) full; the step is the plant's own (compiled and NumPy reference)."""
+    env = gym.make("plants/MuscleArmReach-v0").unwrapped
+    assert env.action_space.shape == (6,)
+    np.testing.assert_array_equal(env.plant.control_low, np.zeros(6))
+    np.testing.assert_array_equal(env.plant.control_high, np.ones(6))
+    env.reset(seed=0)
+    a = np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 3.0], dtype=np.float32)
+    u = np.array([[0.0, 0.25, 0.5, 0.75, 1.0, 1.0]])
+    for _ in range(3):
+        x = env.state
+        obs, *_ = env.step(a)
+        np.testing.assert_array_equal(env.state, env.plant.step(x[None], u)[0])
+        np.testing.assert_allclose(env.state, env.plant.numpy_step(x[None], u)[0], rtol=1e-9,
+                                   atol=1e-12)
+    # the last six observations are the activations, which rose from their floor
+    np.testing.assert_allclose(obs[-6:], env.state[4:], rtol=1e-6)
+    assert obs[-6] == pytest.approx(env.plant.min_activation, rel=1e-5)
+    assert (obs[-4:] > 0.3).all()
+
+
+def test_muscle_arm_reset_options_are_checked():
+    env = gym.make("plants/MuscleArmReach-v0").unwrapped
+    x0 = np.concatenate([[0.5, 1.0, 0.0, 0.0], np.full(6, 0.2)])
+    obs, _ = env.reset(seed=0, options={"x0": x0})
+    np.testing.assert_array_equal(env.state, x0)
+    np.testing.assert_allclose(obs[-6:], 0.2, rtol=1e-6)
+    with pytest.raises(ValueError, match=r'options\["x0"\] must have shape \(10,\)'):
+        env.reset(options={"x0": x0[:4]})
+    with pytest.raises(ValueError, match="within the joint stops"):
+        env.reset(options={"x0": np.concatenate([[-0.1], x0[1:]])})
+    with pytest.raises(ValueError, match="within the joint stops"):
+        env.reset(options={"x0": np.concatenate([[0.5, 3.0], x0[2:]])})
+    with pytest.raises(ValueError, match=r"activations \(entries 4..9\) in \[0, 1\]"):
+        env.reset(options={"x0": np.concatenate([x0[:9], [1.5]])})
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be finite"):
+        env.step(np.array([0, 0, 0, 0, 0, np.nan], dtype=np.float32))
+    with pytest.raises(ValueError, match=r"action must have shape \(6,\)"):
+        env.step(np.zeros(2, dtype=np.float32))
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

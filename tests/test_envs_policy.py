@@ -128,3 +128,20 @@ def test_record_checks_its_arguments(tmp_path):
     pytest.importorskip("imageio.v3")
     with pytest.raises(ValueError, match='render_mode="rgb_array"'):
         plants.envs.record(env, lambda obs: obs, tmp_path / "x.gif")
+
+
+def test_policy_on_the_muscle_env_inverts_its_affine_action_map():
+    # MuscleArmReach-v0 maps a in [-1, 1] to excitations a * 0.5 + 0.5 in [0, 1]: the
+    # policy's action must land back on the controller's excitations
+    arm = plants.MuscleArm()
+    task = plants.tasks.Reach(arm, targets="disc")
+    ctrl = hf.Controller(hf.ClosedLoop(arm, task, hidden=5, rng=2))
+    env = gym.make("plants/MuscleArmReach-v0")
+    policy = ctrl.as_policy(env)
+    obs, _ = env.reset(seed=4)
+    policy.reset()
+    a = policy(obs)
+    ctrl.reset(goal=env.unwrapped.goal)
+    u = ctrl.act(ctrl.observe(env.unwrapped.state))
+    assert not np.allclose(u, 0.0)
+    np.testing.assert_allclose(a * 0.5 + 0.5, np.clip(u, 0, 1), rtol=1e-5, atol=1e-6)

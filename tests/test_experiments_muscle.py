@@ -25,7 +25,10 @@ def test_muscle_arm_reach_quick(tmp_path):
     for name in ("hand_paths", "muscles", "speed_profiles", "learning_curve"):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     controller = hf.Controller.load(tmp_path / "controller.npz")
-    assert controller.loop.inputs == "task" and controller.loop.delay == 2
+    assert controller.loop.inputs == "task"
+    senses = controller.loop.senses
+    assert senses.names == ("proprioception", "vision")
+    assert [(ch.delay, ch.noise) for ch in senses.channels] == [(2, 1e-3), (7, 1e-3)]
 
 
 def test_muscle_reach_heldout_is_measured_independently():
@@ -47,3 +50,34 @@ def test_muscle_reach_heldout_is_measured_independently():
     assert np.isclose(metrics["catch_drift_m"], drift.mean())
     # the quiet start: the untrained controller sends 5 % excitations whatever it senses
     np.testing.assert_allclose(run.controls, 1 / (1 + np.exp(3.0)), rtol=1e-5)
+
+
+def _motornet_compare():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "motornet_compare", ROOT / "experiments" / "motornet_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_motornet_order_of_updates_without_the_lag_is_our_step():
+    """The MotorNet comparison's replica of MotorNet's order of updates (no MotorNet needed):
+    given the forces at the current state instead of the carried ones, its step is the
+    plant's NumPy reference step; with the carried forces it differs, by an O(dt) lag."""
+    mc = _motornet_compare()
+    import plants
+
+    arm = plants.MuscleArm()
+    x0, U, _ = mc.reach_excitations(arm, seconds=0.2, n_targets=3)
+    X = arm.rollout(x0, U)
+    for t in (0, 5, 19):
+        x, u = X[:, t], U[:, t]
+        np.testing.assert_allclose(mc._motornet_step(arm, x, arm.muscle_forces(x), u),
+                                   arm.numpy_step(x, u), rtol=1e-12, atol=1e-12)
+    lagged = mc.motornet_scheme(arm, x0, U)
+    # the first step has no lag yet (the compiled rollout against NumPy: rounding only)
+    np.testing.assert_allclose(lagged[:, :2], X[:, :2], rtol=1e-12, atol=1e-12)
+    gap = np.abs(lagged[:, -1, 2:4] - X[:, -1, 2:4]).max()
+    assert 1e-6 < gap < 0.1

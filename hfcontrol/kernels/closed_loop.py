@@ -45,28 +45,36 @@ def _blk(buf, off, rows, cols):
 
 
 @_helper
-def _observe(X, j, B, n, S, angles, noise, t, E, n_in, k):
-    """``E[t, :, k:] = [S x_j, cos x_a, sin x_a] + noise[t]``."""
-    p_lin = S.shape[0]
-    na = angles.shape[0]
-    p = p_lin + 2 * na
+def _observe(X, t, B, n, obs, noise, E, n_in, k):
+    """``E[t, :, k:] = o + noise[t]``, row ``i`` of ``o = L x + Rc cos(A x) + Rs sin(A x) + c``
+    read at ``x_{max(t - rdel_i, 0)}`` (angle ``a`` at ``x_{max(t - adel_a, 0)}``; an
+    angle and the rows that weigh it share a channel, so a delay). ``obs``: ``(L, A, Rc,
+    Rs, c, rdel, adel, trig)``, ``trig`` a work row of ``2 r``."""
+    L, A, Rc, Rs, oc, rdel, adel, trig = obs
+    p = L.shape[0]
+    r = A.shape[0]
     for b in range(B):
-        xo = j * B * n + b * n
-        eo = t * B * n_in + b * n_in + k
-        no = t * B * p + b * p
-        for i in range(p_lin):
+        for a in range(r):
+            xo = max(t - adel[a], 0) * B * n + b * n
             acc = 0.0
             for q in range(n):
-                acc += S[i, q] * X[xo + q]
-            E[eo + i] = acc + noise[no + i]
-        for i in range(na):
-            v = X[xo + angles[i]]
-            E[eo + p_lin + i] = np.cos(v) + noise[no + p_lin + i]
-            E[eo + p_lin + na + i] = np.sin(v) + noise[no + p_lin + na + i]
+                acc += A[a, q] * X[xo + q]
+            trig[a] = np.cos(acc)
+            trig[r + a] = np.sin(acc)
+        eo = t * B * n_in + b * n_in + k
+        no = t * B * p + b * p
+        for i in range(p):
+            xo = max(t - rdel[i], 0) * B * n + b * n
+            acc = oc[i] + noise[no + i]
+            for q in range(n):
+                acc += L[i, q] * X[xo + q]
+            for a in range(r):
+                acc += Rc[i, a] * trig[a] + Rs[i, a] * trig[r + a]
+            E[eo + i] = acc
 
 
 @_helper
-def _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay, fixed, deriv,
+def _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed, deriv,
                   B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
     """Step ``t`` of the loop up to the plant: the network input (unless ``fixed``: the
     inputs ``E`` are given, ``feedback="data"``), the network, and the controls ``U[t]``.
@@ -85,7 +93,7 @@ def _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
         for b in range(B):
             for i in range(k):
                 E[t * B * n_in + b * n_in + i] = goals[t * B * k + b * k + i]
-        _observe(X, max(t - delay, 0), B, n, S, angles, noise, t, E, n_in, k)
+        _observe(X, t, B, n, obs, noise, E, n_in, k)
     _gemm(_blk(E, t * B * n_in, B, n_in), False, w_in, False, z2, False)
     if t > 0:
         _gemm(_blk(Sa, (t - 1) * B * H, B, H), False, w_rec, False, z2, True)
@@ -114,13 +122,13 @@ def _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
 # function passed as an argument would make numba compile a first-class function type).
 # A plant kernel returns -1 when the step is finite.
 @njit(cache=True, nogil=True)
-def rollout_pendulum(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay, fixed,
+def rollout_pendulum(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
                      deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with the pendulum: returns -1, or the first step whose control or next
     state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_pendulum(pp, _view(X, t * B * n, (B, n)), _view(U, t * B * m, (B, 1, m)),
                                dummy, False, _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
@@ -129,13 +137,13 @@ def rollout_pendulum(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles
 
 
 @njit(cache=True, nogil=True)
-def rollout_cartpole(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay, fixed,
+def rollout_cartpole(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
                      deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with the cart-pole: returns -1, or the first step whose control or next
     state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_cartpole(pp, _view(X, t * B * n, (B, n)), _view(U, t * B * m, (B, 1, m)),
                                dummy, False, _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
@@ -144,13 +152,13 @@ def rollout_cartpole(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles
 
 
 @njit(cache=True, nogil=True)
-def rollout_two_link(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay, fixed,
+def rollout_two_link(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
                      deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with the two-link arm: returns -1, or the first step whose control or next
     state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_two_link(pp, _view(X, t * B * n, (B, n)), _view(U, t * B * m, (B, 1, m)),
                                dummy, False, _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
@@ -159,13 +167,13 @@ def rollout_two_link(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles
 
 
 @njit(cache=True, nogil=True)
-def rollout_three_link(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay, fixed,
+def rollout_three_link(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
                        deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with the three-link arm: returns -1, or the first step whose control or next
     state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_three_link(pp, _view(X, t * B * n, (B, n)), _view(U, t * B * m, (B, 1, m)),
                                  dummy, False, _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
@@ -174,13 +182,13 @@ def rollout_three_link(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angl
 
 
 @njit(cache=True, nogil=True)
-def rollout_chain(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay, fixed,
+def rollout_chain(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
                   deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with a planar chain of any length: returns -1, or the first step whose control or next
     state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_chain(pp, _view(X, t * B * n, (B, n)), _view(U, t * B * m, (B, 1, m)),
                             dummy, False, _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
@@ -189,13 +197,13 @@ def rollout_chain(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, d
 
 
 @njit(cache=True, nogil=True)
-def rollout_linear(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay, fixed,
+def rollout_linear(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
                    deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with a linear plant: returns -1, or the first step whose control or next
     state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_linear(pp, _view(X, t * B * n, (B, n)), _view(U, t * B * m, (B, 1, m)),
                              dummy, False, _view(X, (t + 1) * B * n, (B, 1, n)), 0, ws) != -1:
@@ -204,13 +212,13 @@ def rollout_linear(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, 
 
 
 @njit(cache=True, nogil=True)
-def rollout_muscle_arm(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                       fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
+def rollout_muscle_arm(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                       deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with the muscle arm: returns -1, or the first step whose control or
     next state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_muscle_arm(pp, _view(X, t * B * n, (B, n)),
                                  _view(U, t * B * m, (B, 1, m)), dummy, False,
@@ -220,13 +228,13 @@ def rollout_muscle_arm(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angl
 
 
 @njit(cache=True, nogil=True)
-def rollout_point_mass(pp, ws, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                       fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
+def rollout_point_mass(pp, ws, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                       deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a, dummy):
     """The closed loop with the point mass: returns -1, or the first step whose control or
     next state is not finite."""
     for t in range(T):
-        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, S, angles, delay,
-                             fixed, deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
+        if not _network_step(t, W, offs, codes, prm, scale, goals, noise, obs, fixed,
+                             deriv, B, T, n, m, k, H, X, U, E, Sa, FD, GD, z, y, a):
             return t
         if pk.rollout_point_mass(pp, _view(X, t * B * n, (B, n)),
                                  _view(U, t * B * m, (B, 1, m)), dummy, False,
@@ -275,14 +283,16 @@ def _plant_r_step(A, Bm, RX, RU, t, n, m, B, b0, Bp):
 
 
 @_helper
-def _obs_r(Jo, RX, j, p, n, B, b0, Bp, acc, tpo):
-    """``R{o}`` of the observation of ``x_j``, ``Jo_j R{x}_j``, into ``tpo [p, Bp]`` (the
-    network's dtype), vectorised over the samples; ``acc``: a float64 work row of
-    ``Bp``."""
+def _obs_r(Jo, RX, t, rdel, p, n, B, b0, Bp, acc, tpo):
+    """``R{o}`` of what the network senses at step ``t``, row ``i`` being ``Jo_j R{x}_j`` at
+    ``j = t - rdel_i`` (zero where ``j < 0``: the row reads ``x_0``, fixed), into ``tpo
+    [p, Bp]`` (the network's dtype), vectorised over the samples; ``acc``: a float64 work
+    row of ``Bp``."""
     for i in range(p):
         for b in range(Bp):
             acc[b] = 0.0
-        for q in range(n):
+        j = t - rdel[i]
+        for q in range(n if j >= 0 else 0):
             jo = _row(Jo, ((j * p + i) * n + q) * B + b0, Bp)
             x = _row(RX, (j * n + q) * B + b0, Bp)
             for b in range(Bp):
@@ -299,14 +309,15 @@ def _ones_row(ones, w_row, c):
 
 
 @njit(cache=True, nogil=True)
-def backward(W, V, w_outT, w_recT, w_obsT, offs, scale, exact, gv, delay, B, T, n, m, k, H,
+def backward(W, V, w_outT, w_recT, w_obsT, offs, scale, exact, gv, rdel, B, T, n, m, k, H,
              b0, Bp, E, Sa, FD, GD, A, Bm, Jo, hx, hu, gx, gu, RX, RU, RS, DZ, lam, adj, xb,
              yb, tp, tpt, ones, vbias, tmp, gbuf, out):
     """The gradient (``gv`` false: errors ``gx``/``gu`` on the states and controls, already
     divided by the batch) or ``G V`` (``gv`` true: the R-forward pass of ``V``, then the
     errors ``hx R{x}`` and ``hu R{u}``) back-propagated through plant, observation and
     network, for the samples ``b0 .. b0 + Bp - 1`` (a partition of the batch), into
-    ``out`` (float64, the size of ``W``).
+    ``out`` (float64, the size of ``W``). ``rdel [p]``: each observation row's delay
+    (steps): row ``i`` at step ``t`` sensed ``x_{t - rdel_i}``.
 
     Layouts (flat, time-major): the network side is batch-major, a step's ``[B, q]``
     block of ``E``, ``Sa``, ``FD`` (``f'(z)``), ``GD`` (``g'(y)``), ``RS`` and ``DZ`` at
@@ -335,6 +346,7 @@ def backward(W, V, w_outT, w_recT, w_obsT, offs, scale, exact, gv, delay, B, T, 
     n_in = E.size // (T * B)
     p = n_in - k
     dt = E.dtype.type
+    dmin = rdel.min() if p > 0 else 0  # no row senses anything that moves before this step
     w_obs = _blk(W, offs[O_IN] + k * H, p, H)
     w_out = _blk(W, offs[O_OUT], H, m)
     w_rec = _blk(W, offs[O_REC], H, H)
@@ -370,9 +382,8 @@ def backward(W, V, w_outT, w_recT, w_obsT, offs, scale, exact, gv, delay, B, T, 
             _gemm(_blk(E, (t * B + b0) * n_in, Bp, n_in), False, v_in, False, rzt, True)
             if t > 0:
                 _gemm(_blk(Sa, ((t - 1) * B + b0) * H, Bp, H), False, v_rec, False, rzt, True)
-            j = t - delay
-            if exact and j >= 0 and p > 0:
-                _obs_r(Jo, RX, j, p, n, B, b0, Bp, _row(xb, 0, Bp), tpo)
+            if exact and p > 0 and t >= dmin:
+                _obs_r(Jo, RX, t, rdel, p, n, B, b0, Bp, _row(xb, 0, Bp), tpo)
                 _gemm(tpo, True, w_obs, False, rzt, True)
             fdt = _blk(FD, (t * B + b0) * H, Bp, H)
             if t > 0:
@@ -443,20 +454,22 @@ def backward(W, V, w_outT, w_recT, w_obsT, offs, scale, exact, gv, delay, B, T, 
             _gemm(_blk(Sa, ((t - 1) * B + b0) * H, Bp, H), True, dzt, False, g_rec, True)
         else:
             _gemm(ones, True, dzt, False, gb_rec, True)
-        # the observation of x_j (j = t - delay) passes dz_t W_obs^T back to x_j
-        j = t - delay
-        if exact and j >= 0 and p > 0:
+        # row i sensed x_j (j = t - rdel_i): it passes (dz_t W_obs^T)_i back to x_j
+        if exact and p > 0 and t >= dmin:
             tpb = _blk(tp, 0, Bp, p)
             _gemm(dzt, False, w_obsT, False, tpb, False)
             for i in range(p):
                 ti = tpo[i]
                 for b in range(Bp):
                     ti[b] = tpb[b, i]
-            for q in range(n):
-                aq = _row(adj, (j * n + q) * B + b0, Bp)
-                for i in range(p):
+            for i in range(p):
+                j = t - rdel[i]
+                if j < 0:
+                    continue
+                ti = tpo[i]
+                for q in range(n):
+                    aq = _row(adj, (j * n + q) * B + b0, Bp)
                     jo = _row(Jo, ((j * p + i) * n + q) * B + b0, Bp)
-                    ti = tpo[i]
                     for b in range(Bp):
                         aq[b] += jo[b] * np.float64(ti[b])
         # lam <- e_x(t) + adj(t) + A_t^T lam
@@ -519,6 +532,10 @@ class CompiledLoop:
         self.offs = np.array([*net.offsets[(0, 1)], *net.offsets[(1, 2)], *net.offsets[(1, 1)]],
                              np.int64)
         self.ws = np.empty(loop.plant.workspace_size)
+        # what _observe needs: the stacked map, each row's and angle's delay, a work row
+        obs, senses = loop.observation, loop.senses
+        self.obs = (obs.L, obs.A, obs.Rc, obs.Rs, obs.c, senses.row_delays,
+                    senses.angle_delays, np.empty(max(2 * obs.A.shape[0], 1)))
         # backward work buffers (float64 on the plant side, batch-minor; see backward)
         p = loop.observation.size
         self.RX = np.empty((T + 1) * B * n)
@@ -573,12 +590,11 @@ class CompiledLoop:
             noise_tm = self.zero_noise
         else:
             noise_tm = np.ascontiguousarray(noise.transpose(1, 0, 2), np.float64).reshape(-1)
-        obs = loop.observation
         with _kernel_blas_threads(1):  # its products are small: threads only cost
             return int(self.rollout_kernel(
                 loop.plant.kernel_params, self.ws, W, self.offs, self.codes, self.prm,
-                loop.control_scale, goals_tm, noise_tm, obs.S, obs.angles, loop.delay,
-                fixed is not None, deriv, B, T, n, loop.m, loop.k, loop.net.shape[1], self.X,
+                loop.control_scale, goals_tm, noise_tm, self.obs, fixed is not None, deriv, B,
+                T, n, loop.m, loop.k, loop.net.shape[1], self.X,
                 self.U, self.E, self.S, self.FD, self.GD, self.z, self.y, self.a, self.dummy))
 
     def states(self) -> np.ndarray:
@@ -635,7 +651,8 @@ class CompiledLoop:
     def _backward(self, W, V, d, gv, b0, bp, w):
         loop = self.loop
         backward(W, W if V is None else V, d["w_outT"], d["w_recT"], d["w_obsT"], self.offs,
-                 loop.control_scale, loop.feedback == "exact", gv, loop.delay, self.B, self.T,
+                 loop.control_scale, loop.feedback == "exact", gv, loop.senses.row_delays,
+                 self.B, self.T,
                  loop.n, loop.m, loop.k, loop.net.shape[1], b0, bp, d["E"], d["S"], d["FD"],
                  d["GD"], d["A"], d["Bm"], d["Jo"], d["hx"], d["hu"], d["gx"], d["gu"],
                  self.RX, self.RU, self.RS, self.DZ, self.lam, self.adj, w.xb, w.yb, w.tp,

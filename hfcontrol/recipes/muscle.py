@@ -11,6 +11,7 @@ import numpy as np
 from .. import figures
 from .. import optimizers as opt
 from ..closed_loop import ClosedLoop
+from ..observation import ARM_SENSE_DEFAULTS, arm_senses
 from ..rnnet import RNNet
 from ._base import Recipe, check_seed
 
@@ -93,8 +94,12 @@ def _figures(recipe: Recipe, controller, out: Path) -> list[Path]:
 
 
 def muscle_reach(seed: int = 0, *, hidden: int = 64, batch: int = 64, updates: int = 80,
-                 distance: float = 0.10, catch: float = 0.2, delay: int = 2,
-                 obs_noise: float = 1e-3, dtype: Any = np.float32) -> Recipe:
+                 distance: float = 0.10, catch: float = 0.2,
+                 proprioception_delay: float = ARM_SENSE_DEFAULTS["proprioception_delay"],
+                 vision_delay: float = ARM_SENSE_DEFAULTS["vision_delay"],
+                 proprioception_noise: float = ARM_SENSE_DEFAULTS["proprioception_noise"],
+                 vision_noise: float = ARM_SENSE_DEFAULTS["vision_noise"],
+                 dtype: Any = np.float32) -> Recipe:
     """Reaching with the six-muscle arm after an instructed delay, with catch trials.
 
     ``plants.MuscleArm()`` (MotorNet's ``RigidTendonArm26``: Kistemaker et al.'s Hill
@@ -102,31 +107,36 @@ def muscle_reach(seed: int = 0, *, hidden: int = 64, batch: int = 64, updates: i
     appears at 50 ms, the go cue comes between 150 and 350 ms, the hand must be at the
     target 450 ms later and stay to the end (0.9 s); one episode in five is a catch trial
     (no go cue: hold). Targets are drawn anew each update from the disc of radius
-    ``distance`` (10 cm). A ``hidden``-unit RNN reads the cues and the joint angles and
-    velocities (``delay`` steps late, with noise ``obs_noise``) and outputs the six
-    excitations through a logistic. Held out: 16 targets (8 directions 22.5
-    degrees off the axes, at 5 and 10 cm) and 8 catch trials.
+    ``distance`` (10 cm). A ``hidden``-unit RNN reads the cues (undelayed) and two senses
+    (:func:`hfcontrol.observation.arm_senses`): proprioception, the joint angles and
+    velocities ``proprioception_delay`` late (default 20 ms) with noise
+    ``proprioception_noise`` (rad, rad/s), and vision, the hand position ``vision_delay``
+    late (default 70 ms) with noise ``vision_noise`` (m); it outputs the six excitations
+    through a logistic. Held out: 16 targets (8 directions 22.5 degrees off the axes, at 5
+    and 10 cm) and 8 catch trials.
     """
     import plants
     from plants.tasks import CostWeights, DelayedReach
 
     seed = check_seed(seed)
     options = {"hidden": hidden, "batch": batch, "updates": updates, "distance": distance,
-               "catch": catch, "delay": delay, "obs_noise": obs_noise,
-               "dtype": np.dtype(dtype).name}
+               "catch": catch, "proprioception_delay": proprioception_delay,
+               "vision_delay": vision_delay, "proprioception_noise": proprioception_noise,
+               "vision_noise": vision_noise, "dtype": np.dtype(dtype).name}
     arm = plants.MuscleArm()
     task = DelayedReach(arm, targets="disc", distance=distance, catch=catch,
                         weights=CostWeights(final_error=1.0, effort=1e-4, final_velocity=0.1,
                                             tracking=1.0))
     rng = np.random.default_rng(seed)
     # proprioception: the joint angles and velocities (not the muscles' activations)
-    sensed = {"linear": list(range(2 * arm.n_links))}
-    n_in = task.input_dim + 2 * arm.n_links
+    sensors = arm_senses(arm, proprioception_delay=proprioception_delay,
+                         vision_delay=vision_delay, proprioception_noise=proprioception_noise,
+                         vision_noise=vision_noise)
+    n_in = task.input_dim + sum(ch.observation.size for ch in sensors)
     net = RNNet([n_in, hidden, arm.control_dim], layers=["Linear", "Tanh", "Logistic"],
                 rng=rng, dtype=dtype, W_init_params={"init_type": "gaussian", "coeff": 1.0},
                 W_rec_params={"init_type": "gaussian", "coeff": 0.5})
-    loop = ClosedLoop(arm, task, net, inputs="task", observation=sensed, delay=delay,
-                      obs_noise=obs_noise, rng=rng)
+    loop = ClosedLoop(arm, task, net, inputs="task", sensors=sensors, rng=rng)
     quiet_start(loop, bias=-3.0)  # excitations of 5 % to begin with
     reach, catch_trials, goals = _heldout(task, distance)
     recipe = Recipe("muscle-reach", loop, lambda: opt.HessianFree(CG_iter=60, init_damping=1.0),

@@ -11,6 +11,7 @@ id                             environment                     task             
 ``plants/ArmReach-v0``         :class:`ArmReachEnv`            ``Reach`` (two-link arm)   50
 ``plants/Arm3Reach-v0``        :class:`ArmReachEnv`            ``Reach`` (three-link)     50
 ``plants/ArmHold-v0``          :class:`ArmHoldEnv`             ``Hold`` (two-link arm)    100
+``plants/MuscleArmReach-v0``   :class:`MuscleArmReachEnv`      ``Reach`` (six-muscle arm) 50
 ``plants/PendulumSwingUp-v0``  :class:`PendulumSwingUpEnv`     ``PendulumV1``             200
 ``plants/CartPoleBalance-v0``  :class:`CartPoleBalanceEnv`     ``Balance``                500
 =============================  ==============================  =========================  =======
@@ -27,12 +28,14 @@ from gymnasium.envs.registration import register, registry
 from ._core import Layout, PlantEnv, PlantVectorEnv
 from .arm import ArmHoldEnv, ArmHoldVectorEnv, ArmReachEnv, ArmReachVectorEnv
 from .cartpole import CartPoleBalanceEnv, CartPoleBalanceVectorEnv
+from .muscle_arm import MuscleArmReachEnv, MuscleArmReachVectorEnv
 from .pendulum import PendulumSwingUpEnv, PendulumSwingUpVectorEnv
 from .video import record
 
 __all__ = ["ENV_IDS", "ArmHoldEnv", "ArmHoldVectorEnv", "ArmReachEnv", "ArmReachVectorEnv",
-           "CartPoleBalanceEnv", "CartPoleBalanceVectorEnv", "Layout", "PendulumSwingUpEnv",
-           "PendulumSwingUpVectorEnv", "PlantEnv", "PlantVectorEnv", "record"]
+           "CartPoleBalanceEnv", "CartPoleBalanceVectorEnv", "Layout", "MuscleArmReachEnv",
+           "MuscleArmReachVectorEnv", "PendulumSwingUpEnv", "PendulumSwingUpVectorEnv",
+           "PlantEnv", "PlantVectorEnv", "record"]
 
 _HERE = "plants.envs"
 
@@ -41,6 +44,8 @@ _ENVS = {
     "plants/ArmReach-v0": ("arm:ArmReachEnv", "arm:ArmReachVectorEnv", {"n_links": 2}, 50),
     "plants/Arm3Reach-v0": ("arm:ArmReachEnv", "arm:ArmReachVectorEnv", {"n_links": 3}, 50),
     "plants/ArmHold-v0": ("arm:ArmHoldEnv", "arm:ArmHoldVectorEnv", {"n_links": 2}, 100),
+    "plants/MuscleArmReach-v0": ("muscle_arm:MuscleArmReachEnv",
+                                 "muscle_arm:MuscleArmReachVectorEnv", {}, 50),
     "plants/PendulumSwingUp-v0": ("pendulum:PendulumSwingUpEnv",
                                   "pendulum:PendulumSwingUpVectorEnv", {}, 200),
     "plants/CartPoleBalance-v0": ("cartpole:CartPoleBalanceEnv",

@@ -75,10 +75,13 @@ class Layout:
         self.horizon = int(task.horizon)
         high = np.asarray(self.plant.control_high, dtype=float)
         low = np.asarray(self.plant.control_low, dtype=float)
-        if not (np.isfinite(high).all() and np.array_equal(low, -high)):
-            raise ValueError("the environment's plant needs finite, symmetric control limits "
-                             f"(got low {low}, high {high})")
-        self.action_scale = high.copy()
+        if not (np.isfinite(high).all() and np.isfinite(low).all() and (high > low).all()):
+            raise ValueError("the environment's plant needs finite control limits with low < "
+                             f"high (got low {low}, high {high})")
+        # action a in [-1, 1] -> control u = a * action_scale + action_offset (the centre of
+        # the range, 0 for symmetric limits: then u = a * high exactly)
+        self.action_scale = (high - low) / 2.0
+        self.action_offset = (high + low) / 2.0
 
     # -- to be defined by the families ---------------------------------------------------
     obs_low: np.ndarray
@@ -225,7 +228,8 @@ class Episodes:
                                      T if max_steps is None else min(T, max_steps)],
                                     layout.constants()])
         self._w = np.ascontiguousarray(task.output_weights, dtype=np.float64)
-        self._scale = np.ascontiguousarray(layout.action_scale, dtype=np.float64)
+        self._scale = np.ascontiguousarray(np.stack([layout.action_scale, layout.action_offset]),
+                                           dtype=np.float64)
         self._lo = layout.obs_low
         self._hi = layout.obs_high
         self._tracking = float(task.weights.tracking)

@@ -1,7 +1,7 @@
 """The environments' per-step work, compiled: one step kernel per family.
 
 A step of ``B`` copies (see :class:`plants.envs._core.Episodes`) is one call of its family's
-kernel, ``step_arm``, ``step_pendulum`` or ``step_cartpole``, which
+kernel, ``step_arm``, ``step_muscle_arm``, ``step_pendulum`` or ``step_cartpole``, which
 
 1. checks that every action is finite (nothing changes otherwise: :data:`BAD_ACTION`),
    clips the actions to [-1, 1] and scales them to the plant's controls;
@@ -29,7 +29,8 @@ Arguments shared by the kernels (all C-contiguous; float64 unless said):
               the targets, 0 where there is none; ``g[B, k]`` the goals
 ``cfg``       ``[effort * dt, final_velocity, T, 1 / T, max_steps, family constants...]``
               (the arm's link lengths)
-``wout[k]``   the task's output weights; ``scale[m]`` the action scale
+``wout[k]``   the task's output weights; ``scale[2, m]`` the action scale (half the
+              control range) and offset (its centre)
 ``lo, hi[p]`` the observation bounds; ``f[B, p]`` the features (the goal columns
               included), written by ``features_<family>`` only
 ``w``         scratch of :data:`SCRATCH` elements (a chunk of copies, coordinate-major: the
@@ -45,11 +46,18 @@ import numpy as np
 from numba import njit
 
 from .._chunked import CHUNK, sincos_row
-from .._kernels import rollout_cartpole, rollout_pendulum, rollout_three_link, rollout_two_link
+from .._kernels import (
+    rollout_cartpole,
+    rollout_muscle_arm,
+    rollout_pendulum,
+    rollout_three_link,
+    rollout_two_link,
+)
 from .._layout import HOT, HOT_INLINE, TWO_LINK
 
-__all__ = ["BAD_ACTION", "SCRATCH", "begin", "features_arm", "features_cartpole", "features_pendulum",
-           "step_arm", "step_cartpole", "step_pendulum"]
+__all__ = ["BAD_ACTION", "SCRATCH", "begin", "features_arm", "features_cartpole",
+           "features_muscle_arm", "features_pendulum", "step_arm", "step_cartpole",
+           "step_muscle_arm", "step_pendulum"]
 
 #: Returned by a step kernel when an action is not finite (nothing was stepped).
 BAD_ACTION = -(2**62)
@@ -105,7 +113,8 @@ def begin(rows, x0, targets, tracking, final_error, x, t, c, tg, g):
 
 @njit(**HOT_INLINE)
 def _load(a, scale, u):
-    """``u = clip(a, -1, 1) * scale``, or False (``u`` untouched) if an action is not finite."""
+    """``u = clip(a, -1, 1) * scale[0] + scale[1]`` (half range and centre of the controls), or
+    False (``u`` untouched) if an action is not finite."""
     B, m = a.shape
     for b in range(B):
         for j in range(m):
@@ -113,7 +122,7 @@ def _load(a, scale, u):
                 return False
     for b in range(B):
         for j in range(m):
-            u[b, 0, j] = max(min(a[b, j], 1.0), -1.0) * scale[j]
+            u[b, 0, j] = max(min(a[b, j], 1.0), -1.0) * scale[0, j] + scale[1, j]
     return True
 
 
@@ -261,6 +270,45 @@ def step_arm(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, w, 
     else:
         count[0] = _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc,
                              3, True)
+    return -1
+
+
+# -- the muscle arm: the two-link arm's features, then the six activations ------------------
+@njit(**HOT_INLINE)
+def _activations(rows, x, lo, hi, out):
+    """The activations ``x[b, 4:]`` of copies ``rows`` into the last columns of ``out``
+    (clipped to the observation bounds; the plant keeps them in ``[a_min, 1]``)."""
+    n = x.shape[1]
+    p = out.shape[1]
+    for r in range(rows.shape[0]):
+        b = rows[r]
+        for i in range(4, n):
+            j = p - n + i
+            out[b, j] = _clip(x[b, i], lo[j], hi[j])
+
+
+@njit(**HOT, error_model="numpy")
+def features_muscle_arm(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc):
+    """The muscle arm's features of copies ``rows``: the two-link arm's (from the joint
+    angles and velocities) then the activations (see :func:`features_arm`)."""
+    _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, 2, False)
+    _activations(rows, x, lo, hi, f)
+
+
+@njit(**HOT, error_model="numpy")
+def step_muscle_arm(prm, ws, a, x, xn, u, t, c, tg, g, cfg, wout, scale, lo, hi, f, w, rows,
+                    obs, rew, trunc, count):
+    """One step of the muscle arm's copies (actions to excitations in [0, 1]); see the module
+    docstring."""
+    if not _load(a, scale, u):
+        return BAD_ACTION
+    bad = rollout_muscle_arm(prm, x, u, u, False, xn, 0, ws)
+    if bad != -1:
+        return bad
+    _new_states(x, xn)
+    count[0] = _arm_pass(rows, x, u, t, c, tg, g, cfg, wout, lo, hi, f, w, obs, rew, trunc, 2,
+                         True)
+    _activations(rows, x, lo, hi, obs)
     return -1
 
 
