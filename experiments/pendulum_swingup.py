@@ -1,4 +1,4 @@
-"""Train a recurrent controller to swing the pendulum up and balance it (Pendulum-v1).
+"""Train a controller to swing the pendulum up and balance it (Pendulum-v1).
 
 Usage::
 
@@ -10,9 +10,12 @@ its docstring and module hold every setting): ``plants.Pendulum()`` (Gymnasium's
 ``Pendulum-v1`` constants and update; torque limit 2 N m, below what lifts the pendulum
 directly, so the controller must pump energy over several swings), the cost
 ``plants.tasks.PendulumV1``, Pendulum-v1's own per-step cost in squares, from Pendulum-v1's
-start distribution; a 32-unit RNN, Hessian-free optimisation with exact curvature through
-the loop, in float64; a curriculum over the horizon with energy shaping, the first phase
-screened from several initialisations. This script runs it as a run folder
+start distribution; a 32-unit network (the RNN with its recurrent weights frozen at zero: a
+feedforward policy of the current observation), Hessian-free optimisation with exact
+curvature through the loop, in float64, on 256 fresh episodes per update (64 of them for
+the curvature products); a curriculum over the horizon with energy shaping, the first
+phase screened from several initialisations, then Pendulum-v1's own cost unshaped. This
+script runs it as a run folder
 (:func:`hfcontrol.runs.train_run`) and adds the evaluation in Gymnasium's own env.
 
 ``--plain`` drops curriculum, shaping and screening; ``--restarts N`` trains N runs (seeds
@@ -140,6 +143,10 @@ def main(argv=None) -> int:
         "settings": {"seed": args.seed, "restarts": args.restarts, "hidden": args.hidden,
                      "angle": recipe_options["angle"], "screen": recipe_options["screen"],
                      "batch": recipe_options["batch"], "cg_iter": recipe_options["cg_iter"],
+                     "curvature": recipe_options["curvature"],
+                     "recurrent": recipe_options["recurrent"],
+                     "tolerated": recipe_options["tolerated"],
+                     "near_upright": recipe_options["near_upright"],
                      "init": args.init, "phases": schedule}})
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"pendulum swing-up: {100 * metrics['success_rate']:.0f} % of 100 held-out starts "

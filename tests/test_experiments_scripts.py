@@ -148,6 +148,13 @@ def test_pendulum_recipe_options_selection_and_a_feedforward_policy():
     assert [p.updates for p in recipe.schedule()] == [n for _, _, n in PHASES]
     assert [p.loop.task.horizon for p in recipe.schedule()] == [h for h, _, _ in PHASES]
     assert recipe.schedule()[0].batches(0)[1] == 4  # the curvature minibatch
+    # near-top starts only in the phases without shaping, in the asked fraction of a batch
+    near = recipes.get("pendulum-swingup", seed=0, batch=40, curvature=8, near_upright=0.25,
+                       phases=[[20, 5.0, 1], [20, 0.0, 1]])
+    shaped, plain = (p.batches(0)[0].x0 for p in near.schedule())
+    assert (np.abs(shaped[:, 0]) >= 0.6).sum() > 10  # U(-pi, pi): about 32 of 40
+    assert (np.abs(plain[:10, 0]) < 0.6).all() and (np.abs(plain[:10, 1]) <= 1).all()
+    assert (np.abs(plain[10:, 0]) >= 0.6).sum() > 10
     # the screened starts differ, and the first is the recipe's own
     W0 = recipe.loop.W.copy()
     recipe.screening.init(1)
@@ -188,6 +195,7 @@ def test_pendulum_recipe_options_selection_and_a_feedforward_policy():
     for options, message in [({"curvature": 9, "batch": 8}, "curvature"),
                              ({"phases": [[60, -1.0, 10]]}, "phases"),
                              ({"phases": []}, "phases"), ({"tolerated": -1}, "tolerated"),
-                             ({"recurrent": "no"}, "recurrent")]:
+                             ({"recurrent": "no"}, "recurrent"),
+                             ({"near_upright": 1.5}, "near_upright")]:
         with pytest.raises(ValueError, match=message):
             recipes.get("pendulum-swingup", **options)
