@@ -215,16 +215,21 @@ def plot_arm_postures(joints: np.ndarray, start: np.ndarray, goals: np.ndarray,
 
 def plot_state_trajectories(t: np.ndarray, states: np.ndarray, controls: np.ndarray,
                             path: str | os.PathLike, state_labels: Sequence[str],
-                            control_label: str, title: str | None = None) -> None:
+                            control_label: str, title: str | None = None,
+                            colors: Sequence[str] | None = None) -> None:
     """Chosen state coordinates ``states [B, T + 1, k]`` and the control ``controls
-    [B, T, 1]`` of several episodes against time ``t [T + 1]`` (s), one panel each."""
+    [B, T, 1]`` of several episodes against time ``t [T + 1]`` (s), one panel each; one
+    colour per episode (``colors``, default the colour cycle)."""
     k = states.shape[2]
     if len(state_labels) != k:
         raise ValueError(f"state_labels must have {k} entries, got {len(state_labels)}")
+    if colors is not None and len(colors) != states.shape[0]:
+        raise ValueError(f"colors must have one entry per episode ({states.shape[0]}), got "
+                         f"{len(colors)}")
     fig = _figure(3.6 * (k + 1), 3.4)
     axes = fig.subplots(1, k + 1)
     for i in range(states.shape[0]):
-        colour = f"C{i % 10}"
+        colour = f"C{i % 10}" if colors is None else colors[i]
         for j in range(k):
             axes[j].plot(t, states[i, :, j], color=colour, lw=0.9)
         axes[k].plot(t[:-1], controls[i, :, 0], color=colour, lw=0.9)

@@ -16,7 +16,9 @@ A run folder holds everything about one training run:
 ``*.png``
     the task's figures and ``learning_curve.png``;
 ``checkpoints/``
-    one checkpoint per phase of training, from which ``resume=True`` continues.
+    one checkpoint per phase of training (and per screened initialisation of the first
+    phase, see :class:`~hfcontrol.recipes.Screening`), from which ``resume=True``
+    continues.
 
 :func:`train_run` is what ``hfcontrol train`` runs; :func:`evaluate_run` and
 :func:`plot_run` are ``hfcontrol evaluate`` and ``hfcontrol plot``.
@@ -144,12 +146,16 @@ def train_run(task: str | None = None, out: str | os.PathLike = "runs/arm-reach"
     out.mkdir(parents=True, exist_ok=True)
     (out / "checkpoints").mkdir(exist_ok=True)
     if not resume:
-        for old in (out / "checkpoints").glob("phase-*.npz"):
-            old.unlink()
+        for pattern in ("phase-*.npz", "screen-*.npz"):
+            for old in (out / "checkpoints").glob(pattern):
+                old.unlink()
     _dump(out / "config.json", config)
 
     opt = make_optimizer_updates[0]
+    screening = recipe.screening if recipe.screening and recipe.screening.count > 1 else None
     total = sum(p.updates for p in schedule)
+    if screening is not None:
+        total += (screening.count - 1) * schedule[0].updates
     every = curve_every or max(1, total // 40)
     curve_path = out / "curve.json"
     curve: dict[str, list] = {"update": [], "time": [], "heldout": []}
@@ -157,14 +163,17 @@ def train_run(task: str | None = None, out: str | os.PathLike = "runs/arm-reach"
         curve = json.loads(curve_path.read_text())
     setup = time.perf_counter() - clock
     initial_W = recipe.loop.W.copy()
-    best_W, best_score = initial_W, np.inf
     history: dict[str, list] = {}
     done, elapsed = 0, 0.0
-    for i, phase in enumerate(schedule):
-        path = out / "checkpoints" / f"phase-{i}.npz"
+
+    def run(phase, path, optimizer, evaluate, labels):
+        """Train one phase; returns the TrainResult and the update count (over the whole
+        run) and damping of its best weights (the count before the phase, and NaN, when
+        the phase's starting weights stayed the best)."""
+        nonlocal done, elapsed
         base, base_time = done, elapsed
 
-        def record(state, base=base, base_time=base_time):
+        def record(state):
             n = base + state.update + 1
             if n % every and n != total:
                 return
@@ -176,19 +185,59 @@ def train_run(task: str | None = None, out: str | os.PathLike = "runs/arm-reach"
             curve["heldout"].append(recipe.heldout_curve())
             _dump(curve_path, curve)
 
-        result = train(phase.loop, opt, phase.batches, updates=phase.updates,
-                       evaluate=recipe.validation_score, callbacks=[record],
+        result = train(phase.loop, optimizer, phase.batches, updates=phase.updates,
+                       evaluate=evaluate, callbacks=[record],
                        checkpoint=path, checkpoint_every=checkpoint_every,
                        resume=resume and path.exists(), rngs=[recipe.rng],
                        progress=progress, restore_best=False)
-        if result.best_error < best_score:
-            best_score, best_W = result.best_error, result.best_W.copy()
         for key, values in result.history.items():
             history.setdefault(key, []).extend(
                 [base + v for v in values] if key == "epoch" else values)
-        history.setdefault("phase", []).extend([i] * len(result.history["epoch"]))
+        for key, value in labels.items():
+            history.setdefault(key, []).extend([value] * len(result.history["epoch"]))
+        errs = result.history["test_err"]
+        # the first update reaching the best error (the loop keeps the first of equals)
+        at = next((k for k, e in enumerate(errs) if e == result.best_error), None)
+        kept = (base, np.nan) if at is None else (base + at + 1, result.history["damping"][at])
         done += phase.updates
         elapsed = base_time + (result.history["time"][-1] if result.history["time"] else 0.0)
+        return result, kept
+
+    best_W, best_score, update_kept = initial_W, np.inf, 0
+    extra: dict[str, Any] = {}
+    phases = list(enumerate(schedule))
+    if screening is not None:
+        _, first = phases.pop(0)
+        candidates = []
+        for j in range(screening.count):
+            screening.init(j)
+            result, (n, damping) = run(first, out / "checkpoints" / f"screen-{j}.npz",
+                                       recipe.optimizer(optimizer)[0], recipe.screening_score,
+                                       {"phase": 0, "candidate": j})
+            candidates.append({"candidate": j, "score": result.best_error, "update_kept": n,
+                               "W": result.best_W.copy(), "damping": damping,
+                               "rng": recipe.rng.bit_generator.state})
+        won = min(candidates, key=lambda c: (c["score"], c["candidate"]))
+        recipe.loop.W = won["W"]
+        recipe.rng.bit_generator.state = won["rng"]
+        # a new optimiser (nothing of the other candidates' runs carries over), at the
+        # damping the winner had at its kept weights
+        opt = recipe.optimizer(optimizer)[0]
+        if np.isfinite(won["damping"]) and hasattr(opt, "damping"):
+            opt.damping = float(won["damping"])
+        best_W, update_kept = won["W"], won["update_kept"]
+        extra = {"candidate_kept": won["candidate"],
+                 "screening": [{k: c[k] for k in ("candidate", "score", "update_kept")}
+                               for c in candidates]}
+        if not phases:  # the schedule was cut to its first phase
+            best_score = recipe.validation_score()
+    for i, phase in phases:
+        labels = {"phase": i} if screening is None else {"phase": i,
+                                                          "candidate": extra["candidate_kept"]}
+        result, (n, _) = run(phase, out / "checkpoints" / f"phase-{i}.npz", opt,
+                             recipe.validation_score, labels)
+        if result.best_error < best_score:
+            best_score, best_W, update_kept = result.best_error, result.best_W.copy(), n
     train_wall = setup + elapsed
     # the controller is saved and read back (its own loop); the recipe's loop gets its
     # initial weights back, for the before/after figures
@@ -200,7 +249,8 @@ def train_run(task: str | None = None, out: str | os.PathLike = "runs/arm-reach"
     metrics = recipe.metrics(controller)
     metrics.update({"task": task, "optimizer": optimizer, "seed": seed,
                     "updates": len(history.get("epoch", [])), "train_wall_s": train_wall,
-                    "validation_score": best_score, "headline": recipe.headline})
+                    "validation_score": best_score, "update_kept": update_kept,
+                    "headline": recipe.headline, **extra})
     metrics["summary"] = _summary(recipe, metrics)
     metrics["learning_curve"] = curve
     _dump(out / "metrics.json", metrics)

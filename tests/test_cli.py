@@ -167,3 +167,76 @@ def test_a_bad_sweep_file_is_named(tmp_path):
         path.write_text(text)
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             load_sweep(path)
+
+
+def test_train_the_pendulum_recipe_with_screening(tmp_path):
+    out = tmp_path / "pendulum"
+    proc = hfcontrol("train", "pendulum-swingup", "--updates", 2, "--out", out,
+                     "--set", "batch=8", "--set", "curvature=4", "--set", "screen=2",
+                     "--hidden", 8)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith("pendulum-swingup: ")
+    metrics = json.loads((out / "metrics.json").read_text())
+    # two initialisations of the first phase, cut to 2 updates each
+    assert metrics["updates"] == 4 and len(metrics["screening"]) == 2
+    history = json.loads((out / "history.json").read_text())
+    assert history["candidate"] == [0, 0, 1, 1] and history["phase"] == [0, 0, 0, 0]
+    # the candidate kept has the best validation return, and the controller saved is at
+    # it: recompute Pendulum-v1's return from its own rollout of the validation starts
+    from hfcontrol.recipes.pendulum import VALIDATION_SEED
+    from plants.tasks import wrap_angle
+
+    scores = [c["score"] for c in metrics["screening"]]
+    assert metrics["candidate_kept"] == int(np.argmin(scores))
+    controller = hf_controller(out)
+    run = controller.rollout(controller.task.sample(64, seed=VALIDATION_SEED))
+    X, U = run.states, run.controls[..., 0]
+    returns = -(wrap_angle(X[:, :-1, 0]) ** 2 + 0.1 * X[:, :-1, 1] ** 2 + 0.001 * U**2).sum(1)
+    assert -returns.mean() == pytest.approx(min(scores), rel=1e-9)
+    for name in ("phase_portrait.png", "trajectories.png", "learning_curve.png"):
+        assert (out / name).stat().st_size > 0
+    proc = hfcontrol("evaluate", out)
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["heldout_mean_return"] == pytest.approx(metrics["heldout_mean_return"])
+    (out / "trajectories.png").unlink()
+    proc = hfcontrol("plot", out)
+    assert proc.returncode == 0 and (out / "trajectories.png").exists()
+
+
+def hf_controller(run_dir):
+    from hfcontrol import Controller
+
+    return Controller.load(run_dir / "controller.npz")
+
+
+def test_a_screened_run_resumes_as_the_uninterrupted_one(tmp_path, monkeypatch):
+    options = {"batch": 4, "curvature": 2, "hidden": 4, "screen": 2,
+               "phases": [[10, 5.0, 2], [10, 0.0, 2]]}
+    kwargs = {"options": options, "progress": False, "plots": False, "checkpoint_every": 1}
+    runs.train_run("pendulum-swingup", tmp_path / "whole", **kwargs)
+    real_train = runs.train
+    calls = []
+
+    def interrupted_train(*args, callbacks=(), **kw):
+        calls.append(1)
+
+        def stop(state):
+            if len(calls) == 2 and state.update == 0:  # the second candidate's first update
+                raise KeyboardInterrupt
+        return real_train(*args, callbacks=[*callbacks, stop], **kw)
+
+    monkeypatch.setattr(runs, "train", interrupted_train)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_run("pendulum-swingup", tmp_path / "cut", **kwargs)
+    monkeypatch.setattr(runs, "train", real_train)
+    runs.train_run(out=tmp_path / "cut", resume=True, progress=False, plots=False,
+                   checkpoint_every=1)
+    a = json.loads((tmp_path / "whole" / "history.json").read_text())
+    b = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert len(a["epoch"]) == 6 and a["candidate"] == [0, 0, 1, 1] + 2 * [a["candidate"][-1]]
+    for key in a:
+        if key != "time":
+            assert a[key] == b[key], key
+    np.testing.assert_array_equal(hf_controller(tmp_path / "whole").loop.W,
+                                  hf_controller(tmp_path / "cut").loop.W)

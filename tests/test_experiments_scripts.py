@@ -134,3 +134,68 @@ def test_arm3_metrics_and_cartpole_success_criterion():
     states[1, 5, 2] = 0.21  # just past 12 degrees (0.2094 rad)
     states[2, 7, 0] = -2.41  # off the track
     assert balanced(states).tolist() == [True, False, False]
+
+
+def test_pendulum_recipe_options_selection_and_a_feedforward_policy():
+    from hfcontrol.recipes.pendulum import PHASES, selection_score, upright
+
+    recipe = recipes.get("pendulum-swingup", seed=0, batch=8, curvature=4, screen=2)
+    assert recipe.heldout.x0.shape == (100, 2) and recipe.validation.x0.shape == (64, 2)
+    # Pendulum-v1's start distribution: theta in [-pi, pi), theta_dot in [-1, 1)
+    x0 = recipe.heldout.x0
+    assert np.abs(x0[:, 0]).max() <= np.pi and np.abs(x0[:, 1]).max() <= 1
+    assert np.abs(x0[:, 0]).max() > 2.5 and len(np.unique(x0[:, 0])) == 100
+    assert [p.updates for p in recipe.schedule()] == [n for _, _, n in PHASES]
+    assert [p.loop.task.horizon for p in recipe.schedule()] == [h for h, _, _ in PHASES]
+    assert recipe.schedule()[0].batches(0)[1] == 4  # the curvature minibatch
+    # near-top starts only in the phases without shaping, in the asked fraction of a batch
+    near = recipes.get("pendulum-swingup", seed=0, batch=40, curvature=8, near_upright=0.25,
+                       phases=[[20, 5.0, 1], [20, 0.0, 1]])
+    shaped, plain = (p.batches(0)[0].x0 for p in near.schedule())
+    assert (np.abs(shaped[:, 0]) >= 0.6).sum() > 10  # U(-pi, pi): about 32 of 40
+    assert (np.abs(plain[:10, 0]) < 0.6).all() and (np.abs(plain[:10, 1]) <= 1).all()
+    assert (np.abs(plain[10:, 0]) >= 0.6).sum() > 10
+    # the screened starts differ, and the first is the recipe's own
+    W0 = recipe.loop.W.copy()
+    recipe.screening.init(1)
+    assert not np.allclose(recipe.loop.W, W0)
+    recipe.screening.init(0)
+    np.testing.assert_array_equal(recipe.loop.W, W0)
+    # without recurrence the action depends on the current observation only: the same
+    # observation after different histories gives the same torque
+    controller = hf.Controller(recipe.loop)
+    obs = controller.observe(np.array([0.3, -0.2]))
+    actions = []
+    for history in ([0.0, 0.0], [2.5, 4.0]):
+        controller.reset()
+        controller.act(controller.observe(np.array(history)))
+        actions.append(controller.act(obs))
+    np.testing.assert_array_equal(actions[0], actions[1])
+    recurrent = recipes.get("pendulum-swingup", seed=0, batch=8, curvature=4, recurrent=True)
+    controller = hf.Controller(recurrent.loop)
+    actions = []
+    for history in ([0.0, 0.0], [2.5, 4.0]):
+        controller.reset()
+        controller.act(controller.observe(np.array(history)))
+        actions.append(controller.act(obs))
+    assert not np.allclose(actions[0], actions[1])
+
+    # selection: fewest failures beyond the tolerated, then the best return
+    T = 201
+    good = np.zeros((2, T, 2))  # upright at rest throughout: return 0
+    bad = np.zeros((2, T, 2))
+    bad[:, :, 0] = np.pi  # hanging: not upright, return -200 pi^2
+    u = np.zeros((2, T - 1, 1))
+    mixed = np.concatenate([good, bad])
+    u4 = np.zeros((4, T - 1, 1))
+    assert upright(mixed).tolist() == [True, True, False, False]
+    assert selection_score(good, u) == 0.0
+    assert selection_score(mixed, u4) == pytest.approx(2 + 100 * np.pi**2 / 1e4)
+    assert selection_score(mixed, u4, tolerated=2) == pytest.approx(100 * np.pi**2 / 1e4)
+    for options, message in [({"curvature": 9, "batch": 8}, "curvature"),
+                             ({"phases": [[60, -1.0, 10]]}, "phases"),
+                             ({"phases": []}, "phases"), ({"tolerated": -1}, "tolerated"),
+                             ({"recurrent": "no"}, "recurrent"),
+                             ({"near_upright": 1.5}, "near_upright")]:
+        with pytest.raises(ValueError, match=message):
+            recipes.get("pendulum-swingup", **options)

@@ -16,14 +16,16 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ._base import Phase, Recipe, check_seed
+from ._base import Phase, Recipe, Screening, check_seed
 from .arm import arm3_reach, arm_reach
 from .cartpole import cartpole_balance
 from .linear import linear_demo
 from .muscle import muscle_reach
+from .pendulum import pendulum_swingup
 
-__all__ = ["Phase", "Recipe", "RECIPES", "get", "describe", "options_of", "check_seed", "arm_reach",
-           "arm3_reach", "cartpole_balance", "linear_demo", "muscle_reach"]
+__all__ = ["Phase", "Recipe", "Screening", "RECIPES", "get", "describe", "options_of",
+           "check_seed", "arm_reach", "arm3_reach", "cartpole_balance", "linear_demo",
+           "muscle_reach", "pendulum_swingup"]
 
 RECIPES: dict[str, Callable[..., Recipe]] = {
     "arm-reach": arm_reach,
@@ -31,6 +33,7 @@ RECIPES: dict[str, Callable[..., Recipe]] = {
     "cartpole-balance": cartpole_balance,
     "linear-demo": linear_demo,
     "muscle-reach": muscle_reach,
+    "pendulum-swingup": pendulum_swingup,
 }
 
 

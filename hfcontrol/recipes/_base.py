@@ -17,7 +17,7 @@ from ..closed_loop import ClosedLoop
 if TYPE_CHECKING:  # pragma: no cover
     from ..controller import Controller
 
-__all__ = ["Phase", "Recipe", "check_seed"]
+__all__ = ["Phase", "Recipe", "Screening", "check_seed"]
 
 
 def check_seed(seed: Any) -> int:
@@ -39,6 +39,36 @@ class Phase:
     batches: Callable[[int], tuple]
     updates: int
     label: str = ""
+
+
+@dataclass
+class Screening:
+    """The first phase of training run from several initialisations; the best goes on.
+
+    Descent from a small random network may settle in a poor basin (the pendulum's
+    do-nothing policy); screening a few initialisations on the first, cheap phase and
+    continuing with the best is a cheap restart strategy. :func:`hfcontrol.runs.train_run`
+    runs the first phase of the schedule once per candidate, each with a new optimiser
+    and its own checkpoint, and keeps each candidate's best weights by ``score``; the
+    candidate with the lowest best score goes on to the next phases (with a new optimiser
+    at the damping of its kept update, when the optimiser has one).
+    """
+
+    #: how many initialisations
+    count: int
+    #: ``init(j)``: put candidate ``j``'s initial weights into the recipe's network and
+    #: reseed the recipe's generator for it (``init(0)`` gives the recipe's own start)
+    init: Callable[[int], None]
+    #: ``score() -> float``, lower is better, at the current weights: the criterion that
+    #: ranks the candidates (default: the recipe's :meth:`Recipe.validation_score`)
+    score: Callable[[], float] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int | np.integer) \
+                or self.count < 1:
+            raise ValueError(f"screening count must be a positive integer, got {self.count!r}")
+        if not callable(self.init):
+            raise TypeError(f"screening init must be a callable init(j), got {self.init!r}")
 
 
 #: First-order optimisers any recipe can be trained with (``hfcontrol train --optimizer``);
@@ -98,6 +128,8 @@ class Recipe:
     optimizers: dict[str, tuple[Callable[[], opt.Optimizer], int]] = field(default_factory=dict)
     #: the options the recipe was built with (recorded in a run's configuration)
     options: dict[str, Any] = field(default_factory=dict)
+    #: the first phase run from several initialisations (None: from the loop's weights)
+    screening: Screening | None = None
 
     def __repr__(self) -> str:
         return (f"Recipe({self.name!r}, {self.loop!r}, updates={self.updates}, "
@@ -138,6 +170,12 @@ class Recipe:
                              f"got {name!r}")
         factory, updates = choices[name]
         return factory(), int(updates)
+
+    def screening_score(self) -> float:
+        """The criterion that ranks screened initialisations (:attr:`screening`)."""
+        if self.screening is not None and self.screening.score is not None:
+            return float(self.screening.score())
+        return self.validation_score()
 
     def validation_score(self) -> float:
         """The model-selection criterion (:attr:`score`)."""
