@@ -234,7 +234,7 @@ def _plant_env(env: Any, cls: type, what: str):
     return base
 
 
-class DelayedSenses(gym.Wrapper):
+class DelayedSenses(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """An environment of :mod:`plants.envs` whose observation reaches the agent through
     delayed, noisy sensory channels (see :mod:`plants.envs.senses`).
 
@@ -256,7 +256,8 @@ class DelayedSenses(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, channels: Any = "default") -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, channels=channels)
+        gym.Wrapper.__init__(self, env)
         base = _plant_env(env, PlantEnv, "DelayedSenses")
         horizon = base.task.horizon
         spec_steps = getattr(env.spec, "max_episode_steps", None) if env.spec else None
@@ -290,7 +291,7 @@ class DelayedSenses(gym.Wrapper):
         return self._plan.read(obs)[0], reward, terminated, truncated, info
 
 
-class DelayedSensesVector(VectorWrapper):
+class DelayedSensesVector(VectorWrapper, gym.utils.RecordConstructorArgs):
     """A native vector env of :mod:`plants.envs` whose copies' observations reach the agent
     through delayed, noisy sensory channels; copy by copy what :class:`DelayedSenses` gives
     the single env.
@@ -311,7 +312,8 @@ class DelayedSensesVector(VectorWrapper):
     """
 
     def __init__(self, env: VectorEnv, channels: Any = "default") -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, channels=channels)
+        VectorWrapper.__init__(self, env)
         base = _plant_env(env, PlantVectorEnv, "DelayedSensesVector")
         self._plan = _Plan(channels, base._layout.obs_names, float(base.plant.dt),
                            base.max_episode_steps, env.single_observation_space, env.num_envs)
@@ -351,7 +353,7 @@ class DelayedSensesVector(VectorWrapper):
             sensed = plan.read(final)
             final_obs = np.array(info["final_obs"], dtype=object, copy=True)
             for i in rows:
-                final_obs[i] = sensed[i]
+                final_obs[i] = sensed[i].copy()
             info = {**info, "final_obs": final_obs}
             plan.start(rows, obs[rows])
             sensed[rows] = plan.read(obs[rows], rows)
