@@ -93,6 +93,11 @@ def _record(vec, steps, rng, mode, mask_at=None):
             eps[0].append([vec.unwrapped.state[0], vec.unwrapped.goal[0], [], [obs[0]]])
             ended[0] = False
             continue
+        if mode == AutoresetMode.DISABLED and ended.any():  # the user resets the ended ones
+            obs, _ = vec.reset(options={"reset_mask": ended})
+            for i in np.flatnonzero(ended):
+                eps[i].append([vec.unwrapped.state[i], vec.unwrapped.goal[i], [], [obs[i]]])
+            ended[:] = False
         a = rng.uniform(-1, 1, (N, 2))
         obs, _, term, trunc, info = vec.step(a)
         state, goal = vec.unwrapped.state, vec.unwrapped.goal
@@ -110,7 +115,8 @@ def _record(vec, steps, rng, mode, mask_at=None):
     return eps
 
 
-@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP,
+                                  AutoresetMode.DISABLED])
 def test_vector_wrapper_is_the_single_wrapper_copy_by_copy(mode):
     rng = np.random.default_rng(0)
     vec = DelayedSensesVector(ArmReachVectorEnv(num_envs=3, horizon=9, autoreset_mode=mode),

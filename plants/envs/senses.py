@@ -147,6 +147,10 @@ class _Plan:
     def __init__(self, channels: Any, obs_names: Sequence[str], dt: float, horizon: int,
                  space: spaces.Box, B: int) -> None:
         names = tuple(obs_names)
+        if space.shape != (len(names),):
+            raise ValueError(f"env: its observations have shape {space.shape}, the plant env's "
+                             f"{len(names)} entries {list(names)}; wrap the plant env itself, "
+                             f"not a wrapper that changes its observations")
         if isinstance(channels, str):
             if channels != "default":
                 raise ValueError(f'channels must be "default" or a list of channels, got '
@@ -194,8 +198,12 @@ class _Plan:
         high[self.noisy] += NOISE_BOUND_STDS * self.std
         self.space = spaces.Box(_f32(low, -np.inf).astype(np.float32),
                                 _f32(high, np.inf).astype(np.float32), dtype=np.float32)
+        # a channel whose entries are adjacent and in order is read through a slice
+        self.reads = [_as_slice(cols) for cols in self.columns]
+        self.noisy = _as_slice(self.noisy)
         self.B, self.L = B, max(self.delays) + 1
-        self.buf = np.zeros((B, self.L, len(names)), dtype=np.float32)
+        # time-major ring buffer: slot s holds every copy's observation of one step
+        self.buf = np.zeros((self.L, B, len(names)), dtype=np.float32)
         self.head = 0  # the slot of the newest observation (the same for every copy)
         self.rng = np.random.default_rng()
 
@@ -206,24 +214,33 @@ class _Plan:
     def start(self, rows: np.ndarray, obs: np.ndarray) -> None:
         """Copies ``rows`` begin episodes with observations ``obs[len(rows), p]``: their lines
         are filled with them (before its start an episode reads its first observation)."""
-        self.buf[rows] = obs[:, None, :]
+        self.buf[:, rows] = obs
 
     def push(self, obs: np.ndarray) -> None:
         """Every copy's newest observation ``obs[B, p]``."""
         self.head = (self.head + 1) % self.L
-        self.buf[:, self.head] = obs
+        self.buf[self.head] = obs
 
     def read(self, obs: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """What copies ``rows`` sense, given their current observations ``obs`` (a new
         float32 array): the channels' entries from their delay lines, plus noise."""
         out = np.array(obs, dtype=np.float32, copy=True)
-        buf = self.buf[rows]
-        for cols, d in zip(self.columns, self.delays, strict=True):
-            out[:, cols] = buf[:, (self.head - d) % self.L][:, cols]
-        if self.noisy.size:
-            noise = self.rng.standard_normal((out.shape[0], self.noisy.size)) * self.std
-            out[:, self.noisy] = (out[:, self.noisy] + noise).astype(np.float32)
+        for cols, d in zip(self.reads, self.delays, strict=True):
+            if d:
+                out[:, cols] = self.buf[(self.head - d) % self.L, rows][:, cols]
+        if self.std.size:
+            noise = self.rng.standard_normal((out.shape[0], self.std.size))
+            noise *= self.std
+            noise += out[:, self.noisy]
+            out[:, self.noisy] = noise
         return out
+
+
+def _as_slice(cols: np.ndarray) -> np.ndarray | slice:
+    """``cols`` as a slice if they are consecutive and increasing (a view, not a copy)."""
+    if cols.size and (np.diff(cols) == 1).all():
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return cols
 
 
 def _plant_env(env: Any, cls: type, what: str):
