@@ -267,8 +267,8 @@ class DelayedSenses(gym.Wrapper, gym.utils.RecordConstructorArgs):
     Notes
     -----
     The noise comes from the wrapper's own generator, seeded by ``reset(seed=...)`` (so the
-    same seed gives the same observations); the env's own stream, which draws the episodes,
-    is not touched. The observation space is the env's, widened by
+    same seed gives the same observations; before any seed, from fresh OS entropy); the
+    env's own stream, which draws the episodes, is not touched. The observation space is the env's, widened by
     :data:`NOISE_BOUND_STDS` standard deviations on the noisy entries.
     """
 
