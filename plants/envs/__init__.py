@@ -18,7 +18,9 @@ id                             environment                     task             
 
 Rewards are minus the task's per-step cost (see :mod:`plants.envs._core`), so an episode's
 return is ``-task.cost`` of it; actions are normalised to [-1, 1]. :func:`record` saves an
-episode as a video. Rendering uses matplotlib, imported on first use only.
+episode as a video. :class:`DelayedSenses` (and :class:`DelayedSensesVector`) delay and
+add noise to named blocks of an env's observation (:mod:`plants.envs.senses`). Rendering
+uses matplotlib, imported on first use only.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from .arm import ArmHoldEnv, ArmHoldVectorEnv, ArmReachEnv, ArmReachVectorEnv
 from .cartpole import CartPoleBalanceEnv, CartPoleBalanceVectorEnv
 from .muscle_arm import MuscleArmReachEnv, MuscleArmReachVectorEnv
 from .pendulum import PendulumSwingUpEnv, PendulumSwingUpVectorEnv
+from .senses import DelayedSenses, DelayedSensesVector, SenseChannel
 from .video import record
 
 __all__ = ["ENV_IDS", "ArmHoldEnv", "ArmHoldVectorEnv", "ArmReachEnv", "ArmReachVectorEnv",
-           "CartPoleBalanceEnv", "CartPoleBalanceVectorEnv", "Layout", "MuscleArmReachEnv",
+           "CartPoleBalanceEnv", "CartPoleBalanceVectorEnv", "DelayedSenses",
+           "DelayedSensesVector", "Layout", "MuscleArmReachEnv",
            "MuscleArmReachVectorEnv", "PendulumSwingUpEnv", "PendulumSwingUpVectorEnv",
-           "PlantEnv", "PlantVectorEnv", "record"]
+           "PlantEnv", "PlantVectorEnv", "SenseChannel", "record"]
 
 _HERE = "plants.envs"
 
