@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from plants.senses import ARM_SENSES, delay_steps
+
 __all__ = ["ARM_SENSE_DEFAULTS", "Channel", "Observation", "Senses", "arm_senses"]
 
 
@@ -370,18 +372,11 @@ class Senses:
 
 
 #: The default senses of an arm (:func:`arm_senses`): delays in seconds, noise standard
-#: deviations in the channels' units (rad and rad/s; m).
-ARM_SENSE_DEFAULTS = {"proprioception_delay": 0.02, "vision_delay": 0.07,
-                      "proprioception_noise": 1e-3, "vision_noise": 1e-3}
-
-
-def _steps(seconds: float, dt: float, name: str) -> int:
-    seconds = float(seconds)
-    k = seconds / dt
-    if not (np.isfinite(k) and k >= 0) or abs(k - round(k)) > 1e-6:
-        raise ValueError(f"{name} must be a non-negative multiple of the plant's time step "
-                         f"({dt} s), got {seconds!r} s")
-    return int(round(k))
+#: deviations in the channels' units (rad and rad/s; m); from
+#: :data:`plants.senses.ARM_SENSES`, which the environments' senses share.
+ARM_SENSE_DEFAULTS = {f"{sense}_{what}": value
+                      for sense, pair in ARM_SENSES.items()
+                      for what, value in zip(("delay", "noise"), pair, strict=True)}
 
 
 def arm_senses(plant: Any, *, proprioception_delay: float | None = None,
@@ -461,7 +456,7 @@ def arm_senses(plant: Any, *, proprioception_delay: float | None = None,
     for name in channels:
         if name == "proprioception":
             obs = Observation(n, list(range(2 * N)))
-            out.append(Channel(name, obs, _steps(opt["proprioception_delay"], dt,
+            out.append(Channel(name, obs, delay_steps(opt["proprioception_delay"], dt,
                                                  "proprioception_delay"),
                                opt["proprioception_noise"]))
         else:
@@ -470,6 +465,6 @@ def arm_senses(plant: Any, *, proprioception_delay: float | None = None,
             Rc, Rs = np.zeros((2, N)), np.zeros((2, N))
             Rc[0], Rs[1] = lengths, lengths
             obs = Observation.general(np.zeros((2, n)), A, Rc, Rs)
-            out.append(Channel(name, obs, _steps(opt["vision_delay"], dt, "vision_delay"),
+            out.append(Channel(name, obs, delay_steps(opt["vision_delay"], dt, "vision_delay"),
                                opt["vision_noise"]))
     return out

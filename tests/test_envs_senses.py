@@ -188,7 +188,8 @@ def test_noise_has_the_given_standard_deviation(std):
     ([SenseChannel("v", ("hand_x",), 0.02), SenseChannel("w", ("hand_x", "q1_dot"))],
      r"channels: entry 'hand_x' is in both 'v' and 'w'.*overlap"),
     ([SenseChannel("v", ("hand_x",), 0.51)], r"channels: channel 'v': delay .* longer than"),
-    ([SenseChannel("v", ("hand_x",), 0.015)], r"channels: channel 'v': delay must be a whole"),
+    ([SenseChannel("v", ("hand_x",), 0.015)],
+     r"channels: channel 'v': delay must be a non-negative multiple"),
     ([SenseChannel("v", ("hand_x",)), SenseChannel("v", ("hand_y",))], r"channels: names"),
     ("vision", r'channels must be "default"'),
     ([], r"channels must be"),
@@ -227,3 +228,15 @@ def test_default_needs_an_arm_and_the_wrappers_need_plant_envs():
         DelayedSenses(gym.make("Pendulum-v1"))
     with pytest.raises(TypeError, match=r"env: DelayedSensesVector wraps"):
         DelayedSensesVector(gym.make_vec("Pendulum-v1", num_envs=2))
+
+
+
+def test_the_env_and_closed_loop_defaults_are_the_same_senses():
+    from hfcontrol.observation import arm_senses
+
+    env = DelayedSenses(gym.make("plants/ArmReach-v0"))
+    loop = {ch.name: ch for ch in arm_senses(env.unwrapped.plant)}
+    assert {name: ch.delay for name, ch in loop.items()} == env.delay_steps == {
+        "proprioception": 2, "vision": 7}  # 20 ms and 70 ms at dt = 10 ms
+    assert {name: ch.noise for name, ch in loop.items()} == {
+        "proprioception": 1e-3, "vision": 1e-3}

@@ -49,14 +49,12 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
+from ..senses import ARM_SENSES, delay_steps
 from ._core import PlantEnv, PlantVectorEnv, _f32
 
 __all__ = ["ARM_SENSES", "NOISE_BOUND_STDS", "DelayedSenses", "DelayedSensesVector",
            "SenseChannel", "arm_channels"]
 
-#: The default senses of an arm env: ``(delay in seconds, noise standard deviation)`` per
-#: channel; the numbers of ``hfcontrol.observation.ARM_SENSE_DEFAULTS``.
-ARM_SENSES = {"proprioception": (0.02, 1e-3), "vision": (0.07, 1e-3)}
 #: How many noise standard deviations the observation bounds of a noisy entry are widened by.
 NOISE_BOUND_STDS = 8.0
 # the wrapper's noise generator: seeded with [seed, _SALT], so that it never replays the
@@ -177,11 +175,7 @@ class _Plan:
                     raise ValueError(f"channels: entry {e!r} is in both {owner[e]!r} and "
                                      f"{c.name!r}; channels must not overlap")
                 owner[e] = c.name
-            k = c.delay / dt
-            if abs(k - round(k)) > 1e-6:
-                raise ValueError(f"channels: channel {c.name!r}: delay must be a whole multiple "
-                                 f"of the plant's time step ({dt} s), got {c.delay} s")
-            steps = int(round(k))
+            steps = delay_steps(c.delay, dt, f"channels: channel {c.name!r}: delay")
             if steps > horizon:
                 raise ValueError(f"channels: channel {c.name!r}: delay {c.delay} s is {steps} "
                                  f"steps, longer than the episode ({horizon} steps)")
