@@ -1,7 +1,6 @@
 """The curl-field experiment on the six-muscle arm (``experiments/arm_forcefield.py --plant
 muscle``): end to end, and its force-channel probes against the arm's dynamics."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_scripts import load_script
 from plants_oracles import hand_force_from_dynamics
 
 from hfcontrol import recipes
@@ -18,11 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _forcefield():
-    spec = importlib.util.spec_from_file_location(
-        "arm_forcefield", ROOT / "experiments" / "arm_forcefield.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("arm_forcefield")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from experiment_scripts import load_script
 
 import hfcontrol as hf
 from hfcontrol import recipes
@@ -53,13 +54,7 @@ def test_muscle_reach_heldout_is_measured_independently():
 
 
 def _motornet_compare():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "motornet_compare", ROOT / "experiments" / "motornet_compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("motornet_compare")
 
 
 def test_motornet_order_of_updates_without_the_lag_is_our_step():

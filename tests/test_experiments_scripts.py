@@ -1,7 +1,6 @@
 """The experiment scripts of issue 12 run as a user runs them (``--quick``), and what their
 recipes add: held-out sets, metrics and the measures of the force-field experiment."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_scripts import load_script
 
 import hfcontrol as hf
 from hfcontrol import recipes
@@ -22,11 +22,7 @@ def _run(script, *args):
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_script = load_script
 
 
 QUICK = {

@@ -2,13 +2,13 @@
 finite differences, the objective against Gymnasium's own Pendulum-v1, the optimiser and
 the script's arguments."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from experiment_scripts import load_script
 
 import hfcontrol as hf
 import plants
@@ -18,11 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    name = "pendulum_trajectory_optimisation"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("pendulum_trajectory_optimisation")
 
 
 trajopt = _script()
