@@ -240,3 +240,15 @@ def test_the_env_and_closed_loop_defaults_are_the_same_senses():
         "proprioception": 2, "vision": 7}  # 20 ms and 70 ms at dt = 10 ms
     assert {name: ch.noise for name, ch in loop.items()} == {
         "proprioception": 1e-3, "vision": 1e-3}
+
+
+def test_obs_names_name_every_observation_entry():
+    for env_id in ("plants/ArmReach-v0", "plants/MuscleArmReach-v0"):
+        env = gym.make(env_id)
+        names = env.unwrapped.obs_names
+        assert len(names) == env.observation_space.shape[0] == len(set(names))
+        vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+        assert vec.unwrapped.obs_names == names
+    # the docstring's order: [cos q1, cos q2, sin q1, sin q2, q1_dot, q2_dot, hand, goal, time]
+    assert names[:11] == ("cos_q1", "cos_q2", "sin_q1", "sin_q2", "q1_dot", "q2_dot", "hand_x",
+                          "hand_y", "goal_x", "goal_y", "time")

@@ -354,6 +354,11 @@ class PlantEnv(gym.Env):
         self._ep.set_state(x[None])
 
     @property
+    def obs_names(self) -> tuple[str, ...]:
+        """The name of each observation entry (``cos_q1``, ``hand_x``, ``goal_x``, ...)."""
+        return tuple(self._layout.obs_names)
+
+    @property
     def goal(self) -> np.ndarray:
         """The episode's goal ``(k,)`` in the task's outputs (a copy)."""
         return self._ep.goal[0].copy()
@@ -491,6 +496,11 @@ class PlantVectorEnv(VectorEnv):
     def state(self) -> np.ndarray:
         """The plant states ``[num_envs, n]`` (a copy)."""
         return self._ep.x.copy()
+
+    @property
+    def obs_names(self) -> tuple[str, ...]:
+        """The name of each observation entry (as :attr:`PlantEnv.obs_names`)."""
+        return tuple(self._layout.obs_names)
 
     @property
     def goal(self) -> np.ndarray:

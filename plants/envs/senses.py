@@ -274,7 +274,7 @@ class DelayedSenses(gym.Wrapper, gym.utils.RecordConstructorArgs):
         spec_steps = getattr(env.spec, "max_episode_steps", None) if env.spec else None
         if spec_steps:
             horizon = min(horizon, int(spec_steps))
-        self._plan = _Plan(channels, base._layout.obs_names, float(base.plant.dt), horizon,
+        self._plan = _Plan(channels, base.obs_names, float(base.plant.dt), horizon,
                            env.observation_space, 1)
         self.observation_space = self._plan.space
 
@@ -326,7 +326,7 @@ class DelayedSensesVector(VectorWrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, channels=channels)
         VectorWrapper.__init__(self, env)
         base = _plant_env(env, PlantVectorEnv, "DelayedSensesVector")
-        self._plan = _Plan(channels, base._layout.obs_names, float(base.plant.dt),
+        self._plan = _Plan(channels, base.obs_names, float(base.plant.dt),
                            base.max_episode_steps, env.single_observation_space, env.num_envs)
         self.single_observation_space = self._plan.space
         self.observation_space = batch_space(self._plan.space, env.num_envs)
