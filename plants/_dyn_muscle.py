@@ -156,25 +156,32 @@ def hill(a, L, Ld, fmax, inv_l0, lse, inv_vmax, jac):
             return fmax * fpe, 0.0, fmax * fpe_l, 0.0
         if not jac:
             return fmax * (f + fpe), 0.0, 0.0, 0.0
-        # partials by a and l (x): tm_x, dp_x, then p1, p2, p3
-        tm_a = 0.5 * fl
-        tm_l = 0.5 * a * fl_l
-        dp_a = -2.0 * s0_a
-        dp_l = -2.0 * s0_l
-        p1_a = -(tm_a - tm * dp_a * idp) * idp
-        p1_l = -(tm_l - tm * dp_l * idp) * idp
-        p2_a = (2.0 * tm * tm_a - tm * tm * dp_a * idp) * idp
-        p2_l = (2.0 * tm * tm_l - tm * tm * dp_l * idp) * idp
-        p3_a = -_ECC * fl
-        p3_l = -_ECC * a * fl_l
-        num_a = -(p1_a * p3 + p1 * p3_a) + p1_a * _SAS * vn + p2_a - p3_a * vn
-        num_l = -(p1_l * p3 + p1 * p3_l) + p1_l * _SAS * vn + p2_l - p3_l * vn
-        num_v = p1 * _SAS - p3 + 2.0 * _SAS * vn
-        f_a = (num_a - f * p1_a) / den
-        f_l = (num_l - f * p1_l) / den
-        f_v = (num_v - f) / den
+        f_a, f_l, f_v = eccentric_partials(a, fl, fl_l, s0_a, s0_l, tm, idp, p1, p3, vn, f,
+                                           1.0 / den)
     F_L = fmax * (f_l + fpe_l) if lpos else 0.0
     return fmax * (f + fpe), fmax * f_a, F_L, fmax * f_v * inv_vmax
+
+
+@njit(**HOT_INLINE)
+def eccentric_partials(a, fl, fl_l, s0_a, s0_l, tm, idp, p1, p3, vn, f, iden):
+    """``(f_a, f_l, f_v)``: the partials by activation, normalised length and velocity of
+    the eccentric force ``f = num / den`` (``iden = 1 / den``), from the partials of its
+    parts ``tm = fa / 2``, ``dp`` (``idp = 1 / dp``), ``p1 = -tm / dp``, ``p2 = tm^2 / dp``
+    and ``p3``. The per-sample and the batch-major passes share it."""
+    tm_a = 0.5 * fl
+    tm_l = 0.5 * a * fl_l
+    dp_a = -2.0 * s0_a
+    dp_l = -2.0 * s0_l
+    p1_a = -(tm_a - tm * dp_a * idp) * idp
+    p1_l = -(tm_l - tm * dp_l * idp) * idp
+    p2_a = (2.0 * tm * tm_a - tm * tm * dp_a * idp) * idp
+    p2_l = (2.0 * tm * tm_l - tm * tm * dp_l * idp) * idp
+    p3_a = -_ECC * fl
+    p3_l = -_ECC * a * fl_l
+    num_a = -(p1_a * p3 + p1 * p3_a) + p1_a * _SAS * vn + p2_a - p3_a * vn
+    num_l = -(p1_l * p3 + p1 * p3_l) + p1_l * _SAS * vn + p2_l - p3_l * vn
+    num_v = p1 * _SAS - p3 + 2.0 * _SAS * vn
+    return (num_a - f * p1_a) * iden, (num_l - f * p1_l) * iden, (num_v - f) * iden
 
 
 # -- the muscle arm -------------------------------------------------------------------------

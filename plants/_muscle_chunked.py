@@ -41,6 +41,7 @@ from ._dyn_muscle import (
     ARM_MUSCLE_HEAD,
     ARM_PER_MUSCLE,
     ARM_SKELETON_LEN,
+    eccentric_partials,
 )
 from ._integrate import first_bad_input, first_bad_sample, settings
 from ._layout import (
@@ -217,22 +218,8 @@ def hill_select_jac(a, L, Ld, fmax, inv_l0, lse, inv_vmax):
     idene = 1.0 / (p1 + vn)
     nume = -p1 * p3 + p1 * _SAS * vn + p2 - p3 * vn + _SAS * vn * vn
     fe = nume * idene
-    tm_a = 0.5 * fl
-    tm_l = 0.5 * a * fl_l
-    dp_a = -2.0 * s0_a
-    dp_l = -2.0 * s0_l
-    p1_a = -(tm_a - tm * dp_a * idp) * idp
-    p1_l = -(tm_l - tm * dp_l * idp) * idp
-    p2_a = (2.0 * tm * tm_a - tm * tm * dp_a * idp) * idp
-    p2_l = (2.0 * tm * tm_l - tm * tm * dp_l * idp) * idp
-    p3_a = -_ECC * fl
-    p3_l = -_ECC * a * fl_l
-    nume_a = -(p1_a * p3 + p1 * p3_a) + p1_a * _SAS * vn + p2_a - p3_a * vn
-    nume_l = -(p1_l * p3 + p1 * p3_l) + p1_l * _SAS * vn + p2_l - p3_l * vn
-    nume_v = p1 * _SAS - p3 + 2.0 * _SAS * vn
-    fe_a = (nume_a - fe * p1_a) * idene
-    fe_l = (nume_l - fe * p1_l) * idene
-    fe_v = (nume_v - fe) * idene
+    fe_a, fe_l, fe_v = eccentric_partials(a, fl, fl_l, s0_a, s0_l, tm, idp, p1, p3, vn, fe,
+                                          idene)
     con = vn < 0.0
     f = fc if con else fe
     f_a = fc_a if con else fe_a
