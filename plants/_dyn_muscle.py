@@ -185,16 +185,6 @@ def eccentric_partials(a, fl, fl_l, s0_a, s0_l, tm, idp, p1, p3, vn, f, iden):
 
 
 # -- the muscle arm -------------------------------------------------------------------------
-@njit(**HOT_INLINE)
-def arm_muscle(p, mo, i):
-    """Muscle ``i``'s parameters from the muscle block at ``mo``: ``(fmax, 1 / l0,
-    tendon slack length, 1 / vmax, a0, a1 shoulder, a1 elbow, a2 shoulder, a2 elbow)``
-    (the last five: its musculotendon length polynomial in the joint angles)."""
-    o = mo + ARM_MUSCLE_HEAD + ARM_PER_MUSCLE * i
-    return (p[o], p[o + 1], p[o + 2], p[o + 3], p[o + 4], p[o + 5], p[o + 6], p[o + 7],
-            p[o + 8])
-
-
 @njit(**HOT_INTERNAL)
 def arm_consts(p):
     """``(two-link constants, offset of the muscle block)``."""
@@ -230,7 +220,16 @@ def arm_eval(prm, z, u, dz, F, G, jac, pw, forces):
     w12 = 0.0
     w22 = 0.0
     for i in range(6):
-        fmax, il0, lse, ivmax, a0, a1s, a1e, a2s, a2e = arm_muscle(prm, mo, i)
+        o = mo + ARM_MUSCLE_HEAD + ARM_PER_MUSCLE * i
+        fmax = prm[o]
+        il0 = prm[o + 1]
+        lse = prm[o + 2]
+        ivmax = prm[o + 3]
+        a0 = prm[o + 4]
+        a1s = prm[o + 5]
+        a1e = prm[o + 6]
+        a2s = prm[o + 7]
+        a2e = prm[o + 8]
         r1 = a1s + 2.0 * a2s * d1
         r2 = a1e + 2.0 * a2e * d2
         L = a0 + (a1s + a2s * d1) * d1 + (a1e + a2e * d2) * d2

@@ -38,8 +38,9 @@ from ._dyn_muscle import (
     _PESLACK,
     _QCRIT,
     _SAS,
+    ARM_MUSCLE_HEAD,
+    ARM_PER_MUSCLE,
     ARM_SKELETON_LEN,
-    arm_muscle,
     eccentric_partials,
 )
 from ._integrate import first_bad_input, first_bad_sample, settings
@@ -128,7 +129,16 @@ def arm_stage_plain(p, w):
         w[t1o + b] = 0.0
         w[t2o + b] = 0.0
     for i in range(6):
-        fmax, il0, lse, ivmax, a0, a1s, a1e, a2s, a2e = arm_muscle(p, mo, i)
+        o = mo + ARM_MUSCLE_HEAD + ARM_PER_MUSCLE * i
+        fmax = p[o]
+        il0 = p[o + 1]
+        lse = p[o + 2]
+        ivmax = p[o + 3]
+        a0 = p[o + 4]
+        a1s = p[o + 5]
+        a1e = p[o + 6]
+        a2s = p[o + 7]
+        a2e = p[o + 8]
         ao = zo + (4 + i) * CH
         ko_i = ko + (4 + i) * CH
         uo_i = uo + i * CH
@@ -308,7 +318,16 @@ def arm_jacobian_chunks(p, X, U, A, B, ws):
             for b in range(CH):
                 w[ot + r * CH + b] = 0.0
         for i in range(m):
-            fmax, il0, lse, ivmax, a0, a1s, a1e, a2s, a2e = arm_muscle(p, mo, i)
+            o = mo + ARM_MUSCLE_HEAD + ARM_PER_MUSCLE * i
+            fmax = p[o]
+            il0 = p[o + 1]
+            lse = p[o + 2]
+            ivmax = p[o + 3]
+            a0 = p[o + 4]
+            a1s = p[o + 5]
+            a1e = p[o + 6]
+            a2s = p[o + 7]
+            a2e = p[o + 8]
             for b in range(CH):
                 d1 = w[oz + b] - a31
                 d2 = w[oz + CH + b] - a32
